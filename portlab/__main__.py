@@ -1,0 +1,3 @@
+from portlab.cli import main
+
+main()

@@ -1,0 +1,64 @@
+"""The errors portlab raises on purpose, and the exit code each one maps to.
+
+Everything the user can cause (a typo in a lab file, an unknown node, Docker
+not running) is a PortlabError with a message written for a person. The CLI
+turns it into one line on stderr and an exit code; a traceback only appears
+with --debug.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHECKS_FAILED = 1
+    USAGE = 2  # bad arguments, unknown lab or node, invalid lab file, lab state conflicts
+    RUNTIME = 3  # Docker, Compose or image problems
+    INTERRUPTED = 130
+
+
+class PortlabError(Exception):
+    """An error with a message meant for the user."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(PortlabError):
+    """The user asked for something that does not exist or cannot be done now."""
+
+
+class LabError(PortlabError):
+    """A lab file is invalid. Names the file, the line and the key."""
+
+    def __init__(self, file: str, key: str, message: str, line: int | None = None) -> None:
+        where = f"{file}:{line}" if line else file
+        text = f"{where}: {key}: {message}" if key else f"{where}: {message}"
+        super().__init__(text)
+        self.file = file
+        self.key = key
+        self.line = line
+        self.detail = message
+
+
+class RuntimeProblem(PortlabError):
+    """Docker, Compose or the image could not do what was needed."""
+
+    exit_code = ExitCode.RUNTIME
+
+
+class Interrupted(PortlabError):
+    """The user pressed Ctrl-C (or portlab got SIGTERM)."""
+
+    exit_code = ExitCode.INTERRUPTED
