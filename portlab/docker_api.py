@@ -1,0 +1,130 @@
+"""The Docker connection: one client, clear errors, and one way to run a command in a node.
+
+Everything that talks to the Docker daemon goes through here, so "Docker is
+not running" is diagnosed in one place and `exec` has one implementation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from portlab.errors import RuntimeProblem, UsageError
+
+_client: docker.DockerClient | None = None
+_client_lock = threading.Lock()
+
+LABEL_PREFIX = "portlab."
+LABEL_LAB = "portlab.lab"
+LABEL_INSTANCE = "portlab.instance"
+LABEL_NODE = "portlab.node"
+LABEL_NETWORK = "portlab.network"
+LABEL_SUBNET = "portlab.subnet"
+LABEL_SUBNETS = "portlab.subnets"
+LABEL_TOKEN = "portlab.token"
+LABEL_INTERFACES = "portlab.interfaces"
+LABEL_IMAGE = "portlab.image"
+LABEL_SCOPE = "portlab.scope"
+
+SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+def scope() -> str:
+    """The scope portlab works in: $PORTLAB_SCOPE, or "default".
+
+    Every object carries its scope, and listing, `down --all` and `prune`
+    see only their own scope, so CI jobs (or test sessions) that share one
+    Docker daemon never touch each other's labs.
+    """
+    value = os.environ.get("PORTLAB_SCOPE", "") or "default"
+    if not SCOPE_NAME.match(value):
+        raise UsageError(f"PORTLAB_SCOPE='{value}' is not valid",
+                         hint="use 1-20 lowercase letters, digits and '-'")
+    return value
+
+
+def scope_filter(**more: str) -> dict[str, list[str]]:
+    """Docker label filters for objects of this scope (and the given extra labels)."""
+    labels = [f"{LABEL_SCOPE}={scope()}"] + [f"{k}={v}" for k, v in more.items()]
+    return {"label": labels}
+
+
+def client() -> docker.DockerClient:
+    """The shared Docker client; raises RuntimeProblem with a plain reason if unreachable."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = _connect()
+        return _client
+
+
+def _connect() -> docker.DockerClient:
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+        return c
+    except docker.errors.DockerException as exc:
+        text = str(exc)
+        if "Permission denied" in text or "PermissionError" in text:
+            raise RuntimeProblem(
+                f"permission denied talking to Docker at {where}",
+                hint="add your user to the 'docker' group (then log in again), or run as root",
+            ) from None
+        if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text \
+                or "Connection aborted" in text:
+            raise RuntimeProblem(
+                f"Docker is not running (nothing answers at {where})",
+                hint="start it (e.g. `sudo systemctl start docker`) and try again",
+            ) from None
+        raise RuntimeProblem(f"cannot reach Docker at {where}: {text}") from None
+    except requests.exceptions.RequestException as exc:
+        raise RuntimeProblem(f"cannot reach Docker at {where}: {exc}") from None
+
+
+def reset() -> None:
+    """Forget the client (tests, or after the daemon restarted)."""
+    global _client
+    with _client_lock:
+        _client = None
+
+
+def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one SDK call and turn Docker's errors into a RuntimeProblem naming `what`."""
+    try:
+        return fn(*args, **kwargs)
+    except docker.errors.NotFound as exc:
+        raise RuntimeProblem(f"{what}: not found ({exc.explanation or exc})") from None
+    except docker.errors.APIError as exc:
+        raise RuntimeProblem(f"{what}: {exc.explanation or exc}") from None
+    except requests.exceptions.ConnectionError:
+        reset()
+        raise RuntimeProblem(f"{what}: lost the connection to Docker (did the daemon stop?)",
+                             hint="start Docker again, then `portlab down --all` and "
+                                  "`portlab up` to start clean") from None
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def exec_in(container: Any, argv: list[str], *, what: str = "") -> ExecResult:
+    """Run argv in a running container (no shell on the host side) and collect its output."""
+    label = what or f"running {argv[0]} in {container.name}"
+    code, output = call(label, container.exec_run, argv, demux=True)
+    out, err = output if output else (None, None)
+    return ExecResult(
+        exit_code=code if code is not None else -1,
+        stdout=(out or b"").decode("utf-8", "replace"),
+        stderr=(err or b"").decode("utf-8", "replace"),
+    )

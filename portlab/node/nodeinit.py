@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Entrypoint of every portlab node container (runs under docker-init).
+
+It reads the node's configuration from $PORTLAB_NODE (JSON written by
+portlab's renderer) and then, in order:
+
+1. renames interfaces by address to the names the lab gives them (wan, lan...),
+   because Docker does not keep eth0/eth1 in the order of the compose file;
+2. removes Docker's default route and installs the lab's routes, so the
+   Docker host is never a path out of the lab;
+3. clears what Docker left in the nat table (its embedded DNS, which labs do
+   not use) so a learner's `iptables -t nat -S` starts empty;
+4. writes the node's files, runs its setup script, starts its services and
+   waits until each one listens;
+5. prints "portlab-ready" (portlab's `up` waits for this line) and hands over
+   to `sleep infinity`, which docker-init stops at once on SIGTERM.
+
+Standard library only: this runs on the image's Debian python3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+RUN_DIR = "/run/portlab"
+LOG_DIR = "/var/log/portlab"
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(argv), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"portlab-init: {' '.join(argv)} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def rename_interfaces(interfaces: list[dict]) -> None:
+    wanted = {i["address"]: i["name"] for i in interfaces}
+    links = json.loads(sh("ip", "-j", "-4", "addr", "show").stdout or "[]")
+    found = set()
+    for link in links:
+        for info in link.get("addr_info", []):
+            name = wanted.get(info.get("local"))
+            if name is None:
+                continue
+            found.add(info["local"])
+            current = link["ifname"]
+            if current != name:
+                sh("ip", "link", "set", "dev", current, "down")
+                sh("ip", "link", "set", "dev", current, "name", name)
+            sh("ip", "link", "set", "dev", name, "up")
+    missing = set(wanted) - found
+    if missing:
+        raise SystemExit(f"portlab-init: no interface has address(es) {', '.join(sorted(missing))}")
+
+
+def set_routes(routes: list[dict]) -> None:
+    sh("ip", "route", "flush", "table", "main", "exact", "0.0.0.0/0", check=False)
+    for route in routes:
+        sh("ip", "route", "replace", route["to"], "via", route["via"])
+
+
+def clear_docker_nat() -> None:
+    # Docker's embedded DNS rules; labs resolve names from /etc/hosts only.
+    sh("nft", "delete", "table", "ip", "nat", check=False)
+    try:
+        with open("/etc/resolv.conf", "w") as fh:
+            fh.write("# portlab: labs have no DNS; node names come from /etc/hosts\n")
+    except OSError:
+        pass
+
+
+def write_files(files: dict[str, str]) -> None:
+    for path, content in files.items():
+        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(content)
+        if content.startswith("#!"):
+            os.chmod(path, 0o755)
+
+
+def run_setup(script: str) -> None:
+    if not script.strip():
+        return
+    proc = subprocess.run(["sh", "-e", "-c", script], capture_output=True, text=True)
+    with open(os.path.join(LOG_DIR, "setup.log"), "w") as fh:
+        fh.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"portlab-init: setup script failed ({proc.returncode}): "
+                         f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+
+
+def listening(proto: str, port: int) -> bool:
+    files = ["/proc/net/tcp", "/proc/net/tcp6"] if proto == "tcp" else ["/proc/net/udp",
+                                                                          "/proc/net/udp6"]
+    for path in files:
+        try:
+            with open(path) as fh:
+                next(fh)
+                for line in fh:
+                    parts = line.split()
+                    local_port = int(parts[1].rsplit(":", 1)[1], 16)
+                    state = parts[3]
+                    if local_port == port and (proto == "udp" or state == "0A"):
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def start_services(services: list[dict]) -> None:
+    procs = []
+    for svc in services:
+        with open(os.path.join(LOG_DIR, f"{svc['name']}.log"), "ab") as log:
+            proc = subprocess.Popen(["sh", "-c", svc["run"]], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        procs.append((svc, proc))
+    deadline = time.monotonic() + 30
+    for svc, proc in procs:
+        checks = [(proto, int(svc[key])) for proto, key in (("tcp", "ready_tcp"),
+                                                             ("udp", "ready_udp")) if svc.get(key)]
+        while True:
+            if proc.poll() is not None and checks:
+                tail = _tail(os.path.join(LOG_DIR, f"{svc['name']}.log"))
+                raise SystemExit(f"portlab-init: service {svc['name']} exited "
+                                 f"({proc.returncode}): {tail}")
+            if all(listening(p, port) for p, port in checks):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"portlab-init: service {svc['name']} did not start listening")
+            time.sleep(0.02)
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.read()[-600:].strip()
+    except OSError:
+        return ""
+
+
+def wireguard_mode() -> str:
+    probe = sh("ip", "link", "add", "plwgprobe", "type", "wireguard", check=False)
+    if probe.returncode == 0:
+        sh("ip", "link", "del", "plwgprobe", check=False)
+        return "kernel"
+    return "userspace"
+
+
+def main() -> None:
+    config = json.loads(os.environ["PORTLAB_NODE"])
+    os.makedirs(RUN_DIR, exist_ok=True)
+    os.makedirs(LOG_DIR, exist_ok=True)
+    rename_interfaces(config["interfaces"])
+    set_routes(config["routes"])
+    clear_docker_nat()
+    write_files(config.get("files", {}))
+    extra = ""
+    if config.get("vpn"):
+        mode = wireguard_mode()
+        with open(os.path.join(RUN_DIR, "wireguard"), "w") as fh:
+            fh.write(mode + "\n")
+        extra = f" wireguard={mode}"
+    with open(os.path.join(RUN_DIR, "motd"), "w") as fh:
+        fh.write(config.get("motd", ""))
+    run_setup(config.get("setup", ""))
+    start_services(config.get("services", []))
+    with open(os.path.join(RUN_DIR, "ready"), "w") as fh:
+        fh.write(str(time.time()))
+    print(f"portlab-ready node={config['node']}{extra}", flush=True)
+    os.execvp("sleep", ["sleep", "infinity"])
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr, flush=True)
+            print("portlab-failed", flush=True)
+            sys.exit(1)
+        raise

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""portlab-serve: small real servers for labs. Each answer says who the server saw.
+
+    portlab-serve minecraft --port 25565 --token T [--motd TEXT]
+    portlab-serve http --port 80 --token T [--title TEXT]
+    portlab-serve udp --port 5000 --token T
+
+Every answer carries the lab instance's token (so a check knows it reached
+this very server, not something else that answers on the port) and the
+client address as this server saw it (so a check can tell forwarding, which
+keeps the sender's address, from proxying or source NAT, which do not).
+Each connection is logged to stdout as one JSON line.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import socketserver
+import struct
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+NODE = socket.gethostname()
+_log_lock = threading.Lock()
+
+
+def log(**fields: object) -> None:
+    with _log_lock:
+        print(json.dumps(fields), flush=True)
+
+
+# --- Minecraft Server List Ping --------------------------------------------------------------
+
+
+def varint(value: int) -> bytes:
+    out = b""
+    value &= 0xFFFFFFFF
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def read_varint(rfile: Any) -> int:
+    result = 0
+    for i in range(5):
+        byte = rfile.read(1)
+        if not byte:
+            raise ConnectionError("closed")
+        result |= (byte[0] & 0x7F) << (7 * i)
+        if not byte[0] & 0x80:
+            return result
+    raise ValueError("varint too long")
+
+
+def packet(packet_id: int, payload: bytes) -> bytes:
+    body = varint(packet_id) + payload
+    return varint(len(body)) + body
+
+
+class MinecraftHandler(socketserver.StreamRequestHandler):
+    timeout = 10
+    server: MinecraftServer
+
+    def handle(self) -> None:
+        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        try:
+            length = read_varint(self.rfile)
+            if length > 1024:
+                return
+            handshake = self.rfile.read(length)
+            if not handshake or handshake[0] != 0x00:
+                return
+            while True:
+                length = read_varint(self.rfile)
+                if length == 0 or length > 1024:
+                    return
+                body = self.rfile.read(length)
+                if body[:1] == b"\x00":
+                    status = {
+                        "version": {"name": "1.20.4 (portlab)", "protocol": 765},
+                        "players": {"max": 20, "online": 1,
+                                    "sample": [{"name": "you", "id":
+                                                "00000000-0000-0000-0000-000000000000"}]},
+                        "description": {"text": f"{self.server.motd} | seen from {client}"},
+                        "portlab": {"token": self.server.token, "client": client, "node": NODE},
+                    }
+                    data = json.dumps(status).encode()
+                    self.wfile.write(packet(0x00, varint(len(data)) + data))
+                    log(service="minecraft", event="status", client=client)
+                elif body[:1] == b"\x01":
+                    self.wfile.write(packet(0x01, body[1:9]))
+                    return
+                else:
+                    return
+        except (ConnectionError, OSError, ValueError, struct.error):
+            return
+
+
+class MinecraftServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, bind: str, port: int, token: str, motd: str) -> None:
+        self.token = token
+        self.motd = motd
+        super().__init__((bind, port), MinecraftHandler)
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+
+class HttpHandler(BaseHTTPRequestHandler):
+    server: HttpServer
+    server_version = "portlab-serve"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        body = json.dumps({
+            "service": self.server.title,
+            "node": NODE,
+            "client": client,
+            "token": self.server.token,
+            "path": self.path,
+        }, indent=2).encode() + b"\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log(service="http", event="request", client=f"{self.client_address[0]}:"
+            f"{self.client_address[1]}", line=format % args)
+
+
+class HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, bind: str, port: int, token: str, title: str) -> None:
+        self.token = token
+        self.title = title
+        super().__init__((bind, port), HttpHandler)
+
+
+# --- UDP ---------------------------------------------------------------------------------------
+
+
+def serve_udp(sock: socket.socket, token: str) -> None:
+    while True:
+        data, addr = sock.recvfrom(65536)
+        client = f"{addr[0]}:{addr[1]}"
+        reply = json.dumps({"node": NODE, "client": client, "token": token,
+                            "got": data[:200].decode("utf-8", "replace")})
+        sock.sendto(reply.encode(), addr)
+        log(service="udp", event="datagram", client=client)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portlab-serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="kind", required=True)
+    for kind in ("minecraft", "http", "udp"):
+        p = sub.add_parser(kind)
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--token", default="")
+        p.add_argument("--bind", default="0.0.0.0", help="address to listen on (default: all)")
+        if kind == "minecraft":
+            p.add_argument("--motd", default="A portlab Minecraft server")
+        if kind == "http":
+            p.add_argument("--title", default="portlab web server")
+    args = parser.parse_args(argv)
+    if args.kind == "minecraft":
+        server: socketserver.BaseServer = MinecraftServer(args.bind, args.port, args.token,
+                                                          args.motd)
+    elif args.kind == "http":
+        server = HttpServer(args.bind, args.port, args.token, args.title)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((args.bind, args.port))
+        log(service=args.kind, event="listening", port=args.port)
+        serve_udp(sock, args.token)
+        return 0
+    log(service=args.kind, event="listening", port=args.port)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
