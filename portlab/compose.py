@@ -1,0 +1,87 @@
+"""Docker Compose: find which one is installed (v2 plugin or v1 docker-compose) and run it.
+
+portlab renders plain format-2.4 files and passes the project with `-p`, which
+both versions accept. It never relies on `up --wait` (v2 only): readiness is
+portlab's own (runtime.wait_ready).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+
+from portlab.errors import Interrupted, RuntimeProblem
+
+
+@dataclass(frozen=True)
+class Compose:
+    argv: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
+    version: str
+
+    @property
+    def major(self) -> int:
+        return 2 if self.argv == ("docker", "compose") else 1
+
+    @property
+    def command(self) -> str:
+        """As one string, for tools that want it so (pytest-docker)."""
+        return " ".join(self.argv)
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Compose:
+    """The installed Compose; prefers v2. Raises RuntimeProblem naming what is missing."""
+    if os.environ.get("PORTLAB_COMPOSE"):
+        argv = tuple(os.environ["PORTLAB_COMPOSE"].split())
+        return Compose(argv, _version(argv) or "unknown")
+    if shutil.which("docker"):
+        version = _version(("docker", "compose"))
+        if version:
+            return Compose(("docker", "compose"), version)
+    if shutil.which("docker-compose"):
+        version = _version(("docker-compose",))
+        if version:
+            return Compose(("docker-compose",), version)
+    raise RuntimeProblem(
+        "Docker Compose is not installed (neither `docker compose` nor `docker-compose` works)",
+        hint="install the Compose plugin (package docker-compose-plugin) or docker-compose",
+    )
+
+
+def _version(argv: tuple[str, ...]) -> str | None:
+    try:
+        proc = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True,
+                              timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def run(project: str, compose_file: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run compose for one project. Ctrl-C stops it and raises Interrupted."""
+    c = detect()
+    argv = [*c.argv, "-p", project, "-f", compose_file, *args]
+    # Own process group: a Ctrl-C reaches portlab, which then stops compose and cleans up.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except Interrupted:
+            pass
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)

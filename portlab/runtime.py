@@ -1,0 +1,397 @@
+"""Running labs: up, down, status, exec, readiness. State is read from Docker labels only.
+
+Every container and network portlab starts carries `portlab.instance` (and
+`portlab.lab`, `portlab.node` / `portlab.network`). There is no state file to
+drift: what is running is what Docker says is running, and `down` removes
+exactly what carries the instance's label.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from portlab import allocate, compose, image, render
+from portlab import docker_api as d
+from portlab.errors import RuntimeProblem, UsageError
+from portlab.lab import Lab
+from portlab.progress import Progress
+
+READY_MARK = b"portlab-ready"
+FAILED_MARK = b"portlab-failed"
+READY_TIMEOUT = 90.0
+
+
+@dataclass
+class Instance:
+    """One running (or half-started) lab instance, as Docker's labels describe it."""
+
+    name: str
+    lab: str
+    token: str
+    containers: dict[str, Any] = field(default_factory=dict)  # node -> Container
+    networks: dict[str, Any] = field(default_factory=dict)  # lab network -> Network
+
+    @property
+    def project(self) -> str:
+        return render.project_name(self.name)
+
+    def subnets(self) -> dict[str, IPv4Network]:
+        """Every subnet of the instance, virtual ones (like a VPN tunnel) included."""
+        for container in self.containers.values():
+            raw = container.labels.get(d.LABEL_SUBNETS)
+            if raw:
+                return {k: IPv4Network(v) for k, v in json.loads(raw).items()}
+        out = {}
+        for name, net in self.networks.items():
+            subnet = net.attrs.get("Labels", {}).get(d.LABEL_SUBNET)
+            if subnet:
+                out[name] = IPv4Network(subnet)
+        return out
+
+    def container(self, node: str) -> Any:
+        if node not in self.containers:
+            known = ", ".join(sorted(self.containers)) or "(none)"
+            raise UsageError(f"lab '{self.lab}' (instance {self.name}) has no node '{node}'. "
+                             f"Nodes: {known}")
+        return self.containers[node]
+
+    def exec(self, node: str, argv: list[str]) -> d.ExecResult:
+        container = self.container(node)
+        return d.exec_in(container, argv, what=f"running {argv[0]} on {node}")
+
+
+def instances() -> dict[str, Instance]:
+    """Every portlab instance Docker knows about, by name."""
+    c = d.client()
+    found: dict[str, Instance] = {}
+    containers = d.call("listing containers", c.containers.list, all=True,
+                        filters=d.scope_filter())
+    networks = d.call("listing networks", c.networks.list, filters=d.scope_filter())
+    for obj in containers:
+        labels = obj.labels
+        inst = found.setdefault(labels[d.LABEL_INSTANCE], Instance(
+            labels[d.LABEL_INSTANCE], labels.get(d.LABEL_LAB, "?"), labels.get(d.LABEL_TOKEN, "")))
+        inst.containers[labels.get(d.LABEL_NODE, obj.name)] = obj
+    for net in networks:
+        labels = net.attrs.get("Labels") or {}
+        inst = found.setdefault(labels[d.LABEL_INSTANCE], Instance(
+            labels[d.LABEL_INSTANCE], labels.get(d.LABEL_LAB, "?"), labels.get(d.LABEL_TOKEN, "")))
+        inst.networks[labels.get(d.LABEL_NETWORK, net.name)] = net
+    return found
+
+
+def find_instance(lab: str | None = None, instance: str | None = None) -> Instance:
+    """The one running instance matching lab and/or instance name, or a clear error."""
+    running = instances()
+    matches = [i for i in running.values()
+               if (instance is None or i.name == instance) and (lab is None or i.lab == lab)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        what = f"instance '{instance}'" if instance else (f"lab '{lab}'" if lab else "lab")
+        if running:
+            names = ", ".join(f"{i.name} ({i.lab})" for i in running.values())
+            raise UsageError(f"no running {what}. Running: {names}")
+        raise UsageError(f"no running {what}: nothing is up",
+                         hint=f"start one with `portlab up {lab or '<lab>'}`")
+    names = ", ".join(f"{i.name} ({i.lab})" for i in matches)
+    raise UsageError(f"more than one instance is running: {names}",
+                     hint="say which with --instance NAME")
+
+
+def taken_subnets() -> list[IPv4Network]:
+    """Subnets already used by Docker networks on this daemon, and by the host's own routes."""
+    c = d.client()
+    nets: list[IPv4Network] = []
+    for net in d.call("listing networks", c.networks.list):
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            subnet = cfg.get("Subnet")
+            if subnet:
+                try:
+                    parsed = ipaddress.ip_network(subnet, strict=False)
+                except ValueError:
+                    continue
+                if isinstance(parsed, IPv4Network):
+                    nets.append(parsed)
+    return nets + allocate.host_routes()
+
+
+# --- up ------------------------------------------------------------------------------------------
+
+
+def plan(lab: Lab, instance: str, image_tag: str, *, token: str | None = None) -> render.Plan:
+    """Allocate subnets against what exists now and fix the token: a Plan ready to render."""
+    try:
+        subnets = allocate.allocate(lab.requests(), instance, taken_subnets())
+    except allocate.AllocationError as exc:
+        raise RuntimeProblem(str(exc)) from None
+    return render.Plan(lab, instance, subnets, token or render.new_token(), image_tag)
+
+
+def up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None = None) -> Instance:
+    """Start an instance of `lab` and wait until every node is ready.
+
+    Refuses if the instance is already up and whole; removes it first if it is
+    a leftover of an interrupted start. On any failure or interruption,
+    removes everything it started.
+    """
+    render.check_instance_name(instance)
+    existing = instances().get(instance)
+    if existing is not None:
+        if existing.lab == lab.name and _whole_and_ready(existing, lab):
+            raise UsageError(
+                f"lab '{lab.name}' is already up as instance '{instance}'; nothing was changed",
+                hint=f"use it (`portlab shell <node>`), stop it (`portlab down {instance}`), or "
+                     "start another with --instance NAME")
+        if existing.lab != lab.name:
+            raise UsageError(f"instance name '{instance}' is taken by lab '{existing.lab}'",
+                             hint="pick another with --instance NAME")
+        progress.note(f"found a half-started instance '{instance}'; removing it first")
+        down(instance, progress)
+    tag = image.ensure(progress, offline=offline)
+    try:
+        with progress.phase(f"starting lab '{lab.name}' (instance {instance}, "
+                            f"{len(lab.nodes)} nodes)"):
+            started = _start(lab, instance, tag, progress)
+        with progress.phase("waiting until every node is ready"):
+            wait_ready(started, progress)
+        return started
+    except BaseException:
+        progress.note(f"cleaning up instance '{instance}' ...")
+        _remove(instance, Progress(quiet=True))
+        raise
+
+
+def _start(lab: Lab, instance: str, tag: str, progress: Progress) -> Instance:
+    last_error = ""
+    for _attempt in range(5):
+        p = plan(lab, instance, tag)
+        progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
+        with tempfile.TemporaryDirectory(prefix="portlab-") as tmp:
+            path = Path(tmp) / "compose.yaml"
+            path.write_text(render.compose(p))
+            proc = compose.run(p.project, str(path), ["up", "-d", "--no-build"])
+        if proc.returncode == 0:
+            inst = instances().get(instance)
+            if inst is None:
+                raise RuntimeProblem("compose reported success but no container is labelled "
+                                     f"for instance '{instance}'")
+            return inst
+        last_error = (proc.stderr or proc.stdout).strip()
+        if "overlap" in last_error.lower():
+            # Someone (perhaps another `portlab up` started at the same time) took one of
+            # our subnets between allocation and creation: clean up and allocate again.
+            progress.detail("a subnet was taken meanwhile; allocating again")
+            _remove(instance, Progress(quiet=True))
+            continue
+        break
+    raise RuntimeProblem("docker compose could not start the lab:\n    "
+                         + "\n    ".join(last_error.splitlines()[-12:]))
+
+
+def _whole_and_ready(inst: Instance, lab: Lab) -> bool:
+    if set(inst.containers) != {n.name for n in lab.nodes}:
+        return False
+    for container in inst.containers.values():
+        if container.status != "running":
+            return False
+        if READY_MARK not in container.logs(stdout=True, stderr=False, tail=50):
+            return False
+    return True
+
+
+def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOUT) -> None:
+    """Wait for every node's "portlab-ready" line by following its log (no polling sleeps)."""
+    results: dict[str, tuple[bool, str]] = {}
+    done = threading.Event()
+    lock = threading.Lock()
+    nodes = dict(inst.containers)
+
+    def follow(node: str, container: Any) -> None:
+        ok, why = False, "its log ended without a ready line"
+        buf = b""
+        try:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                buf += chunk
+                if READY_MARK in buf:
+                    ok, why = True, ""
+                    break
+                if FAILED_MARK in buf:
+                    why = buf.decode("utf-8", "replace").replace("portlab-failed", "").strip()
+                    break
+        except Exception as exc:  # the container went away, the daemon stopped ...
+            why = f"{type(exc).__name__}: {exc}"
+        if not ok and not why.strip():
+            why = "it stopped before it was ready"
+        with lock:
+            results[node] = (ok, why[-700:])
+            progress.detail(f"{len(results)}/{len(nodes)} ready ({node})")
+            if len(results) == len(nodes):
+                done.set()
+
+    for node, container in nodes.items():
+        threading.Thread(target=follow, args=(node, container), daemon=True).start()
+    if not done.wait(timeout):
+        missing = sorted(set(nodes) - set(results))
+        raise RuntimeProblem(f"nodes not ready after {timeout:.0f}s: {', '.join(missing)}",
+                             hint="`docker logs` of those containers says why")
+    failed = {n: why for n, (ok, why) in results.items() if not ok}
+    if failed:
+        lines = "\n".join(f"    {n}: {why}" for n, why in sorted(failed.items()))
+        raise RuntimeProblem(f"some nodes failed to start:\n{lines}")
+
+
+# --- down ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Removed:
+    containers: int = 0
+    networks: int = 0
+
+
+def down(instance: str, progress: Progress) -> Removed:
+    """Remove every container and network labelled with this instance."""
+    return _remove(instance, progress)
+
+
+def down_all(progress: Progress) -> Removed:
+    total = Removed()
+    for name in sorted(instances()):
+        got = _remove(name, progress)
+        total.containers += got.containers
+        total.networks += got.networks
+    return total
+
+
+def _remove(instance: str, progress: Progress) -> Removed:
+    c = d.client()
+    label = d.scope_filter(**{d.LABEL_INSTANCE: instance})
+    removed = Removed()
+    containers = d.call("listing containers", c.containers.list, all=True,
+                        filters=label)
+
+    def kill(container: Any) -> int:
+        try:
+            container.remove(force=True)
+            return 1
+        except docker.errors.NotFound:
+            return 0
+        except docker.errors.APIError as exc:
+            if "already in progress" in str(exc):
+                return 0
+            raise
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        removed.containers = sum(pool.map(kill, containers))
+    for net in d.call("listing networks", c.networks.list, filters=label):
+        try:
+            net.remove()
+            removed.networks += 1
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise RuntimeProblem(f"could not remove network {net.name}: "
+                                 f"{exc.explanation or exc}") from None
+    progress.detail(f"removed {removed.containers} containers, {removed.networks} networks")
+    return removed
+
+
+# --- status --------------------------------------------------------------------------------------
+
+STATUS_FORMAT = 1
+
+
+def status(inst: Instance) -> dict[str, Any]:
+    """The documented status of one instance (docs/status-json.md)."""
+    nodes = []
+    images = set()
+    for name in sorted(inst.containers):
+        container = inst.containers[name]
+        labels = container.labels
+        try:
+            interfaces = json.loads(labels.get(d.LABEL_INTERFACES, "{}"))
+        except ValueError:
+            interfaces = {}
+        image_name = (container.attrs.get("Config") or {}).get("Image", "")
+        images.add(image_name)
+        env = (container.attrs.get("Config") or {}).get("Env") or []
+        vpn = any(e.startswith("WG_QUICK_USERSPACE_IMPLEMENTATION=") for e in env)
+        nodes.append({
+            "name": name,
+            "container": container.name,
+            "state": container.status,
+            "image": image_name,
+            "interfaces": [{"name": k, "address": v} for k, v in interfaces.items()],
+            "wireguard": _wireguard(container) if vpn and container.status == "running" else None,
+        })
+    networks = []
+    for name, net in sorted(inst.networks.items()):
+        labels = net.attrs.get("Labels") or {}
+        networks.append({"name": name, "docker_network": net.name,
+                         "subnet": labels.get(d.LABEL_SUBNET, "")})
+    states = {n["state"] for n in nodes}
+    overall = "running" if states == {"running"} else ("stopped" if not nodes else "degraded")
+    return {
+        "instance": inst.name,
+        "lab": inst.lab,
+        "project": inst.project,
+        "state": overall,
+        "image": sorted(images)[0] if len(images) == 1 else sorted(images),
+        "networks": networks,
+        "nodes": nodes,
+    }
+
+
+def _wireguard(container: Any) -> dict[str, Any]:
+    """Which WireGuard implementation the node can use, and what its wg interfaces are."""
+    out = d.exec_in(container, ["sh", "-c", "cat /run/portlab/wireguard 2>/dev/null; "
+                                            "ip -j -d link show"])
+    lines = out.stdout.split("\n", 1)
+    available = lines[0].strip() or "unknown"
+    interfaces = {}
+    try:
+        for link in json.loads(lines[1]) if len(lines) > 1 else []:
+            kind = (link.get("linkinfo") or {}).get("info_kind")
+            if kind == "wireguard":
+                interfaces[link["ifname"]] = "kernel"
+            elif kind == "tun" or link.get("link_type") == "none":
+                interfaces[link["ifname"]] = "userspace"
+    except ValueError:
+        pass
+    return {"available": available, "interfaces": interfaces}
+
+
+# --- scripts (solutions) -------------------------------------------------------------------------
+
+
+def run_scripts(inst: Instance, scripts: dict[str, str], context: dict[str, Any],
+                on_output: Callable[[str, str], None] | None = None) -> None:
+    """Run a shell script on each named node (inside the container, as root)."""
+    from portlab import templating
+
+    for node, script in scripts.items():
+        text = templating.render(script, context)
+        result = inst.exec(node, ["sh", "-e", "-c", text])
+        if on_output is not None:
+            on_output(node, (result.stdout + result.stderr).strip())
+        if result.exit_code != 0:
+            raise RuntimeProblem(f"the script on {node} failed (exit {result.exit_code}):\n    "
+                                 + (result.stderr or result.stdout).strip()[-600:])
+
+
+def context_for(inst: Instance, lab: Lab) -> dict[str, Any]:
+    from portlab.lab import template_context
+
+    return template_context(lab, inst.subnets(), inst.name, inst.token)
