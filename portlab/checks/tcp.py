@@ -1,0 +1,57 @@
+"""tcp: open a TCP connection; judge the port's state (open/closed/filtered) and its banner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portlab.checks import ProbeResult, ProbeRun, ProbeSpec
+from portlab.checks.common import describe_state, endpoint, run_tool, source_text
+
+STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
+
+
+def validate(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if "state" not in expect and "banner" not in expect:
+        return "a tcp probe needs expect.state or expect.banner"
+    return None
+
+
+def run(r: ProbeRun) -> ProbeResult:
+    expect = r.probe.expect
+    argv = ["tcp", str(r.target), str(r.probe.port)]
+    want_banner = expect.get("banner")
+    if want_banner is not None:
+        argv.append("--banner")
+    data = run_tool(r, argv)
+    state = data.get("state", "error")
+    got = describe_state(data)
+    if data.get("banner"):
+        got += f"; first line: {data['banner']!r}"
+    sent = "TCP connection attempt (SYN)" + (" and read the banner" if want_banner else "")
+    passed = True
+    why = ""
+    want = expect.get("state")
+    if want == "not-open":
+        passed = state in ("closed", "filtered", "unreachable")
+        why = "" if passed else "the port is open from here, and it should not be"
+    elif want == "closed-or-filtered":
+        passed = state in ("closed", "filtered")
+        why = "" if passed else f"expected the port closed or filtered, it was {state}"
+    elif want is not None:
+        passed = state == want
+        why = "" if passed else f"expected the port {want}, it was {state}"
+    if passed and want_banner is not None:
+        banner = data.get("banner", "")
+        passed = state == "open" and want_banner in banner
+        why = "" if passed else f"expected a first line containing {want_banner!r}"
+    return ProbeResult(passed, sent, source_text(r, data), endpoint(r), got, why, data)
+
+
+SPEC = ProbeSpec(
+    kind="tcp",
+    summary="TCP connect: is the port open, closed or filtered from this node?",
+    run=run,
+    options={"timeout": float},
+    expects={"state": STATES, "banner": str},
+    validate=validate,
+)
