@@ -1,0 +1,133 @@
+"""portlab's API: what the CLI does, callable from Python (tests, the benchmark, other tools).
+
+Every function here takes plain arguments and returns data or raises a
+PortlabError; none of them prints, except through the Progress it is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portlab import brief, render, runtime
+from portlab import lab as labs_mod
+from portlab.checks.runner import Report, run_checks
+from portlab.errors import UsageError
+from portlab.lab import Lab
+from portlab.progress import Progress
+
+
+def labs() -> list[Lab]:
+    return sorted(labs_mod.load_all(), key=lambda lab: (
+        labs_mod.DIFFICULTIES.index(lab.difficulty), lab.name))
+
+
+def get_lab(name: str) -> Lab:
+    return labs_mod.find(name)
+
+
+def _running(lab: Lab, instance: str | None) -> runtime.Instance | None:
+    """The running instance of `lab` named `instance` (or its only one), if Docker is reachable."""
+    try:
+        found = runtime.instances()
+    except Exception:  # no Docker: describe the lab as it would be
+        return None
+    if instance is not None:
+        inst = found.get(instance)
+        return inst if inst is not None and inst.lab == lab.name else None
+    matches = [i for i in found.values() if i.lab == lab.name]
+    return matches[0] if len(matches) == 1 else None
+
+
+def show(name: str, *, instance: str | None = None, color: bool = False) -> str:
+    lab = get_lab(name)
+    running = _running(lab, instance)
+    if running is not None:
+        return brief.show(lab, running.subnets(), instance=running.name, token=running.token,
+                          color=color)
+    return brief.show(lab, lab.preferred_subnets(), instance=None, token="<token>", color=color)
+
+
+def render_compose(name: str, *, instance: str | None = None, image_tag: str | None = None,
+                   plan_only: bool = False) -> str:
+    """The compose file `up` would start, with subnets free right now (or preferred ones
+    when Docker cannot be asked)."""
+    from portlab import image
+
+    lab = get_lab(name)
+    inst = render.check_instance_name(instance or lab.name)
+    tag = image_tag or image.node_tag()
+    try:
+        p = runtime.plan(lab, inst, tag)
+    except Exception:
+        p = render.Plan(lab, inst, lab.preferred_subnets(), render.new_token(), tag)
+    return render.compose(p)
+
+
+def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
+       offline: bool | None = None) -> runtime.Instance:
+    lab = get_lab(name)
+    return runtime.up(lab, instance or lab.name, progress or Progress(quiet=True), offline=offline)
+
+
+def down(name: str | None = None, *, instance: str | None = None, everything: bool = False,
+         progress: Progress | None = None) -> runtime.Removed | None:
+    """Remove one instance (or all with everything=True). None when nothing matched."""
+    progress = progress or Progress(quiet=True)
+    if everything:
+        return runtime.down_all(progress)
+    if name is not None:
+        get_lab(name)  # a clear error for a typo
+    found = runtime.instances()
+    if not found:
+        return None
+    if instance is not None and instance not in found:
+        raise UsageError(f"no instance '{instance}' is up. Up: " + ", ".join(sorted(found)))
+    inst = runtime.find_instance(name, instance)
+    return runtime.down(inst.name, progress)
+
+
+def status(name: str | None = None, *, instance: str | None = None) -> list[dict[str, Any]]:
+    found = runtime.instances()
+    out = []
+    for inst in sorted(found.values(), key=lambda i: i.name):
+        if (name is None or inst.lab == name) and (instance is None or inst.name == instance):
+            out.append(runtime.status(inst))
+    return out
+
+
+def check(name: str | None = None, *, instance: str | None = None,
+          only: list[str] | None = None) -> Report:
+    if name is not None:
+        get_lab(name)
+    inst = runtime.find_instance(name, instance)
+    return run_checks(get_lab(inst.lab), inst, only)
+
+
+def solve(name: str | None = None, *, instance: str | None = None,
+          wrong: str | None = None) -> tuple[runtime.Instance, str]:
+    """Apply the reference solution (or a named wrong one) to a running instance.
+
+    Returns the instance and what was applied ("solution" or the wrong one's name)."""
+    if name is not None:
+        get_lab(name)
+    inst = runtime.find_instance(name, instance)
+    lab = get_lab(inst.lab)
+    if wrong is None:
+        scripts = lab.solution
+        if not scripts:
+            raise UsageError(f"lab '{lab.name}' has no reference solution")
+        applied = "solution"
+    else:
+        found = next((w for w in lab.wrong_solutions if w.name == wrong), None)
+        if found is None:
+            names = ", ".join(w.name for w in lab.wrong_solutions) or "(none)"
+            raise UsageError(f"lab '{lab.name}' has no wrong solution '{wrong}'. Known: {names}")
+        scripts = found.apply
+        applied = wrong
+    runtime.run_scripts(inst, scripts, runtime.context_for(inst, lab))
+    return inst, applied
+
+
+def node_container(node: str, name: str | None = None, instance: str | None = None) -> Any:
+    inst = runtime.find_instance(name, instance)
+    return inst.container(node)
