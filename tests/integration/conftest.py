@@ -1,0 +1,85 @@
+"""Fixtures for integration tests on real containers (marker `docker`).
+
+Labs are started two ways, both for real: through portlab's own `up` (the
+CLI tests), and as plain Compose projects through pytest-docker from the file
+`portlab render` produces (the lab tests), which also proves the rendered
+file stands on its own with whichever Compose is installed.
+
+If Docker or Compose is missing these tests fail with the reason; they are
+never skipped. Deselect them with `-m "not docker"` on a machine without Docker.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pytest_docker.plugin import get_docker_services
+
+from portlab import compose, docker_api, image, render, runtime
+from portlab.lab import Lab
+from portlab.progress import Progress
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    """Docker and Compose are there, or every docker test fails saying which is missing."""
+    docker_api.client()
+    compose.detect()
+
+
+@pytest.fixture(scope="session")
+def node_image(docker_ready: None) -> str:
+    """The node image, built if missing (offline with mmdebstrap where no registry answers)."""
+    return image.ensure(Progress(sys.stderr))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftovers_in_scope() -> Iterator[None]:
+    """After the session nothing of its scope may remain: leftovers are an error, then removed."""
+    yield
+    try:
+        left = runtime.instances()
+    except Exception:
+        return
+    if left:
+        runtime.down_all(Progress(quiet=True))
+        raise AssertionError(f"tests left lab instances behind: {sorted(left)}")
+
+
+StartLab = Callable[..., runtime.Instance]
+
+
+@pytest.fixture
+def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
+    """Start a lab as a plain Compose project via pytest-docker; removed after the test."""
+    stack = []
+
+    def start(lab: Lab, instance: str) -> runtime.Instance:
+        plan = runtime.plan(lab, instance, node_image)
+        path = tmp_path / f"{instance}.compose.yaml"
+        path.write_text(render.compose(plan))
+        services = get_docker_services(
+            compose.detect().command, str(path), plan.project,
+            ["up -d"], ["down -v --remove-orphans"])
+        services.__enter__()
+        stack.append((services, instance))
+        inst = runtime.instances()[instance]
+        runtime.wait_ready(inst, Progress(quiet=True))
+        return inst
+
+    yield start
+    for services, instance in reversed(stack):
+        try:
+            services.__exit__(None, None, None)
+        finally:
+            runtime.down(instance, Progress(quiet=True))

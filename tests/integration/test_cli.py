@@ -1,0 +1,162 @@
+"""The CLI end to end on real containers, as a learner runs it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from portlab import docker_api
+from tests.integration.helpers import labelled, portlab
+
+INSTANCE = "cli"
+
+
+@pytest.fixture(scope="module")
+def lab_up(node_image: str):
+    portlab("up", "forwarding", "--instance", INSTANCE, check_rc=0)
+    yield INSTANCE
+    portlab("down", "--instance", INSTANCE)
+
+
+def test_up_prints_nodes_and_next_steps(node_image: str) -> None:
+    proc = portlab("up", "forwarding", "--instance", "cli-up", check_rc=0)
+    try:
+        assert "is up as instance 'cli-up'" in proc.stdout
+        assert "router     wan" in proc.stdout and "portlab check" in proc.stdout
+        assert "waiting until every node is ready" in proc.stderr
+    finally:
+        down = portlab("down", "--instance", "cli-up", check_rc=0)
+    assert "Removed 4 containers and 2 networks" in down.stdout
+    assert labelled("cli-up") == {"containers": [], "networks": []}
+
+
+def test_second_up_is_refused_and_changes_nothing(lab_up: str) -> None:
+    before = sorted(c.id for c in labelled(lab_up)["containers"])
+    proc = portlab("up", "forwarding", "--instance", lab_up)
+    assert proc.returncode == 2
+    assert "already up" in proc.stderr and "nothing was changed" in proc.stderr
+    assert sorted(c.id for c in labelled(lab_up)["containers"]) == before
+
+
+def test_status_json_describes_nodes_and_interfaces(lab_up: str) -> None:
+    proc = portlab("status", "--json", "--instance", lab_up, check_rc=0)
+    data = json.loads(proc.stdout)
+    assert data["format"] == 1
+    (inst,) = data["instances"]
+    assert inst["lab"] == "forwarding" and inst["state"] == "running"
+    assert inst["image"].startswith("portlab/node:")
+    nodes = {n["name"]: n for n in inst["nodes"]}
+    assert sorted(nodes) == ["friend", "gamer-pc", "router", "tv"]
+    assert [i["name"] for i in nodes["router"]["interfaces"]] == ["wan", "lan"]
+    assert all(n["state"] == "running" and n["wireguard"] is None for n in nodes.values())
+    subnets = {n["name"]: n["subnet"] for n in inst["networks"]}
+    assert sorted(subnets) == ["home", "internet"]
+
+
+def test_interfaces_have_the_lab_names_and_routes_avoid_the_host(lab_up: str) -> None:
+    links = portlab("exec", "router", "--instance", lab_up, "--", "ip", "-br", "link",
+                    check_rc=0).stdout
+    names = sorted(line.split()[0].split("@")[0] for line in links.splitlines())
+    assert names == ["lan", "lo", "wan"]
+    pc_routes = portlab("exec", "gamer-pc", "--instance", lab_up, "--", "ip", "route",
+                        check_rc=0).stdout
+    status = json.loads(portlab("status", "--json", "--instance", lab_up).stdout)
+    router = next(n for n in status["instances"][0]["nodes"] if n["name"] == "router")
+    router_lan = next(i["address"] for i in router["interfaces"] if i["name"] == "lan")
+    assert f"default via {router_lan.split('/')[0]} dev lan" in pc_routes
+    friend_routes = portlab("exec", "friend", "--instance", lab_up, "--", "ip", "route",
+                            check_rc=0).stdout
+    assert "default" not in friend_routes
+
+
+def test_nodes_cannot_reach_the_docker_host(lab_up: str) -> None:
+    """The lab is sealed: the host's docker0 address and the lab bridges' gateways are dead ends."""
+    status = json.loads(portlab("status", "--json", "--instance", lab_up).stdout)
+    gateways = []
+    for net in status["instances"][0]["networks"]:
+        import ipaddress
+        subnet = ipaddress.ip_network(net["subnet"])
+        gateways.append(str(subnet.broadcast_address - 1))
+    for node in ("friend", "router", "gamer-pc"):
+        for target in ["172.17.0.1", *gateways]:
+            proc = portlab("exec", node, "--instance", lab_up, "--", "ping", "-c1", "-W1",
+                           target)
+            assert proc.returncode != 0, f"{node} reached {target}"
+
+
+def test_containers_are_not_privileged_and_have_only_network_caps(lab_up: str) -> None:
+    for container in labelled(lab_up)["containers"]:
+        host = container.attrs["HostConfig"]
+        assert host["Privileged"] is False
+        assert sorted(host["CapAdd"]) == ["NET_ADMIN", "NET_RAW"]
+        assert host["Init"] is True
+
+
+def test_exec_passes_output_and_exit_code_through(lab_up: str) -> None:
+    proc = portlab("exec", "router", "--instance", lab_up, "--", "sh", "-c", "echo hi; exit 7")
+    assert proc.returncode == 7 and proc.stdout.strip() == "hi"
+
+
+def test_unknown_node_is_a_clear_error(lab_up: str) -> None:
+    proc = portlab("exec", "toaster", "--instance", lab_up, "--", "true")
+    assert proc.returncode == 2
+    assert "has no node 'toaster'" in proc.stderr and "router" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_check_fails_then_solve_makes_it_pass(lab_up: str, tmp_path) -> None:
+    junit = tmp_path / "junit.xml"
+    proc = portlab("check", "--instance", lab_up, "--junit", str(junit))
+    assert proc.returncode == 1
+    assert "FAIL  reach" in proc.stdout and "PASS  lan-internet" in proc.stdout
+    assert "sent:  Minecraft status ping" in proc.stdout and "hint:" in proc.stdout
+    assert 'failures="2"' in junit.read_text()
+    data = json.loads(portlab("check", "--json", "--instance", lab_up).stdout)
+    assert [c["id"] for c in data["checks"] if not c["passed"]] == ["reach", "real-source"]
+    portlab("solve", "forwarding", "--instance", lab_up, check_rc=0)
+    proc = portlab("check", "--instance", lab_up)
+    assert proc.returncode == 0, proc.stdout
+    assert "4 of 4 checks passed" in proc.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_up_leaves_nothing_behind(node_image: str, sig: signal.Signals) -> None:
+    instance = f"cut-{sig.name.lower()}"
+    proc = subprocess.Popen([sys.executable, "-m", "portlab", "up", "forwarding", "--instance",
+                             instance], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not labelled(instance)["networks"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until compose has created something, then interrupt
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in err
+    assert labelled(instance) == {"containers": [], "networks": []}
+
+
+def test_down_with_nothing_up_is_harmless(docker_ready: None) -> None:
+    proc = portlab("down", "--instance", "never-started")
+    assert proc.returncode in (0, 2)
+    assert "Traceback" not in proc.stderr
+
+
+def test_down_all_removes_only_portlab_objects(node_image: str) -> None:
+    client = docker_api.client()
+    net = client.networks.create("portlab-test-bystander", driver="bridge")
+    box = client.containers.create(node_image, command=["true"], entrypoint=["sleep", "60"],
+                                   name="portlab-test-bystander")
+    try:
+        portlab("up", "forwarding", "--instance", "all-1", check_rc=0)
+        proc = portlab("down", "--all", check_rc=0)
+        assert "Removed" in proc.stdout
+        assert labelled("all-1") == {"containers": [], "networks": []}
+        client.networks.get(net.id)  # still there
+        client.containers.get(box.id)
+    finally:
+        box.remove(force=True)
+        net.remove()

@@ -1,0 +1,75 @@
+"""The node image's own servers and probe, run here on loopback: the protocols are right."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Iterator[int]:
+    kind = request.param
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(NODE / "serve.py"), kind, "--bind", "127.0.0.1",
+                             "--port", str(port), "--token", "tok42"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())  # printed once the socket is bound
+    assert first["event"] == "listening"
+    yield port
+    proc.terminate()
+    proc.wait(timeout=5)
+
+
+def probe(*args: str) -> dict:
+    out = subprocess.run([sys.executable, str(NODE / "probe.py"), *args], capture_output=True,
+                         text=True, timeout=20, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("server", ["minecraft"], indirect=True)
+def test_minecraft_status_ping_round_trip(server: int) -> None:
+    got = probe("minecraft", "127.0.0.1", str(server))
+    assert got["state"] == "open"
+    assert got["status"]["portlab"]["token"] == "tok42"
+    assert got["status"]["portlab"]["client"].startswith("127.0.0.1:")
+    assert got["status"]["version"]["protocol"] == 765
+    assert got["pong"] is True
+
+
+@pytest.mark.parametrize("server", ["http"], indirect=True)
+def test_http_answer_names_the_client(server: int) -> None:
+    got = probe("http", "127.0.0.1", str(server), "--path", "/x")
+    assert got["status"] == 200
+    assert got["json"]["token"] == "tok42" and got["json"]["path"] == "/x"
+    assert got["json"]["client"].split(":")[0] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("server", ["udp"], indirect=True)
+def test_udp_reply(server: int) -> None:
+    got = probe("udp", "127.0.0.1", str(server))
+    assert got["state"] == "answered" and got["json"]["token"] == "tok42"
+
+
+def test_closed_port_is_reported_closed() -> None:
+    got = probe("tcp", "127.0.0.1", str(free_port()))
+    assert got["state"] == "closed"
+
+
+@pytest.mark.parametrize("server", ["http"], indirect=True)
+def test_minecraft_probe_against_a_web_server_is_an_error_not_a_pass(server: int) -> None:
+    got = probe("minecraft", "127.0.0.1", str(server), "--timeout", "1")
+    assert got["state"] == "error"
