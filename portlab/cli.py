@@ -1,7 +1,7 @@
 """The `portlab` command. Thin: parse, call portlab.core, print. Errors become exit codes.
 
 Exit codes: 0 ok, 1 checks failed, 2 usage or lab error, 3 Docker/Compose/image
-problem, 130 interrupted.
+problem, 4 internal error (a bug), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ class PortlabGroup(click.Group):
                 raise
             click.echo("portlab: interrupted", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(click.style("portlab: internal error: ", fg="red", bold=True) +
+                       f"{type(exc).__name__}: {exc}\n  run again with --debug for the "
+                       "traceback, and please report it", err=True)
+            ctx.exit(int(ExitCode.INTERNAL))
 
 
 def _sigterm(signum: int, frame: Any) -> NoReturn:

@@ -104,11 +104,24 @@ def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeProblem(f"{what}: not found ({exc.explanation or exc})") from None
     except docker.errors.APIError as exc:
         raise RuntimeProblem(f"{what}: {exc.explanation or exc}") from None
-    except requests.exceptions.ConnectionError:
+    except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        if isinstance(exc, docker.errors.DockerException) and not _is_connection(exc):
+            raise RuntimeProblem(f"{what}: {exc}") from None
         reset()
         raise RuntimeProblem(f"{what}: lost the connection to Docker (did the daemon stop?)",
                              hint="start Docker again, then `portlab down --all` and "
                                   "`portlab up` to start clean") from None
+
+
+def _is_connection(exc: Exception) -> bool:
+    text = str(exc)
+    return any(word in text for word in ("Connection", "connection", "socket", "Errno"))
+
+
+def labels_of(obj: Any) -> dict[str, str]:
+    """Labels of a container or network, whether listed sparsely or inspected."""
+    attrs = obj.attrs
+    return attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
 
 
 @dataclass

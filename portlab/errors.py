@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     CHECKS_FAILED = 1
     USAGE = 2  # bad arguments, unknown lab or node, invalid lab file, lab state conflicts
     RUNTIME = 3  # Docker, Compose or image problems
+    INTERNAL = 4  # a bug in portlab: reported in one line, traceback with --debug
     INTERRUPTED = 130
 
 

@@ -49,7 +49,7 @@ class Instance:
     def subnets(self) -> dict[str, IPv4Network]:
         """Every subnet of the instance, virtual ones (like a VPN tunnel) included."""
         for container in self.containers.values():
-            raw = container.labels.get(d.LABEL_SUBNETS)
+            raw = d.labels_of(container).get(d.LABEL_SUBNETS)
             if raw:
                 return {k: IPv4Network(v) for k, v in json.loads(raw).items()}
         out = {}
@@ -75,14 +75,15 @@ def instances() -> dict[str, Instance]:
     """Every portlab instance Docker knows about, by name."""
     c = d.client()
     found: dict[str, Instance] = {}
-    containers = d.call("listing containers", c.containers.list, all=True,
+    # sparse: no inspect per container, so one removed meanwhile cannot fail the listing
+    containers = d.call("listing containers", c.containers.list, all=True, sparse=True,
                         filters=d.scope_filter())
     networks = d.call("listing networks", c.networks.list, filters=d.scope_filter())
     for obj in containers:
-        labels = obj.labels
+        labels = d.labels_of(obj)
         inst = found.setdefault(labels[d.LABEL_INSTANCE], Instance(
             labels[d.LABEL_INSTANCE], labels.get(d.LABEL_LAB, "?"), labels.get(d.LABEL_TOKEN, "")))
-        inst.containers[labels.get(d.LABEL_NODE, obj.name)] = obj
+        inst.containers[labels.get(d.LABEL_NODE, obj.id)] = obj
     for net in networks:
         labels = net.attrs.get("Labels") or {}
         inst = found.setdefault(labels[d.LABEL_INSTANCE], Instance(
@@ -169,7 +170,11 @@ def up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None = No
         return started
     except BaseException:
         progress.note(f"cleaning up instance '{instance}' ...")
-        _remove(instance, Progress(quiet=True))
+        try:
+            _remove(instance, Progress(quiet=True))
+        except Exception as exc:  # keep the original error; say what is left
+            progress.note(f"cleanup failed ({exc}); `portlab down --instance {instance}` "
+                          "removes the rest")
         raise
 
 
@@ -279,7 +284,7 @@ def _remove(instance: str, progress: Progress) -> Removed:
     c = d.client()
     label = d.scope_filter(**{d.LABEL_INSTANCE: instance})
     removed = Removed()
-    containers = d.call("listing containers", c.containers.list, all=True,
+    containers = d.call("listing containers", c.containers.list, all=True, sparse=True,
                         filters=label)
 
     def kill(container: Any) -> int:
@@ -319,6 +324,10 @@ def status(inst: Instance) -> dict[str, Any]:
     images = set()
     for name in sorted(inst.containers):
         container = inst.containers[name]
+        try:
+            container.reload()  # the full inspect: image, environment, state
+        except docker.errors.NotFound:
+            continue
         labels = container.labels
         try:
             interfaces = json.loads(labels.get(d.LABEL_INTERFACES, "{}"))

@@ -25,6 +25,6 @@ def labelled(instance: str) -> dict[str, list[Any]]:
     c = docker_api.client()
     filters = docker_api.scope_filter(**{docker_api.LABEL_INSTANCE: instance})
     return {
-        "containers": c.containers.list(all=True, filters=filters),
+        "containers": c.containers.list(all=True, sparse=True, filters=filters),
         "networks": c.networks.list(filters=filters),
     }

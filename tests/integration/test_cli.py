@@ -91,6 +91,7 @@ def test_nodes_cannot_reach_the_docker_host(lab_up: str) -> None:
 
 def test_containers_are_not_privileged_and_have_only_network_caps(lab_up: str) -> None:
     for container in labelled(lab_up)["containers"]:
+        container.reload()
         host = container.attrs["HostConfig"]
         assert host["Privileged"] is False
         assert sorted(host["CapAdd"]) == ["NET_ADMIN", "NET_RAW"]
