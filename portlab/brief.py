@@ -18,8 +18,25 @@ def list_line(lab: Lab) -> str:
            f"{', '.join(lab.concepts)}"
 
 
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
+
+
 def markdown(text: str, color: bool) -> str:
-    """Terminal rendering of the little Markdown lab texts use: **bold**, `code`, paragraphs."""
+    """Terminal rendering of the little Markdown lab texts use: **bold**, `code`, paragraphs,
+    lists, and ``` fenced blocks ``` (shown as they are: a config file, commands)."""
+    parts = FENCE.split(text.strip())
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            lines = textwrap.dedent(part).rstrip().splitlines()
+            block = "\n".join(("    " + ln) if ln.strip() else "" for ln in lines)
+            out.append(click.style(block, fg="cyan") if color else block)
+        elif part.strip():
+            out.append(_prose(part, color))
+    return "\n\n".join(out)
+
+
+def _prose(text: str, color: bool) -> str:
     paras = re.split(r"\n\s*\n", text.strip())
     out = []
     for para in paras:

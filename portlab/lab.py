@@ -17,7 +17,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from portlab import allocate, templating
+from portlab import allocate, templating, wgkeys
 from portlab.errors import LabError, UsageError
 from portlab.yamlsrc import Path as KeyPath
 from portlab.yamlsrc import Source, dotted, load
@@ -171,6 +171,13 @@ def template_context(
     lab: Lab, subnets: dict[str, IPv4Network], instance: str, token: str
 ) -> dict[str, Any]:
     """What every lab template sees (documented in docs/lab-format.md)."""
+
+    def ip(network: str, host: int) -> str:
+        """The address of host number `host` on `network`, e.g. ip('tunnel', 2)."""
+        if network not in subnets:
+            raise ValueError(f"ip(): no network called '{network}'")
+        return str(address(subnets[network], int(host)))
+
     return {
         "lab": lab.name,
         "instance": instance,
@@ -179,6 +186,8 @@ def template_context(
         "subnet": {name: str(net) for name, net in subnets.items()},
         "prefix": {name: net.prefixlen for name, net in subnets.items()},
         "params": dict(lab.params),
+        "ip": ip,
+        **wgkeys.template_functions(token),
     }
 
 
@@ -622,9 +631,12 @@ def _checks(r: _Reader, value: Any, nodes: tuple[Node, ...],
             expect_raw = r.mapping(expect_raw, ppath + ("expect",), allowed=tuple(spec_of.expects))
             expect = {k: _typed(r, v, ppath + ("expect", k), spec_of.expects[k])
                       for k, v in expect_raw.items()}
-            for key in ("seen_source", "peer"):
+            for key in ("seen_source", "peer", "tunnel"):
                 if isinstance(expect.get(key), str):
                     _check_target(r, expect[key], ppath + ("expect", key), nodes)
+            at = options.get("at")  # a node the probe also runs something on (capture)
+            if isinstance(at, str) and "{{" not in at and at not in node_names:
+                raise r.error(ppath + ("at",), f"no node called '{at}'")
             problem = spec_of.validate(options, expect) if spec_of.validate else None
             if problem:
                 raise r.error(ppath, problem)
@@ -734,6 +746,9 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             for key, value in probe.options.items():
                 if isinstance(value, str):
                     yield ("checks", i, "probes", j, key), value
+            for key, value in probe.expect.items():
+                if isinstance(value, str):
+                    yield ("checks", i, "probes", j, "expect", key), value
     for node_name, script in lab.solution.items():
         yield ("solution", node_name), script
     for i, wrong in enumerate(lab.wrong_solutions):

@@ -26,6 +26,10 @@ def terminal(report: Report, *, color: bool | None = None, verbose: bool = False
                                                                            bold=True)
         lines.append(f"  {mark}  {r.id:<22} {r.title}")
         if r.passed and not verbose:
+            # one line of what was seen: a pass teaches too ("filtered", "saw 198.51.100.10")
+            seen = r.probes[-1].got if r.probes else ""
+            if seen:
+                lines.append(style(_wrap("        seen:  ", seen), dim=True))
             continue
         for p in r.probes:
             if p.passed and not verbose:

@@ -21,6 +21,9 @@ KIND_MODULES = {
     "http": "portlab.checks.http",
     "minecraft": "portlab.checks.minecraft",
     "udp": "portlab.checks.udp",
+    "listening": "portlab.checks.listening",
+    "capture": "portlab.checks.capture",
+    "wireguard": "portlab.checks.wireguard",
 }
 
 

@@ -19,7 +19,8 @@ STATE_WORDS = {
     "closed": "the connection was refused at once (a scanner would say: closed)",
     "filtered": "nothing came back before the timeout: the packets were dropped on the way "
                 "(a scanner would say: filtered)",
-    "unreachable": "no route to that address from this node",
+    "unreachable": "no route to that address from this node, or an ICMP \"host unreachable\" "
+                   "or \"prohibited\" came back (a firewall's REJECT can send those)",
     "error": "something answered, but not what this probe speaks",
 }
 
@@ -30,12 +31,20 @@ ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source":
 def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     """Run portlab-probe on the probe's source node; return its JSON answer."""
     timeout = run.probe.options.get("timeout")
-    full = ["portlab-probe", *argv]
+    full = list(argv)
     if timeout:
         full += ["--timeout", str(timeout)]
-    result = run.exec(run.source, full)
+    device = run.probe.options.get("device")
+    if device:
+        full += ["--device", str(device)]
+    return tool_on(run, run.source, full)
+
+
+def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
+    """Run `portlab-probe ARGV` on any node of the instance; return its JSON answer."""
+    result = run.exec(node, ["portlab-probe", *argv])
     if result.exit_code != 0:
-        return {"state": "error", "error": f"portlab-probe failed on {run.source}: "
+        return {"state": "error", "error": f"portlab-probe failed on {node}: "
                 f"{(result.stderr or result.stdout).strip()[-300:]}"}
     try:
         data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -54,6 +63,9 @@ def endpoint(run: ProbeRun) -> str:
 def source_text(run: ProbeRun, data: dict[str, Any] | None = None) -> str:
     local = (data or {}).get("local", "")
     addr = local.rsplit(":", 1)[0] if local else run.source_address
+    device = run.probe.options.get("device")
+    if device:  # SO_BINDTODEVICE: this interface only, whatever the routes (a VPN's) say
+        return f"{run.source} ({addr}), sent only through its interface {device}"
     return f"{run.source} ({addr})"
 
 
@@ -92,6 +104,7 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any] | N
     if ref:
         want = run.address_of(ref)
         if client_ip != want:
+            named = f"{ref} = {want}" if ref != want else want
             return False, got, (f"the server saw the connection coming from {client_ip}, "
-                                f"expected {ref} = {want}")
+                                f"expected {named}")
     return True, got, ""

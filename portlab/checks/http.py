@@ -30,6 +30,6 @@ SPEC = ProbeSpec(
     kind="http",
     summary="HTTP GET: does the web server answer, and whom did it see?",
     run=run,
-    options={"path": str, "timeout": float},
+    options={"path": str, "timeout": float, "device": str},
     expects={**ANSWER_EXPECTS, "status": int, "contains": str},
 )

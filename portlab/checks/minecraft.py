@@ -26,6 +26,6 @@ SPEC = ProbeSpec(
     kind="minecraft",
     summary="Minecraft Server List Ping: does a game server answer, and whom did it see?",
     run=run,
-    options={"timeout": float},
+    options={"timeout": float, "device": str},
     expects=ANSWER_EXPECTS,
 )

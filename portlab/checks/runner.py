@@ -52,7 +52,9 @@ def resolve(probe: Probe, lab: Lab, context: dict[str, Any], inst: Instance) -> 
         source_address = context["addr"][f"{node.name}.{node.interfaces[0].name}"]
     options = {k: templating.render(v, context) if isinstance(v, str) else v
                for k, v in probe.options.items()}
-    resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, probe.expect,
+    expect = {k: templating.render(v, context) if isinstance(v, str) else v
+              for k, v in probe.expect.items()}
+    resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, expect,
                      probe.key)
     return ProbeRun(resolved, probe.source, source_address, target, target_name or "", context,
                     inst.exec)

@@ -51,7 +51,7 @@ SPEC = ProbeSpec(
     kind="tcp",
     summary="TCP connect: is the port open, closed or filtered from this node?",
     run=run,
-    options={"timeout": float},
+    options={"timeout": float, "device": str},
     expects={"state": STATES, "banner": str},
     validate=validate,
 )

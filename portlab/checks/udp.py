@@ -19,6 +19,6 @@ SPEC = ProbeSpec(
     kind="udp",
     summary="UDP datagram: does the server reply, and whom did it see?",
     run=run,
-    options={"timeout": float},
+    options={"timeout": float, "device": str},
     expects=ANSWER_EXPECTS,
 )

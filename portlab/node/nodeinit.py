@@ -151,6 +151,37 @@ def wireguard_mode() -> str:
     return "userspace"
 
 
+SYSCTL_SHIM = "/usr/local/sbin/sysctl"
+SYSCTL_SHIM_TEXT = """#!/bin/sh
+# portlab: /proc/sys is read-only in a container, so writing a sysctl fails even when the
+# value is already the one asked for. wg-quick does exactly that for a full tunnel
+# (AllowedIPs = 0.0.0.0/0): it sets net.ipv4.conf.all.src_valid_mark=1, which portlab set
+# when the node started. Assignments to the value a key already has succeed here without
+# writing; everything else goes to the real sysctl.
+assigned=0
+for arg in "$@"; do
+  case "$arg" in
+    -q|-w|--quiet|--write) ;;
+    -*) exec /usr/sbin/sysctl "$@" ;;
+    *=*)
+      assigned=1
+      now=$(/usr/sbin/sysctl -n "${arg%%=*}" 2>/dev/null)
+      [ "$now" = "${arg#*=}" ] || exec /usr/sbin/sysctl "$@" ;;
+    *) exec /usr/sbin/sysctl "$@" ;;
+  esac
+done
+[ "$assigned" = 1 ] || exec /usr/sbin/sysctl "$@"
+exit 0
+"""
+
+
+def install_sysctl_shim() -> None:
+    os.makedirs(os.path.dirname(SYSCTL_SHIM), exist_ok=True)
+    with open(SYSCTL_SHIM, "w") as fh:
+        fh.write(SYSCTL_SHIM_TEXT)
+    os.chmod(SYSCTL_SHIM, 0o755)
+
+
 def main() -> None:
     config = json.loads(os.environ["PORTLAB_NODE"])
     os.makedirs(RUN_DIR, exist_ok=True)
@@ -161,6 +192,7 @@ def main() -> None:
     write_files(config.get("files", {}))
     extra = ""
     if config.get("vpn"):
+        install_sysctl_shim()
         mode = wireguard_mode()
         with open(os.path.join(RUN_DIR, "wireguard"), "w") as fh:
             fh.write(mode + "\n")

@@ -5,6 +5,8 @@
     portlab-probe http HOST PORT [--path /] [--timeout S]
     portlab-probe minecraft HOST PORT [--timeout S]
     portlab-probe udp HOST PORT [--payload TEXT] [--timeout S]
+    portlab-probe listening tcp|udp PORT
+    portlab-probe capture start IFACE [--filter BPF]  /  portlab-probe capture stop ID
 
 Every result has "state": one of
     open / answered   the other side answered
@@ -14,6 +16,14 @@ Every result has "state": one of
     unreachable       no route, or ICMP host/network unreachable
     error             the other side answered with something that was not expected
 plus "local" (the address:port this node sent from) and what came back.
+`listening` sends nothing: it reads this node's own sockets (/proc/net) and
+says which process listens on PORT ("listening" or "not-listening").
+`capture start` starts tcpdump on IFACE (or "any") in the background and
+returns once it listens; `capture stop ID` stops it and lists the packets it
+saw (addresses, protocol, ports, sizes: what anyone on that link could see).
+Options for tcp/http/minecraft/udp: --device IFACE sends only through that
+interface (as if a VPN's routes were not there), --source-port PORT fixes the
+local port.
 Learners may run it too: it is how `portlab check` sees the lab.
 Standard library only.
 """
@@ -23,8 +33,12 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import re
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -44,12 +58,27 @@ def classify(exc: OSError) -> str:
     return "error"
 
 
-def connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None, dict]:
+def bind_socket(sock: socket.socket, device: str | None = None,
+                source_port: int | None = None) -> None:
+    """--device: send only through that interface (SO_BINDTODEVICE), whatever the routes say;
+    --source-port: a fixed local port, so a capture can tell this connection from others."""
+    if device:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    if source_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", source_port))
+
+
+def connect(host: str, port: int, timeout: float, device: str | None = None,
+            source_port: int | None = None) -> tuple[socket.socket | None, dict]:
     result: dict = {"target": f"{host}:{port}"}
+    if device:
+        result["device"] = device
     start = time.monotonic()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
+        bind_socket(sock, device, source_port)
         sock.connect((host, port))
     except OSError as exc:
         sock.close()
@@ -78,7 +107,7 @@ def recv_some(sock: socket.socket, limit: int = 65536) -> bytes:
 
 
 def probe_tcp(args: argparse.Namespace) -> dict:
-    sock, result = connect(args.host, args.port, args.timeout)
+    sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
     if sock is None:
         return result
     if args.banner:
@@ -96,7 +125,7 @@ def probe_tcp(args: argparse.Namespace) -> dict:
 
 
 def probe_http(args: argparse.Namespace) -> dict:
-    sock, result = connect(args.host, args.port, args.timeout)
+    sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
     if sock is None:
         return result
     request = (f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n"
@@ -174,7 +203,7 @@ def mc_string(text: str) -> bytes:
 
 
 def probe_minecraft(args: argparse.Namespace) -> dict:
-    sock, result = connect(args.host, args.port, args.timeout)
+    sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
     if sock is None:
         return result
     try:
@@ -224,6 +253,7 @@ def probe_udp(args: argparse.Namespace) -> dict:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(args.timeout)
     try:
+        bind_socket(sock, args.device, args.source_port)
         sock.connect((args.host, args.port))
         local = sock.getsockname()
         result["local"] = f"{local[0]}:{local[1]}"
@@ -241,6 +271,249 @@ def probe_udp(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- listening: this node's own sockets, and the processes that hold them --------------------
+
+SOCKET_LISTENING = {"tcp": "0A", "udp": "07"}  # TCP_LISTEN; an unconnected bound UDP socket
+
+
+def proc_address(text: str) -> str:
+    """/proc/net/tcp's "0100007F:0016" -> "127.0.0.1:22" (addresses are in host byte order)."""
+    addr, port = text.rsplit(":", 1)
+    raw = bytes.fromhex(addr)
+    words = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+    if sys.byteorder == "little":
+        words = [w[::-1] for w in words]
+    raw = b"".join(words)
+    if len(raw) == 4:
+        return f"{socket.inet_ntop(socket.AF_INET, raw)}:{int(port, 16)}"
+    return f"[{socket.inet_ntop(socket.AF_INET6, raw)}]:{int(port, 16)}"
+
+
+def listening_sockets(proto: str, port: int) -> dict[str, str]:
+    """Socket inode -> local address, for this node's sockets listening on PORT."""
+    found: dict[str, str] = {}
+    for table in (proto, proto + "6"):
+        try:
+            with open(f"/proc/net/{table}") as fh:
+                rows = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            parts = row.split()
+            if len(parts) < 10 or parts[3] != SOCKET_LISTENING[proto]:
+                continue
+            if int(parts[1].rsplit(":", 1)[1], 16) == port:
+                found[parts[9]] = proc_address(parts[1])
+    return found
+
+
+def process_info(pid: str) -> dict:
+    info: dict = {"pid": int(pid)}
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            info["name"] = fh.read().strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            info["cmdline"] = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        pass
+    return info
+
+
+def socket_owners(inodes: set[str]) -> dict[str, list[dict]]:
+    """Socket inode -> the processes holding it open (found through /proc/PID/fd)."""
+    owners: dict[str, list[dict]] = {inode: [] for inode in inodes}
+    pids = sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int)
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        held = set()
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in owners:
+                held.add(link[8:-1])
+        for inode in sorted(held):
+            owners[inode].append(process_info(pid))
+    return owners
+
+
+def probe_listening(args: argparse.Namespace) -> dict:
+    sockets = listening_sockets(args.proto, args.port)
+    owners = socket_owners(set(sockets))
+    return {
+        "target": f"{args.proto}/{args.port}",
+        "state": "listening" if sockets else "not-listening",
+        "sockets": [{"local": local, "processes": owners[inode]}
+                    for inode, local in sorted(sockets.items(), key=lambda kv: kv[1])],
+    }
+
+
+# --- capture: what a node on the path sees (tcpdump, then the pcap file read here) ------------
+
+CAPTURE_DIR = "/run/portlab/captures"
+MAX_PACKETS = 5000
+LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW = 1, 113, 276, 101
+IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp"}
+
+
+def capture_start(args: argparse.Namespace) -> dict:
+    os.makedirs(CAPTURE_DIR, exist_ok=True)
+    cid = f"{os.getpid()}-{int(time.time() * 1000)}"
+    pcap = os.path.join(CAPTURE_DIR, cid + ".pcap")
+    log = os.path.join(CAPTURE_DIR, cid + ".log")
+    # --immediate-mode: hand each packet over at once (by default libpcap waits up to a
+    # second to fill a buffer, and what is still waiting when tcpdump stops is lost);
+    # -U: write each packet to the file at once; -Z root: write the file as root (Debian's
+    # tcpdump would switch to its own user); -n: no name lookups; -p: no promiscuous mode
+    argv = ["tcpdump", "-i", args.iface, "-n", "-p", "--immediate-mode", "-U", "-Z", "root",
+            "-w", pcap]
+    if args.filter:
+        argv += args.filter.split()
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(log, "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+        if "listening on" in text:
+            with open(os.path.join(CAPTURE_DIR, cid + ".pid"), "w") as fh:
+                fh.write(str(proc.pid))
+            return {"state": "capturing", "id": cid, "iface": args.iface, "pid": proc.pid}
+        if proc.poll() is not None:
+            return {"state": "error", "error": f"tcpdump stopped: {text.strip()[-300:]}"}
+        time.sleep(0.01)
+    proc.kill()
+    return {"state": "error", "error": "tcpdump did not start listening within 10 s"}
+
+
+def capture_stop(args: argparse.Namespace) -> dict:
+    base = os.path.join(CAPTURE_DIR, os.path.basename(args.id))
+    try:
+        with open(base + ".pid") as fh:
+            pid = int(fh.read().strip())
+    except (OSError, ValueError):
+        return {"state": "error", "error": f"no capture {args.id} on this node"}
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:  # it exits once all is written
+        time.sleep(0.01)
+    try:
+        with open(base + ".log", "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+        with open(base + ".pcap", "rb") as fh:
+            packets, linktype = read_pcap(fh.read())
+    except OSError as exc:
+        return {"state": "error", "error": f"cannot read the capture: {exc}"}
+    finally:
+        for ext in (".pcap", ".log", ".pid"):
+            try:
+                os.unlink(base + ext)
+            except OSError:
+                pass
+    # tcpdump's own counts: "received by filter" above "captured" means packets were lost
+    counts = {key: int(m.group(1)) for key, pattern in (
+        ("captured", r"(\d+) packets? captured"),
+        ("received_by_filter", r"(\d+) packets? received by filter"),
+        ("dropped_by_kernel", r"(\d+) packets? dropped by kernel"))
+        if (m := re.search(pattern, text))}
+    return {"state": "captured", "id": args.id, "linktype": linktype, "tcpdump": counts,
+            "count": len(packets), "packets": packets[:MAX_PACKETS],
+            "truncated": len(packets) > MAX_PACKETS}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def read_pcap(data: bytes) -> tuple[list[dict], int]:
+    """The IPv4 packets of a classic pcap file, summarised (no payload bytes)."""
+    if len(data) < 24:
+        return [], 0
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        endian = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        endian = ">"
+    else:
+        raise OSError("not a pcap file")
+    nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    linktype = struct.unpack(endian + "I", data[20:24])[0] & 0x0FFFFFFF
+    out: list[dict] = []
+    pos = 24
+    while pos + 16 <= len(data):
+        sec, frac, caplen, _origlen = struct.unpack(endian + "IIII", data[pos:pos + 16])
+        frame = data[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        summary = parse_frame(frame, linktype)
+        if summary is not None:
+            summary["time"] = round(sec + frac / (1e9 if nanos else 1e6), 6)
+            out.append(summary)
+    return out, linktype
+
+
+def _u16(data: bytes, at: int) -> int:
+    return int(struct.unpack(">H", data[at:at + 2])[0]) if len(data) >= at + 2 else 0
+
+
+def parse_frame(frame: bytes, linktype: int) -> dict | None:
+    """One captured frame as {src, dst, proto, sport, dport, flags, payload, length}."""
+    if linktype == LINKTYPE_ETHERNET:
+        ethertype, offset = _u16(frame, 12), 14
+        while ethertype in (0x8100, 0x88A8):  # VLAN tags
+            ethertype, offset = _u16(frame, offset + 2), offset + 4
+    elif linktype == LINKTYPE_LINUX_SLL:  # tcpdump -i any, older libpcap
+        ethertype, offset = _u16(frame, 14), 16
+    elif linktype == LINKTYPE_LINUX_SLL2:  # tcpdump -i any, libpcap 1.10+
+        ethertype, offset = _u16(frame, 0), 20
+    elif linktype == LINKTYPE_RAW:  # tun devices, e.g. wireguard-go's wg0
+        ethertype, offset = 0x0800, 0
+    else:
+        return None
+    if ethertype != 0x0800:
+        return None
+    ip = frame[offset:]
+    if len(ip) < 20 or ip[0] >> 4 != 4:
+        return None
+    ihl = (ip[0] & 0x0F) * 4
+    total = struct.unpack(">H", ip[2:4])[0]
+    proto = ip[9]
+    pkt: dict = {"src": socket.inet_ntoa(ip[12:16]), "dst": socket.inet_ntoa(ip[16:20]),
+                 "proto": IP_PROTOCOLS.get(proto, str(proto)), "length": total}
+    l4 = ip[ihl:]
+    fragment = struct.unpack(">H", ip[6:8])[0] & 0x1FFF
+    if fragment:
+        pkt["fragment"] = True
+    elif proto in (6, 17) and len(l4) >= 4:
+        pkt["sport"], pkt["dport"] = struct.unpack(">HH", l4[:4])
+        if proto == 6 and len(l4) >= 14:
+            header = (l4[12] >> 4) * 4
+            flags = l4[13]
+            pkt["flags"] = "".join(name for bit, name in ((2, "S"), (16, "A"), (1, "F"),
+                                                          (4, "R"), (8, "P")) if flags & bit)
+            pkt["payload"] = max(0, total - ihl - header)
+        elif proto == 17:
+            pkt["payload"] = max(0, total - ihl - 8)
+    elif proto == 1 and len(l4) >= 2:
+        pkt["icmp_type"], pkt["icmp_code"] = l4[0], l4[1]
+    return pkt
+
+
+def probe_capture(args: argparse.Namespace) -> dict:
+    return capture_start(args) if args.action == "start" else capture_stop(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portlab-probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -250,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("host")
         p.add_argument("port", type=int)
         p.add_argument("--timeout", type=float, default=1.5)
+        p.add_argument("--device", metavar="IFACE",
+                       help="send only through this interface (SO_BINDTODEVICE), bypassing "
+                            "the routing table's choice, e.g. a VPN's routes")
+        p.add_argument("--source-port", type=int, metavar="PORT",
+                       help="send from this local port")
         if kind == "tcp":
             p.add_argument("--banner", action="store_true",
                            help="read the first line the server sends")
@@ -257,9 +535,20 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--path", default="/")
         if kind == "udp":
             p.add_argument("--payload", default="portlab-probe")
+    p = sub.add_parser("listening", help="which process listens on PORT of this very node")
+    p.add_argument("proto", choices=("tcp", "udp"))
+    p.add_argument("port", type=int)
+    p = sub.add_parser("capture", help="what this node sees on an interface (tcpdump)")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("start", help="start capturing; prints the capture's id")
+    c.add_argument("iface", help="interface name, or 'any'")
+    c.add_argument("--filter", default="", help="a tcpdump filter, e.g. 'host 10.0.0.2'")
+    c = csub.add_parser("stop", help="stop a capture and list its packets")
+    c.add_argument("id")
     args = parser.parse_args(argv)
     handler = {"tcp": probe_tcp, "http": probe_http, "minecraft": probe_minecraft,
-               "udp": probe_udp}[args.kind]
+               "udp": probe_udp, "listening": probe_listening,
+               "capture": probe_capture}[args.kind]
     result = handler(args)
     result["kind"] = args.kind
     print(json.dumps(result))

@@ -4,6 +4,7 @@
     portlab-serve minecraft --port 25565 --token T [--motd TEXT]
     portlab-serve http --port 80 --token T [--title TEXT]
     portlab-serve udp --port 5000 --token T
+    portlab-serve tcp --port 3306 --token T [--title TEXT]   (greets each client with a line)
 
 Every answer carries the lab instance's token (so a check knows it reached
 this very server, not something else that answers on the port) and the
@@ -155,6 +156,33 @@ class HttpServer(ThreadingHTTPServer):
         super().__init__((bind, port), HttpHandler)
 
 
+# --- TCP: a server that speaks first (as databases like MySQL do) ----------------------------
+
+
+class GreetingHandler(socketserver.StreamRequestHandler):
+    server: GreetingServer
+
+    def handle(self) -> None:
+        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        line = json.dumps({"service": self.server.title, "node": NODE, "client": client,
+                           "token": self.server.token})
+        try:
+            self.wfile.write(line.encode() + b"\n")
+        except OSError:
+            return
+        log(service="tcp", event="greeted", client=client)
+
+
+class GreetingServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, bind: str, port: int, token: str, title: str) -> None:
+        self.token = token
+        self.title = title
+        super().__init__((bind, port), GreetingHandler)
+
+
 # --- UDP ---------------------------------------------------------------------------------------
 
 
@@ -172,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portlab-serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="kind", required=True)
-    for kind in ("minecraft", "http", "udp"):
+    for kind in ("minecraft", "http", "udp", "tcp"):
         p = sub.add_parser(kind)
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--token", default="")
@@ -181,12 +209,16 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--motd", default="A portlab Minecraft server")
         if kind == "http":
             p.add_argument("--title", default="portlab web server")
+        if kind == "tcp":
+            p.add_argument("--title", default="portlab tcp server")
     args = parser.parse_args(argv)
     if args.kind == "minecraft":
         server: socketserver.BaseServer = MinecraftServer(args.bind, args.port, args.token,
                                                           args.motd)
     elif args.kind == "http":
         server = HttpServer(args.bind, args.port, args.token, args.title)
+    elif args.kind == "tcp":
+        server = GreetingServer(args.bind, args.port, args.token, args.title)
     else:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((args.bind, args.port))

@@ -33,8 +33,9 @@ def test_terminal_report_explains_a_failure() -> None:
     assert "got:   the connection was refused" in text
     assert "hint:  Add a DNAT rule." in text
     assert "1 of 2 checks passed" in text
-    assert "HTTP 200" not in text  # passed probes only with --verbose
-    assert "HTTP 200" in report.terminal(sample(), color=False, verbose=True)
+    assert "seen:  HTTP 200" in text  # a passed check says in one line what was seen
+    verbose = report.terminal(sample(), color=False, verbose=True)
+    assert "from:  gamer-pc (10.0.0.10)" in verbose and "from:  gamer-pc" not in text
 
 
 def test_json_report_is_stable() -> None:

@@ -1,0 +1,136 @@
+"""The `listening` probe kind (a node's own sockets) and the greeting `tcp` server, no Docker.
+
+The node tools run here on loopback against real sockets; the check kind's
+verdicts are judged from the tool's JSON answer.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portlab.checks import ProbeRun, spec
+from portlab.docker_api import ExecResult
+from portlab.lab import Probe
+from tests.unit.labfiles import minimal, parse_data
+
+NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tool(name: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(NODE / name), *args], capture_output=True,
+                         text=True, timeout=20, check=True).stdout
+    answer: dict[str, Any] = json.loads(out)
+    return answer
+
+
+@pytest.fixture
+def greeter() -> Iterator[tuple[int, int]]:
+    """A `portlab-serve tcp` server on loopback: (port, pid)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(NODE / "serve.py"), "tcp", "--bind", "127.0.0.1",
+                             "--port", str(port), "--token", "tok42", "--title", "db"],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["event"] == "listening"
+    yield port, proc.pid
+    proc.terminate()
+    proc.wait(timeout=5)
+
+
+def test_tcp_server_greets_with_token_and_client(greeter: tuple[int, int]) -> None:
+    port, _ = greeter
+    got = tool("probe.py", "tcp", "127.0.0.1", str(port), "--banner")
+    assert got["state"] == "open"
+    greeting = json.loads(got["banner"])
+    assert greeting["token"] == "tok42" and greeting["service"] == "db"
+    assert greeting["client"] == got["local"]
+
+
+def test_listening_names_the_process_that_holds_the_socket(greeter: tuple[int, int]) -> None:
+    port, pid = greeter
+    got = tool("probe.py", "listening", "tcp", str(port))
+    assert got["state"] == "listening"
+    [sock] = got["sockets"]
+    assert sock["local"] == f"127.0.0.1:{port}"
+    assert [p["pid"] for p in sock["processes"]] == [pid]
+    assert "serve.py" in sock["processes"][0]["cmdline"]
+
+
+def test_nothing_listening_is_reported() -> None:
+    port = free_port()
+    got = tool("probe.py", "listening", "tcp", str(port))
+    assert got == {"target": f"tcp/{port}", "state": "not-listening", "sockets": [],
+                   "kind": "listening"}
+
+
+SSHD = {"pid": 22, "name": "sshd",
+        "cmdline": "sshd: /usr/sbin/sshd -D -e [listener] 0 of 10-100 startups"}
+NC = {"pid": 40, "name": "nc", "cmdline": "nc -lk 22"}
+
+
+def run_kind(answer: dict[str, Any], expect: dict[str, Any]) -> Any:
+    calls: list[list[str]] = []
+
+    def fake_exec(node: str, argv: list[str]) -> ExecResult:
+        calls.append(argv)
+        return ExecResult(0, json.dumps(answer) + "\n", "")
+
+    kind = spec("listening")
+    assert kind is not None
+    probe = Probe("listening", "server", None, 22, {}, expect, "checks[0].probes[0]")
+    result = kind.run(ProbeRun(probe, "server", "203.0.113.10", None, "", {"addr": {}},
+                               fake_exec))
+    assert calls == [["portlab-probe", "listening", "tcp", "22"]]
+    return result
+
+
+def answer(*procs: dict[str, Any]) -> dict[str, Any]:
+    if not procs:
+        return {"state": "not-listening", "sockets": []}
+    return {"state": "listening", "sockets": [{"local": "0.0.0.0:22", "processes": list(procs)},
+                                              {"local": "[::]:22", "processes": list(procs)}]}
+
+
+def test_sshd_listening_passes_and_says_where() -> None:
+    result = run_kind(answer(SSHD), {"process": "sshd"})
+    assert result.passed
+    assert result.got == "sshd (pid 22) listens on 0.0.0.0:22, [::]:22"
+
+
+def test_stopped_service_fails() -> None:
+    result = run_kind(answer(), {"process": "sshd"})
+    assert not result.passed and result.got == "nothing listens on TCP port 22"
+
+
+def test_another_program_on_the_port_fails() -> None:
+    result = run_kind(answer(NC), {"process": "sshd"})
+    assert not result.passed and "not sshd" in result.why
+
+
+def test_listening_false_wants_nothing_there() -> None:
+    assert run_kind(answer(), {"listening": False}).passed
+    assert not run_kind(answer(SSHD), {"listening": False}).passed
+
+
+def test_lab_files_accept_listening_probes_without_a_target() -> None:
+    data = minimal()
+    data["checks"].append({"id": "web-runs", "title": "a runs its web server",
+                           "probes": [{"kind": "listening", "from": "a", "port": 80,
+                                       "expect": {"process": "python3"}}]})
+    lab = parse_data(data)
+    probe = lab.checks[-1].probes[0]
+    assert probe.target is None and probe.expect == {"process": "python3"}
