@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from portlab import __version__, core
+from portlab.docker_api import connection_problem as docker_connection_problem
 from portlab.errors import ExitCode, PortlabError, RuntimeProblem
 from portlab.progress import Progress
 
@@ -44,6 +45,10 @@ class PortlabGroup(click.Group):
         except Exception as exc:
             if debug:
                 raise
+            lost = docker_connection_problem(exc)  # the daemon went away: not a bug
+            if lost is not None:
+                click.echo(click.style("portlab: ", fg="red", bold=True) + str(lost), err=True)
+                ctx.exit(int(lost.exit_code))
             click.echo(click.style("portlab: internal error: ", fg="red", bold=True) +
                        f"{type(exc).__name__}: {exc}\n  run again with --debug for the "
                        "traceback, and please report it", err=True)
@@ -157,6 +162,40 @@ def down(lab: str | None, instance: str | None, everything: bool) -> None:
         return
     click.echo(f"Removed {removed.containers} containers and {removed.networks} networks in "
                f"{time.monotonic() - start:.1f}s.")
+
+
+@cli.command()
+@click.option("--images", is_flag=True,
+              help="Also remove portlab's images that no container uses (old node image tags), "
+                   "keeping the ones this portlab uses.")
+@click.option("--all-images", is_flag=True,
+              help="Like --images, and the current node and base images too (the next `up` "
+                   "builds them again).")
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
+def prune(images: bool, all_images: bool, dry_run: bool) -> None:
+    """Remove everything portlab left behind in this scope, and nothing else.
+
+    \b
+    Always: every container and network labelled with this scope
+    ($PORTLAB_SCOPE, default "default"), whichever lab instance it belongs
+    to, and the layers of interrupted image builds. With --images: portlab's
+    images (portlab/node, portlab/node-base) that no container of any scope
+    uses. Never other scopes' labs, never other images, never a container or
+    network without portlab's labels.
+    """
+    got = core.prune(images=images or all_images, current=all_images, dry_run=dry_run,
+                     progress=_progress(True))
+    verb = "Would remove" if got.dry_run else "Removed"
+    click.echo(f"{verb} {len(got.containers)} containers and {len(got.networks)} networks "
+               f"({len(got.instances)} lab instances), {len(got.images)} images and "
+               f"{len(got.leftovers)} build leftovers.")
+    for title, items in (("containers", got.containers), ("networks", got.networks),
+                         ("images", got.images), ("build leftovers", got.leftovers)):
+        if items and (got.dry_run or title == "images"):
+            click.echo(f"  {title}: {', '.join(items)}")
+    if got.kept_images:
+        click.echo(f"Kept {len(got.kept_images)} unused portlab images "
+                   f"({', '.join(got.kept_images)}); `portlab prune --images` removes them.")
 
 
 @cli.command()

@@ -14,6 +14,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 
+from portlab import children
 from portlab.errors import Interrupted, RuntimeProblem
 
 
@@ -68,8 +69,10 @@ def run(project: str, compose_file: str, args: list[str]) -> subprocess.Complete
     c = detect()
     argv = [*c.argv, "-p", project, "-f", compose_file, *args]
     # Own process group: a Ctrl-C reaches portlab, which then stops compose and cleans up.
+    # If portlab is killed outright, compose dies with it (children.preexec), rather than
+    # going on creating containers after the next `up` or `down` has cleaned up.
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=children.preexec())
     try:
         out, err = proc.communicate()
     except BaseException:

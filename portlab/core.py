@@ -10,8 +10,9 @@ from typing import Any
 
 from portlab import brief, render, runtime
 from portlab import lab as labs_mod
+from portlab import prune as prune_mod
 from portlab.checks.runner import Report, run_checks
-from portlab.errors import UsageError
+from portlab.errors import RuntimeProblem, UsageError
 from portlab.lab import Lab
 from portlab.progress import Progress
 
@@ -100,7 +101,25 @@ def check(name: str | None = None, *, instance: str | None = None,
     if name is not None:
         get_lab(name)
     inst = runtime.find_instance(name, instance)
-    return run_checks(get_lab(inst.lab), inst, only)
+    lab = get_lab(inst.lab)
+    nodes = [n.name for n in lab.nodes]
+    runtime.require_running(inst, nodes)
+    try:
+        report = run_checks(lab, inst, only)
+    except RuntimeProblem:
+        runtime.require_running(inst, nodes)  # a node that stopped mid-check says more
+        raise
+    # A node killed mid-check makes probes fail for the wrong reason: say so instead.
+    runtime.require_running(inst, nodes)
+    return report
+
+
+def prune(*, images: bool = False, current: bool = False, dry_run: bool = False,
+          progress: Progress | None = None) -> prune_mod.Pruned:
+    """Remove every container and network of this scope, build leftovers, and (with
+    images=True) portlab images no container uses; see portlab/prune.py."""
+    return prune_mod.prune(progress or Progress(quiet=True), images=images, current=current,
+                           dry_run=dry_run)
 
 
 def solve(name: str | None = None, *, instance: str | None = None,
@@ -130,4 +149,7 @@ def solve(name: str | None = None, *, instance: str | None = None,
 
 def node_container(node: str, name: str | None = None, instance: str | None = None) -> Any:
     inst = runtime.find_instance(name, instance)
-    return inst.container(node)
+    container = inst.container(node)
+    if container.attrs.get("State", "running") != "running":
+        runtime.require_running(inst, [node])
+    return container

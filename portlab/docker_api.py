@@ -6,15 +6,19 @@ not running" is diagnosed in one place and `exec` has one implementation.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from portlab.errors import RuntimeProblem, UsageError
 
@@ -98,19 +102,68 @@ def reset() -> None:
 
 def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run one SDK call and turn Docker's errors into a RuntimeProblem naming `what`."""
-    try:
+    with guard(what):
         return fn(*args, **kwargs)
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Turn Docker's errors inside the block into a RuntimeProblem naming `what`.
+
+    A lost connection (the daemon stopped, its socket went away, a stream was
+    cut off half-way) is always the same clear message with a way back.
+    """
+    try:
+        yield
     except docker.errors.NotFound as exc:
         raise RuntimeProblem(f"{what}: not found ({exc.explanation or exc})") from None
     except docker.errors.APIError as exc:
         raise RuntimeProblem(f"{what}: {exc.explanation or exc}") from None
-    except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-        if isinstance(exc, docker.errors.DockerException) and not _is_connection(exc):
+    except docker.errors.DockerException as exc:
+        if not _is_connection(exc):
             raise RuntimeProblem(f"{what}: {exc}") from None
-        reset()
-        raise RuntimeProblem(f"{what}: lost the connection to Docker (did the daemon stop?)",
-                             hint="start Docker again, then `portlab down --all` and "
-                                  "`portlab up` to start clean") from None
+        raise lost_connection(what) from None
+    except CONNECTION_ERRORS:
+        raise lost_connection(what) from None
+
+
+# What a cut connection to the daemon looks like, depending on where it was cut: requests'
+# errors (refused, reset, a chunked stream ended early), urllib3's and http.client's below
+# them, and plain socket errors from the raw sockets `exec` reads.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+def lost_connection(what: str = "") -> RuntimeProblem:
+    reset()
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    prefix = f"{what}: " if what else ""
+    return RuntimeProblem(
+        f"{prefix}lost the connection to Docker at {where} (did the daemon stop?)",
+        hint="start Docker again (e.g. `sudo systemctl start docker`); then `portlab status` "
+             "shows what is left, `portlab up LAB` starts a lab again (removing a broken "
+             "instance first) and `portlab down --all` removes everything")
+
+
+def connection_problem(exc: BaseException) -> RuntimeProblem | None:
+    """A RuntimeProblem if `exc` (or what caused it) is a cut connection to Docker, else None.
+
+    For the CLI's last line of defence: a lost daemon is exit 3 with a hint, never a bug report.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, docker.errors.DockerException) and _is_connection(current):
+            return lost_connection()
+        if isinstance(current, CONNECTION_ERRORS):
+            return lost_connection()
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _is_connection(exc: Exception) -> bool:

@@ -14,26 +14,35 @@ Two layers:
 
 Each tag is a hash of exactly what goes into it, so `up` rebuilds only what
 changed, and a changed package list can never be mistaken for the old image.
+
+Interrupted builds leave nothing half-built under a tag: Docker tags an image
+only when its build is complete. The layers an interrupted node build did
+finish carry the label `portlab.building=<repository>` (the Dockerfile sets
+it first and clears it last); the next build reuses them as cache, and
+whatever is still dangling after a build (or at `portlab prune`) is removed.
+Builds, and the image part of prune, hold one machine-wide lock.
+
+`$PORTLAB_NODE_REPO` builds and finds the node layer under another
+repository (tests build, kill and prune there without touching the real
+images); prune then manages that repository only.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 
-from portlab import docker_api
-from portlab.errors import Interrupted, RuntimeProblem
+from portlab import children, docker_api, locks
+from portlab.errors import Interrupted, RuntimeProblem, UsageError
 from portlab.progress import Progress
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -43,6 +52,9 @@ BASE_REPO = "portlab/node-base"
 NODE_REPO = "portlab/node"
 BASE_FILES = ("packages.txt", "dpkg-excludes", "Dockerfile.base")
 NODE_FILES = ("Dockerfile", "nodeinit.py", "probe.py", "serve.py", "bashrc")
+LABEL_BUILDING = "portlab.building"  # set on the layers of a node build until it completes
+ROOTFS_PREFIX = "portlab-rootfs-"
+REPO_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -64,31 +76,35 @@ def base_tag() -> str:
     return f"{BASE_REPO}:{_digest(parts)}"
 
 
+def node_repo() -> str:
+    """The node layer's repository: portlab/node, or $PORTLAB_NODE_REPO (for tests)."""
+    repo = os.environ.get("PORTLAB_NODE_REPO") or NODE_REPO
+    if not REPO_NAME.match(repo) or len(repo) > 100:
+        raise UsageError(f"PORTLAB_NODE_REPO='{repo}' is not a valid image repository name")
+    return repo
+
+
+def managed_repos() -> list[str]:
+    """The repositories `portlab prune --images` manages."""
+    repo = node_repo()
+    return [repo] if repo != NODE_REPO else [NODE_REPO, BASE_REPO]
+
+
 def node_tag() -> str:
     parts = [base_tag().encode()] + [(NODE_DIR / f).read_bytes() for f in NODE_FILES]
-    return f"{NODE_REPO}:{_digest(parts)}"
+    return f"{node_repo()}:{_digest(parts)}"
 
 
 def exists(tag: str) -> bool:
     try:
-        docker_api.client().images.get(tag)
+        with docker_api.guard(f"looking up image {tag}"):
+            try:
+                docker_api.client().images.get(tag)
+            except docker.errors.ImageNotFound:
+                return False
         return True
-    except docker.errors.ImageNotFound:
-        return False
-    except docker.errors.APIError as exc:
-        raise RuntimeProblem(f"cannot look up image {tag}: {exc.explanation or exc}") from None
-
-
-@contextmanager
-def _build_lock() -> Iterator[None]:
-    """One image build at a time on this machine (many `up`s may start at once)."""
-    path = Path(tempfile.gettempdir()) / "portlab-image.lock"
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    except RuntimeProblem as exc:
+        raise RuntimeProblem(f"cannot look up image {tag}: {exc.message}", hint=exc.hint) from None
 
 
 def ensure(progress: Progress, *, offline: bool | None = None) -> str:
@@ -96,7 +112,7 @@ def ensure(progress: Progress, *, offline: bool | None = None) -> str:
     tag = node_tag()
     if exists(tag):
         return tag
-    with _build_lock():
+    with locks.build_lock():
         if not exists(tag):
             build(progress, offline=offline)
     return tag
@@ -104,18 +120,70 @@ def ensure(progress: Progress, *, offline: bool | None = None) -> str:
 
 def build(progress: Progress, *, offline: bool | None = None, force: bool = False) -> str:
     """Build the base (if missing or forced) and the node layer. Returns the node tag."""
-    base = base_tag()
-    if force or not exists(base):
-        if offline is None:
-            offline = not _registry_reachable(progress)
-        if offline:
-            _build_base_offline(base, progress)
-        else:
-            _build_base_registry(base, progress)
-    tag = node_tag()
-    with progress.phase(f"building {tag} (portlab's tools on the base)"):
-        _docker_build(tag, "Dockerfile", {"BASE": base}, progress, kind="node")
+    with locks.build_lock():
+        base = base_tag()
+        if force or not exists(base):
+            if offline is None:
+                offline = not _registry_reachable(progress)
+            if offline:
+                _build_base_offline(base, progress)
+            else:
+                _build_base_registry(base, progress)
+        tag = node_tag()
+        replaced = _image_id(tag)
+        with progress.phase(f"building {tag} (portlab's tools on the base)"):
+            _docker_build(tag, "Dockerfile", {"BASE": base, "NODE_REPO": node_repo()}, progress,
+                          kind="node")
+        if replaced and replaced != _image_id(tag):
+            _remove_quietly(replaced)  # the image this tag named before (a forced rebuild)
+        remove_leftovers([node_repo()], progress)
     return tag
+
+
+def _image_id(tag: str) -> str | None:
+    with docker_api.guard(f"looking up image {tag}"):
+        try:
+            image_id: str = docker_api.client().images.get(tag).id
+            return image_id
+        except docker.errors.ImageNotFound:
+            return None
+
+
+def _remove_quietly(image: str) -> bool:
+    """Remove an image (by id or tag) unless a container uses it or it is gone."""
+    with docker_api.guard(f"removing image {image}"):
+        try:
+            docker_api.client().images.remove(image)
+            return True
+        except docker.errors.APIError:  # in use (conflict), or already gone
+            return False
+
+
+def leftovers(repos: list[str]) -> list[Any]:
+    """Dangling layers of interrupted node builds for these repositories."""
+    c = docker_api.client()
+    found = docker_api.call("listing images", c.images.list,
+                            filters={"dangling": True, "label": LABEL_BUILDING})
+    return [img for img in found if (img.labels or {}).get(LABEL_BUILDING) in repos]
+
+
+def remove_leftovers(repos: list[str], progress: Progress) -> list[str]:
+    """Remove what interrupted builds left behind: dangling layers, stale rootfs folders.
+
+    Call with the build lock held, so that no build in progress loses a layer.
+    """
+    removed = []
+    for img in leftovers(repos):
+        if _remove_quietly(img.id):
+            removed.append(img.short_id)
+            progress.detail(f"removed {img.short_id}, left by an interrupted build")
+    tmp = Path(tempfile.gettempdir())
+    for path in tmp.glob(ROOTFS_PREFIX + "*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+            progress.detail(f"removed {path}, left by an interrupted build")
+    return removed
 
 
 def _registry_reachable(progress: Progress) -> bool:
@@ -151,6 +219,8 @@ def _docker_build(tag: str, dockerfile: str, buildargs: dict[str, str], progress
                     progress.detail(part)
     except docker.errors.APIError as exc:
         raise RuntimeProblem(f"building {tag} failed: {exc.explanation or exc}") from None
+    except docker_api.CONNECTION_ERRORS:
+        raise docker_api.lost_connection(f"building {tag}") from None
 
 
 def _build_base_registry(tag: str, progress: Progress) -> None:
@@ -227,7 +297,7 @@ def _build_base_offline(tag: str, progress: Progress) -> None:
         )
     excludes = [line.strip() for line in (NODE_DIR / "dpkg-excludes").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
-    with tempfile.TemporaryDirectory(prefix="portlab-rootfs-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=ROOTFS_PREFIX) as tmp:
         sources = Path(tmp) / "debian.sources"
         sources.write_text(apt_sources())
         tarball = Path(tmp) / "rootfs.tar"
@@ -255,7 +325,7 @@ def _build_base_offline(tag: str, progress: Progress) -> None:
 
 def _run_streaming(argv: list[str], progress: Progress) -> None:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=children.preexec())
     lines: list[str] = []
     try:
         assert proc.stdout is not None

@@ -21,7 +21,7 @@ from typing import Any
 
 import docker.errors
 
-from portlab import allocate, compose, image, render
+from portlab import allocate, compose, image, locks, render
 from portlab import docker_api as d
 from portlab.errors import RuntimeProblem, UsageError
 from portlab.lab import Lab
@@ -68,7 +68,18 @@ class Instance:
 
     def exec(self, node: str, argv: list[str]) -> d.ExecResult:
         container = self.container(node)
-        return d.exec_in(container, argv, what=f"running {argv[0]} on {node}")
+        try:
+            return d.exec_in(container, argv, what=f"running {argv[0]} on {node}")
+        except RuntimeProblem:
+            require_running(self)  # a node that stopped is the real story
+            raise
+
+    def hint(self) -> str:
+        """How to get this instance back: start it again, or remove it."""
+        flag = "" if self.name == self.lab else f" --instance {self.name}"
+        return (f"`portlab up {self.lab}{flag}` removes what is left and starts the lab again "
+                f"(changes made on its nodes are lost); `portlab down{flag or ' ' + self.lab}` "
+                "removes it")
 
 
 def instances() -> dict[str, Instance]:
@@ -81,11 +92,15 @@ def instances() -> dict[str, Instance]:
     networks = d.call("listing networks", c.networks.list, filters=d.scope_filter())
     for obj in containers:
         labels = d.labels_of(obj)
+        if not labels.get(d.LABEL_INSTANCE):
+            continue  # not one of portlab's lab objects (`portlab prune` removes such strays)
         inst = found.setdefault(labels[d.LABEL_INSTANCE], Instance(
             labels[d.LABEL_INSTANCE], labels.get(d.LABEL_LAB, "?"), labels.get(d.LABEL_TOKEN, "")))
         inst.containers[labels.get(d.LABEL_NODE, obj.id)] = obj
     for net in networks:
         labels = net.attrs.get("Labels") or {}
+        if not labels.get(d.LABEL_INSTANCE):
+            continue
         inst = found.setdefault(labels[d.LABEL_INSTANCE], Instance(
             labels[d.LABEL_INSTANCE], labels.get(d.LABEL_LAB, "?"), labels.get(d.LABEL_TOKEN, "")))
         inst.networks[labels.get(d.LABEL_NETWORK, net.name)] = net
@@ -109,6 +124,31 @@ def find_instance(lab: str | None = None, instance: str | None = None) -> Instan
     names = ", ".join(f"{i.name} ({i.lab})" for i in matches)
     raise UsageError(f"more than one instance is running: {names}",
                      hint="say which with --instance NAME")
+
+
+def require_running(inst: Instance, nodes: list[str] | None = None) -> None:
+    """Raise a clear RuntimeProblem naming each node of the instance that is not running.
+
+    Asks Docker afresh (one listing), so a node killed a moment ago is seen. `nodes`
+    defaults to the nodes the instance had when it was found.
+    """
+    c = d.client()
+    listed = d.call("listing containers", c.containers.list, all=True, sparse=True,
+                    filters=d.scope_filter(**{d.LABEL_INSTANCE: inst.name}))
+    states: dict[str, str] = {}
+    for obj in listed:
+        node = d.labels_of(obj).get(d.LABEL_NODE, obj.id)
+        state = obj.attrs.get("State") or "unknown"
+        states[node] = "running" if state == "running" else (obj.attrs.get("Status") or state)
+    down = [(node, states.get(node, "its container is gone"))
+            for node in sorted(nodes if nodes is not None else inst.containers)
+            if states.get(node) != "running"]
+    if not down:
+        return
+    what = "; ".join(f"'{node}': {why}" for node, why in down)
+    noun = "node is" if len(down) == 1 else "nodes are"
+    raise RuntimeProblem(f"lab '{inst.lab}' (instance {inst.name}): {len(down)} {noun} not "
+                         f"running ({what})", hint=inst.hint())
 
 
 def taken_subnets() -> list[IPv4Network]:
@@ -148,6 +188,11 @@ def up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None = No
     removes everything it started.
     """
     render.check_instance_name(instance)
+    with locks.instance_lock(d.scope(), instance):
+        return _up(lab, instance, progress, offline=offline)
+
+
+def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None) -> Instance:
     existing = instances().get(instance)
     if existing is not None:
         if existing.lab == lab.name and _whole_and_ready(existing, lab):
@@ -208,11 +253,14 @@ def _start(lab: Lab, instance: str, tag: str, progress: Progress) -> Instance:
 def _whole_and_ready(inst: Instance, lab: Lab) -> bool:
     if set(inst.containers) != {n.name for n in lab.nodes}:
         return False
-    for container in inst.containers.values():
-        if container.status != "running":
-            return False
-        if READY_MARK not in container.logs(stdout=True, stderr=False, tail=50):
-            return False
+    if {n.name for n in lab.networks if not n.virtual} - set(inst.networks):
+        return False
+    with d.guard(f"looking at instance '{inst.name}'"):
+        for container in inst.containers.values():
+            if container.status != "running":
+                return False
+            if READY_MARK not in container.logs(stdout=True, stderr=False, tail=50):
+                return False
     return True
 
 
@@ -280,12 +328,40 @@ def down_all(progress: Progress) -> Removed:
     return total
 
 
+REMOVE_PASSES = 4
+
+
 def _remove(instance: str, progress: Progress) -> Removed:
+    """Remove the instance's containers, then its networks, until Docker lists none.
+
+    A further pass catches what appeared meanwhile: a container the daemon was
+    still creating for a `portlab up` that was killed, or a network that kept an
+    endpoint a moment longer. Raises if something is still there at the end.
+    """
+    removed = Removed()
+    problem = ""
+    for _pass in range(REMOVE_PASSES):
+        left, problem = _remove_pass(instance, removed)
+        if not left:
+            break
+    else:
+        raise RuntimeProblem(f"could not remove everything of instance '{instance}': "
+                             f"{problem or 'objects kept reappearing'}",
+                             hint=f"`portlab down --instance {instance}` tries again; "
+                                  "`docker ps -a` and `docker network ls` show what is left")
+    progress.detail(f"removed {removed.containers} containers, {removed.networks} networks")
+    return removed
+
+
+def _remove_pass(instance: str, removed: Removed) -> tuple[bool, str]:
+    """One pass of _remove. Returns (whether anything was found, the last error)."""
     c = d.client()
     label = d.scope_filter(**{d.LABEL_INSTANCE: instance})
-    removed = Removed()
     containers = d.call("listing containers", c.containers.list, all=True, sparse=True,
                         filters=label)
+    networks = d.call("listing networks", c.networks.list, filters=label)
+    if not containers and not networks:
+        return False, ""
 
     def kill(container: Any) -> int:
         try:
@@ -298,19 +374,20 @@ def _remove(instance: str, progress: Progress) -> Removed:
                 return 0
             raise
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        removed.containers = sum(pool.map(kill, containers))
-    for net in d.call("listing networks", c.networks.list, filters=label):
-        try:
-            net.remove()
-            removed.networks += 1
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise RuntimeProblem(f"could not remove network {net.name}: "
-                                 f"{exc.explanation or exc}") from None
-    progress.detail(f"removed {removed.containers} containers, {removed.networks} networks")
-    return removed
+    problem = ""
+    with d.guard(f"removing instance '{instance}'"):
+        if containers:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                removed.containers += sum(pool.map(kill, containers))
+        for net in networks:
+            try:
+                net.remove()
+                removed.networks += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:  # e.g. an endpoint still attached: next pass
+                problem = f"could not remove network {net.name}: {exc.explanation or exc}"
+    return True, problem
 
 
 # --- status --------------------------------------------------------------------------------------
@@ -364,21 +441,26 @@ def status(inst: Instance) -> dict[str, Any]:
 
 
 def _wireguard(container: Any) -> dict[str, Any]:
-    """Which WireGuard implementation the node can use, and what its wg interfaces are."""
-    out = d.exec_in(container, ["sh", "-c", "cat /run/portlab/wireguard 2>/dev/null; "
-                                            "ip -j -d link show"])
-    lines = out.stdout.split("\n", 1)
+    """Which WireGuard implementation the node can use, and what its wg interfaces are.
+
+    `wg show interfaces` names the WireGuard interfaces of either kind (kernel ones by
+    netlink, wireguard-go's by their control sockets); the link's kind tells them apart:
+    "wireguard" is the kernel module, a TUN device is wireguard-go.
+    """
+    script = ('printf "%s\\n" "$(cat /run/portlab/wireguard 2>/dev/null)" '
+              '"$(wg show interfaces 2>/dev/null)"; ip -j -d link show')
+    out = d.exec_in(container, ["sh", "-c", script])
+    lines = out.stdout.split("\n", 2)
     available = lines[0].strip() or "unknown"
-    interfaces = {}
+    wg_names = lines[1].split() if len(lines) > 1 else []
+    kinds: dict[str, str] = {}
     try:
-        for link in json.loads(lines[1]) if len(lines) > 1 else []:
-            kind = (link.get("linkinfo") or {}).get("info_kind")
-            if kind == "wireguard":
-                interfaces[link["ifname"]] = "kernel"
-            elif kind == "tun" or link.get("link_type") == "none":
-                interfaces[link["ifname"]] = "userspace"
+        for link in json.loads(lines[2]) if len(lines) > 2 else []:
+            kinds[link.get("ifname", "")] = (link.get("linkinfo") or {}).get("info_kind", "")
     except ValueError:
         pass
+    interfaces = {name: "kernel" if kinds.get(name) == "wireguard" else "userspace"
+                  for name in wg_names}
     return {"available": available, "interfaces": interfaces}
 
 

@@ -1,0 +1,86 @@
+"""Machine-wide locks, so that concurrent portlab runs do not trip over each other.
+
+They are `flock` locks on files in the temporary directory: the kernel drops
+a lock the moment its holder dies, even by SIGKILL, so a killed portlab never
+leaves one behind. They hold no state (that lives in Docker's labels); the
+file only carries the holder's pid for the message.
+
+* `instance_lock`: one `portlab up` per instance and scope at a time. Without
+  it, a second `up` of the same instance would take the first one's
+  half-started containers for leftovers and remove them under its feet.
+* `build_lock`: one image build (or image prune) at a time. Re-entrant in the
+  same process, so `ensure` can hold it around `build`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from portlab.errors import UsageError
+
+
+def lock_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / f"portlab-locks-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+@contextmanager
+def instance_lock(scope: str, instance: str) -> Iterator[None]:
+    """Hold the lock of one instance, or say at once who holds it (no waiting)."""
+    path = lock_dir() / f"up-{scope}-{instance}.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise UsageError(f"another `portlab up` is starting instance '{instance}' right now "
+                             f"(pid {holder}); nothing was changed",
+                             hint="wait for it to finish, or stop it (Ctrl-C)") from None
+        _write_pid(fh)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_build_depth = threading.local()
+_build_mutex = threading.Lock()
+
+
+@contextmanager
+def build_lock() -> Iterator[None]:
+    """One image build at a time on this machine; waits for the holder. Re-entrant."""
+    depth = getattr(_build_depth, "n", 0)
+    if depth:
+        _build_depth.n = depth + 1
+        try:
+            yield
+        finally:
+            _build_depth.n -= 1
+        return
+    # One path for every user of the machine (the Docker daemon is shared too).
+    with _build_mutex, open(Path(tempfile.gettempdir()) / "portlab-image.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        _write_pid(fh)
+        _build_depth.n = 1
+        try:
+            yield
+        finally:
+            _build_depth.n = 0
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_pid(fh: IO[str]) -> None:
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
