@@ -137,12 +137,17 @@ def up(lab: str, instance: str | None, offline: bool | None, quiet: bool) -> Non
     for row in core.status(instance=inst.name)[0]["nodes"]:
         addrs = ", ".join(f"{i['name']} {i['address']}" for i in row["interfaces"])
         click.echo(f"  {row['name']:<10} {addrs}")
+    steps = [
+        (f"portlab show {inst.lab}{suffix}", "the story, the network, your tasks"),
+        (f"portlab shell NODE{suffix}",
+         f"a root shell on a node (e.g. {sorted(inst.containers)[0]})"),
+        (f"portlab check{suffix}", "prove it works, with real traffic"),
+        (f"portlab down {inst.lab}{suffix}", "remove it when you are done"),
+    ]
+    width = max(len(cmd) for cmd, _ in steps) + 3
     click.echo("Next:")
-    click.echo(f"  portlab show {inst.lab}{suffix:<18} the story, the network, your tasks")
-    click.echo(f"  portlab shell NODE{suffix:<12} a root shell on a node (e.g. "
-               f"{sorted(inst.containers)[0]})")
-    click.echo(f"  portlab check{suffix:<17} prove it works, with real traffic")
-    click.echo(f"  portlab down {inst.lab}{suffix:<10} remove it when you are done")
+    for cmd, what in steps:
+        click.echo(f"  {cmd:<{width}}{what}")
 
 
 @cli.command()

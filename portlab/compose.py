@@ -21,7 +21,6 @@ from portlab.errors import Interrupted, RuntimeProblem
 @dataclass(frozen=True)
 class Compose:
     argv: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
-    version: str
 
     @property
     def major(self) -> int:
@@ -32,21 +31,26 @@ class Compose:
         """As one string, for tools that want it so (pytest-docker)."""
         return " ".join(self.argv)
 
+    @property
+    def version(self) -> str:
+        """The version it reports (asked only when wanted: v1 takes half a second to say)."""
+        return _version(self.argv) or "unknown"
+
 
 @functools.lru_cache(maxsize=1)
 def detect() -> Compose:
-    """The installed Compose; prefers v2. Raises RuntimeProblem naming what is missing."""
+    """The installed Compose; prefers v2. Raises RuntimeProblem naming what is missing.
+
+    v2 is a Docker CLI plugin and answers `docker compose version` in milliseconds; v1
+    (`docker-compose`, a Python program) is taken on its presence alone, since asking it
+    anything costs a Python start-up on every portlab command.
+    """
     if os.environ.get("PORTLAB_COMPOSE"):
-        argv = tuple(os.environ["PORTLAB_COMPOSE"].split())
-        return Compose(argv, _version(argv) or "unknown")
-    if shutil.which("docker"):
-        version = _version(("docker", "compose"))
-        if version:
-            return Compose(("docker", "compose"), version)
+        return Compose(tuple(os.environ["PORTLAB_COMPOSE"].split()))
+    if shutil.which("docker") and _version(("docker", "compose")):
+        return Compose(("docker", "compose"))
     if shutil.which("docker-compose"):
-        version = _version(("docker-compose",))
-        if version:
-            return Compose(("docker-compose",), version)
+        return Compose(("docker-compose",))
     raise RuntimeProblem(
         "Docker Compose is not installed (neither `docker compose` nor `docker-compose` works)",
         hint="install the Compose plugin (package docker-compose-plugin) or docker-compose",

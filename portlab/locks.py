@@ -10,6 +10,11 @@ file only carries the holder's pid for the message.
   half-started containers for leftovers and remove them under its feet.
 * `build_lock`: one image build (or image prune) at a time. Re-entrant in the
   same process, so `ensure` can hold it around `build`.
+* `start_slot`: at most a few labs are being created at once on this machine
+  (one per core, at least two; $PORTLAB_PARALLEL_STARTS overrides). Creating a
+  lab is CPU-bound work for Compose and the daemon: fifty at once on two cores
+  only thrash, and their nodes then miss their start-up deadlines. Queued, each
+  start is quick and the whole batch is done sooner.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import fcntl
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -77,6 +83,48 @@ def build_lock() -> Iterator[None]:
         finally:
             _build_depth.n = 0
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def start_slots() -> int:
+    """How many labs may be created at the same time on this machine."""
+    raw = os.environ.get("PORTLAB_PARALLEL_STARTS", "")
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= 64:
+            raise UsageError(f"PORTLAB_PARALLEL_STARTS='{raw}' is not valid",
+                             hint="use a whole number from 1 to 64")
+        return int(raw)
+    return max(2, os.cpu_count() or 1)
+
+
+SLOT_POLL = 0.05  # seconds between looks at the slots while queued
+
+
+@contextmanager
+def start_slot(waiting: Callable[[int], None] | None = None) -> Iterator[None]:
+    """Hold one of the machine's start slots; `waiting(n)` is told once if all n are taken."""
+    n = start_slots()
+    files = [open(lock_dir() / f"start-{i}.lock", "a+") for i in range(n)]  # noqa: SIM115
+    try:
+        told = False
+        while True:
+            for fh in files:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                _write_pid(fh)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                return
+            if not told and waiting is not None:
+                waiting(n)
+                told = True
+            time.sleep(SLOT_POLL)
+    finally:
+        for fh in files:
+            fh.close()
 
 
 def _write_pid(fh: IO[str]) -> None:

@@ -29,7 +29,7 @@ from portlab.progress import Progress
 
 READY_MARK = b"portlab-ready"
 FAILED_MARK = b"portlab-failed"
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 180.0  # a node's own deadline (nodeinit.py) is 150 s
 
 
 @dataclass
@@ -226,12 +226,16 @@ def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None) ->
 def _start(lab: Lab, instance: str, tag: str, progress: Progress) -> Instance:
     last_error = ""
     for _attempt in range(5):
-        p = plan(lab, instance, tag)
-        progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
-        with tempfile.TemporaryDirectory(prefix="portlab-") as tmp:
-            path = Path(tmp) / "compose.yaml"
-            path.write_text(render.compose(p))
-            proc = compose.run(p.project, str(path), ["up", "-d", "--no-build"])
+        # Subnets are allocated inside the slot, so they see the networks of the labs that
+        # were created while this one was queued.
+        with locks.start_slot(lambda n: progress.detail(
+                f"{n} labs are being created on this machine; waiting for a turn")):
+            p = plan(lab, instance, tag)
+            progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
+            with tempfile.TemporaryDirectory(prefix="portlab-") as tmp:
+                path = Path(tmp) / "compose.yaml"
+                path.write_text(render.compose(p))
+                proc = compose.run(p.project, str(path), ["up", "-d", "--no-build"])
         if proc.returncode == 0:
             inst = instances().get(instance)
             if inst is None:
@@ -272,21 +276,22 @@ def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOU
     nodes = dict(inst.containers)
 
     def follow(node: str, container: Any) -> None:
-        ok, why = False, "its log ended without a ready line"
+        ok, why = False, ""
         buf = b""
         try:
+            # A node that fails prints why (stderr) and the failed mark (stdout), then exits,
+            # which ends this stream: read to the end, since the two streams may arrive in
+            # either order.
             for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
                 buf += chunk
                 if READY_MARK in buf:
-                    ok, why = True, ""
-                    break
-                if FAILED_MARK in buf:
-                    why = buf.decode("utf-8", "replace").replace("portlab-failed", "").strip()
+                    ok = True
                     break
         except Exception as exc:  # the container went away, the daemon stopped ...
             why = f"{type(exc).__name__}: {exc}"
-        if not ok and not why.strip():
-            why = "it stopped before it was ready"
+        if not ok:
+            said = buf.decode("utf-8", "replace").replace(FAILED_MARK.decode(), "").strip()
+            why = said or why or "it stopped before it was ready, without a word in its log"
         with lock:
             results[node] = (ok, why[-700:])
             progress.detail(f"{len(results)}/{len(nodes)} ready ({node})")

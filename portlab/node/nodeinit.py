@@ -27,6 +27,7 @@ import sys
 import time
 
 RUN_DIR = "/run/portlab"
+SERVICE_DEADLINE = 150.0  # seconds for every service to listen
 LOG_DIR = "/var/log/portlab"
 
 
@@ -119,7 +120,8 @@ def start_services(services: list[dict]) -> None:
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         procs.append((svc, proc))
-    deadline = time.monotonic() + 30
+    # Generous: on a busy machine (dozens of labs starting at once) a server takes a while.
+    deadline = time.monotonic() + SERVICE_DEADLINE
     for svc, proc in procs:
         checks = [(proto, int(svc[key])) for proto, key in (("tcp", "ready_tcp"),
                                                              ("udp", "ready_udp")) if svc.get(key)]
@@ -131,7 +133,8 @@ def start_services(services: list[dict]) -> None:
             if all(listening(p, port) for p, port in checks):
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"portlab-init: service {svc['name']} did not start listening")
+                raise SystemExit(f"portlab-init: service {svc['name']} did not start listening "
+                                 f"within {SERVICE_DEADLINE:.0f}s")
             time.sleep(0.02)
 
 
