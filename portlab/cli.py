@@ -134,9 +134,9 @@ def up(lab: str, instance: str | None, offline: bool | None, quiet: bool) -> Non
     suffix = "" if inst.name == inst.lab else f" --instance {inst.name}"
     click.echo(f"Lab '{inst.lab}' is up as instance '{inst.name}': {len(inst.containers)} "
                f"nodes ready in {took:.1f}s.")
-    for row in core.status(instance=inst.name)[0]["nodes"]:
-        addrs = ", ".join(f"{i['name']} {i['address']}" for i in row["interfaces"])
-        click.echo(f"  {row['name']:<10} {addrs}")
+    for node, interfaces in inst.interfaces().items():
+        addrs = ", ".join(f"{name} {address}" for name, address in interfaces.items())
+        click.echo(f"  {node:<10} {addrs}")
     steps = [
         (f"portlab show {inst.lab}{suffix}", "the story, the network, your tasks"),
         (f"portlab shell NODE{suffix}",

@@ -24,7 +24,8 @@ Builds, and the image part of prune, hold one machine-wide lock.
 
 `$PORTLAB_NODE_REPO` builds and finds the node layer under another
 repository (tests build, kill and prune there without touching the real
-images); prune then manages that repository only.
+images), `$PORTLAB_BASE_REPO` likewise the base (the cold benchmark); prune
+then manages only the repositories so named.
 """
 
 from __future__ import annotations
@@ -73,21 +74,32 @@ def _digest(parts: list[bytes]) -> str:
 
 def base_tag() -> str:
     parts = [SUITE.encode()] + [(NODE_DIR / f).read_bytes() for f in BASE_FILES]
-    return f"{BASE_REPO}:{_digest(parts)}"
+    return f"{base_repo()}:{_digest(parts)}"
+
+
+def _repo_from_env(variable: str, default: str) -> str:
+    repo = os.environ.get(variable) or default
+    if not REPO_NAME.match(repo) or len(repo) > 100:
+        raise UsageError(f"{variable}='{repo}' is not a valid image repository name")
+    return repo
 
 
 def node_repo() -> str:
     """The node layer's repository: portlab/node, or $PORTLAB_NODE_REPO (for tests)."""
-    repo = os.environ.get("PORTLAB_NODE_REPO") or NODE_REPO
-    if not REPO_NAME.match(repo) or len(repo) > 100:
-        raise UsageError(f"PORTLAB_NODE_REPO='{repo}' is not a valid image repository name")
-    return repo
+    return _repo_from_env("PORTLAB_NODE_REPO", NODE_REPO)
+
+
+def base_repo() -> str:
+    """The base's repository: portlab/node-base, or $PORTLAB_BASE_REPO (a cold benchmark)."""
+    return _repo_from_env("PORTLAB_BASE_REPO", BASE_REPO)
 
 
 def managed_repos() -> list[str]:
-    """The repositories `portlab prune --images` manages."""
-    repo = node_repo()
-    return [repo] if repo != NODE_REPO else [NODE_REPO, BASE_REPO]
+    """The repositories `portlab prune --images` manages: the default ones, or only the
+    ones named in the environment (node layer first: children go before their base)."""
+    repos = [node_repo(), base_repo()]
+    named = [r for r, default in zip(repos, (NODE_REPO, BASE_REPO), strict=True) if r != default]
+    return named or repos
 
 
 def node_tag() -> str:

@@ -59,6 +59,16 @@ class Instance:
                 out[name] = IPv4Network(subnet)
         return out
 
+    def interfaces(self) -> dict[str, dict[str, str]]:
+        """node -> interface name -> address/prefix, from the labels (no inspect needed)."""
+        out = {}
+        for node, container in sorted(self.containers.items()):
+            try:
+                out[node] = json.loads(d.labels_of(container).get(d.LABEL_INTERFACES, "{}"))
+            except ValueError:
+                out[node] = {}
+        return out
+
     def container(self, node: str) -> Any:
         if node not in self.containers:
             known = ", ".join(sorted(self.containers)) or "(none)"
