@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from portlab import templating, topology
-from portlab.lab import Lab, template_context
+from portlab import topology
+from portlab.lab import Lab, render_text, template_context
 
 
 def list_line(lab: Lab) -> str:
@@ -78,8 +78,11 @@ def show(lab: Lab, subnets: dict[str, IPv4Network], *, instance: str | None, tok
          color: bool) -> str:
     ctx: dict[str, Any] = template_context(lab, subnets, instance or lab.name, token)
 
-    def md(text: str) -> str:
-        return markdown(templating.render(text, ctx), color)
+    def text(path: tuple[str | int, ...], template: str) -> str:
+        return render_text(lab, path, template, ctx)
+
+    def md(path: tuple[str | int, ...], template: str) -> str:
+        return markdown(text(path, template), color)
 
     def head(text: str) -> str:
         return click.style(text, bold=True, underline=True) if color else text.upper()
@@ -90,7 +93,7 @@ def show(lab: Lab, subnets: dict[str, IPv4Network], *, instance: str | None, tok
         "",
     ]
     if lab.story:
-        parts += [head("The story"), md(lab.story), ""]
+        parts += [head("The story"), md(("story",), lab.story), ""]
     where = (f"running as instance '{instance}'" if instance
              else "addresses as they will be on `portlab up` of a first instance")
     parts += [head("The network") + f"  ({where})", topology.draw(lab, subnets), ""]
@@ -106,13 +109,13 @@ def show(lab: Lab, subnets: dict[str, IPv4Network], *, instance: str | None, tok
         parts.append(head("Your tasks"))
         for k, task in enumerate(lab.tasks, 1):
             stretch = " (stretch)" if task.stretch else ""
-            title = templating.render(task.title, ctx)
+            title = text(("tasks", k - 1, "title"), task.title)
             parts.append(f"  {k}. {click.style(title, bold=True) if color else title}{stretch}")
-            parts.append(textwrap.indent(md(task.text), "   "))
+            parts.append(textwrap.indent(md(("tasks", k - 1, "text"), task.text), "   "))
             parts.append("")
     if lab.access:
-        parts += [head("How to get in"), md(lab.access), ""]
+        parts += [head("How to get in"), md(("access",), lab.access), ""]
     parts.append(head("What `portlab check` verifies") + "  (with real traffic)")
-    for check in lab.checks:
-        parts.append(f"  - {check.id}: {templating.render(check.title, ctx)}")
+    for i, check in enumerate(lab.checks):
+        parts.append(f"  - {check.id}: {text(('checks', i, 'title'), check.title)}")
     return "\n".join(parts).rstrip() + "\n"

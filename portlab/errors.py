@@ -40,13 +40,22 @@ class UsageError(PortlabError):
     """The user asked for something that does not exist or cannot be done now."""
 
 
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (line breaks, NUL, terminal escapes,
+    bidi controls) written as a Python escape, so a message stays one honest line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 class LabError(PortlabError):
     """A lab file is invalid. Names the file, the line and the key."""
 
     def __init__(self, file: str, key: str, message: str, line: int | None = None) -> None:
         where = f"{file}:{line}" if line else file
         text = f"{where}: {key}: {message}" if key else f"{where}: {message}"
-        super().__init__(text)
+        super().__init__(printable(text))  # a key or value from the file may hold anything
         self.file = file
         self.key = key
         self.line = line

@@ -29,6 +29,10 @@ ID_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 LAB_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 RESERVED_IFACES = re.compile(r"^(lo|eth\d+|wg\d+|tun\d+|tap\d+|veth.*|docker.*|br.*)$")
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
+# Ranges no lab network can use (interfaces there would not carry the lab's traffic).
+UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8"): "loopback",
+            IPv4Network("169.254.0.0/16"): "link-local", IPv4Network("224.0.0.0/4"): "multicast",
+            IPv4Network("240.0.0.0/4"): "reserved"}
 
 
 @dataclass(frozen=True)
@@ -289,7 +293,7 @@ class _Reader:
             return default
         if not isinstance(value, str):
             raise self.error(path, f"expected text, got {_kind(value)}")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.error(path, f"'{value}' is not a valid {what or 'name'}")
         return value
 
@@ -319,7 +323,7 @@ class _Reader:
         if not isinstance(value, dict) or not value:
             raise self.error(path, f"expected a mapping of {what} names to their settings")
         for key in value:
-            if not pattern.match(key):
+            if not pattern.fullmatch(key):
                 raise self.error(path + (key,), f"'{key}' is not a valid {what} name "
                                  f"(lowercase letters, digits and '-', starting with a letter)")
         return value
@@ -383,7 +387,7 @@ def parse(text: str, file: str, directory: Path | None = None) -> Lab:
     if not isinstance(params, dict):
         raise r.error(("params",), "expected a mapping of parameter names to values")
     for key, value in params.items():
-        if not re.match(r"^[a-z_][a-z0-9_]*$", key):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
             raise r.error(("params", key), "parameter names use lowercase letters, digits and _")
         if not isinstance(value, (str, int, float, bool)):
             raise r.error(("params", key), f"expected text or a number, got {_kind(value)}")
@@ -445,6 +449,10 @@ def _networks(r: _Reader, value: Any) -> tuple[Network, ...]:
                 raise r.error(path + ("prefer",), "lies in Docker's default address pools "
                               "(172.16.0.0/12, 192.168.0.0/16), where Docker's own NAT rules "
                               "would change the lab; pick another range")
+            for bad, what in UNUSABLE.items():
+                if prefer.overlaps(bad):
+                    raise r.error(path + ("prefer",), f"overlaps {bad} ({what}), which no "
+                                  "network can use; pick another range")
         out.append(Network(
             name=name, kind=kind, prefix=prefix, prefer=prefer,
             label=r.text(spec.get("label"), path + ("label",), optional=True, default=name),
@@ -754,6 +762,15 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
     for i, wrong in enumerate(lab.wrong_solutions):
         for node_name, script in wrong.apply.items():
             yield ("wrong_solutions", i, "apply", node_name), script
+
+
+def render_text(lab: Lab, path: KeyPath, text: str, context: dict[str, Any]) -> str:
+    """One of the lab's templates, rendered. Loading tried each with a sample instance, yet a
+    template can depend on the instance or token: a failure here is a LabError too."""
+    try:
+        return templating.render(text, context)
+    except Exception as exc:
+        raise LabError(lab.file, dotted(path), templating.describe(exc)) from None
 
 
 def _check_templates(r: _Reader, lab: Lab) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 
 import jinja2
 
-from portlab import __version__, templating
+from portlab import __version__
 from portlab import docker_api as d
-from portlab.errors import UsageError
-from portlab.lab import Lab, Node, address, addresses, template_context
+from portlab.errors import UsageError, printable
+from portlab.lab import Lab, Node, address, addresses, render_text, template_context
 
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -33,8 +33,8 @@ def templates_dir() -> Path:
 
 
 def check_instance_name(name: str) -> str:
-    if not INSTANCE_NAME.match(name):
-        raise UsageError(f"'{name}' is not a valid instance name",
+    if not INSTANCE_NAME.fullmatch(name):
+        raise UsageError(f"'{printable(name)}' is not a valid instance name",
                          hint="use 1-40 lowercase letters, digits and '-', starting with a "
                               "letter or digit")
     return name
@@ -103,6 +103,7 @@ def node_config(plan: Plan, node: Node) -> dict[str, Any]:
     ctx = plan.context()
     lab = plan.lab
     addr = ctx["addr"]
+    where: tuple[str | int, ...] = ("nodes", node.name)
     routes = []
     for route in node.routes:
         if route.to == "default":
@@ -123,12 +124,13 @@ def node_config(plan: Plan, node: Node) -> dict[str, Any]:
         ],
         "routes": routes,
         "vpn": node.vpn,
-        "setup": templating.render(node.setup, ctx),
-        "files": {path: templating.render(text, ctx) for path, text in node.files.items()},
+        "setup": render_text(lab, where + ("setup",), node.setup, ctx),
+        "files": {path: render_text(lab, where + ("files", path), text, ctx)
+                  for path, text in node.files.items()},
         "services": [
-            {"name": s.name, "run": templating.render(s.run, ctx), "ready_tcp": s.ready_tcp,
-             "ready_udp": s.ready_udp}
-            for s in node.services
+            {"name": s.name, "run": render_text(lab, where + ("services", j, "run"), s.run, ctx),
+             "ready_tcp": s.ready_tcp, "ready_udp": s.ready_udp}
+            for j, s in enumerate(node.services)
         ],
         "motd": motd(plan, node),
     }

@@ -29,12 +29,17 @@ def problem(text: str, context: dict[str, Any]) -> str | None:
     """Why `text` does not render with `context`, or None when it does."""
     try:
         render(text, context)
-    except jinja2.TemplateSyntaxError as exc:
-        return f"template error on its line {exc.lineno}: {exc.message}"
-    except jinja2.UndefinedError as exc:
-        return f"template uses something undefined: {exc.message}"
-    except jinja2.exceptions.SecurityError as exc:
-        return f"template not allowed: {exc}"
     except Exception as exc:  # a template can raise anything (e.g. 1/0); report, do not crash
-        return f"template fails: {type(exc).__name__}: {exc}"
+        return describe(exc)
     return None
+
+
+def describe(exc: Exception) -> str:
+    """What went wrong in a template, for a person."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"template error on its line {exc.lineno}: {exc.message}"
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"template uses something undefined: {exc.message}"
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"template not allowed: {exc}"
+    return f"template fails: {type(exc).__name__}: {exc}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from portlab import templating
 from portlab.checks import ProbeResult, ProbeRun, spec
-from portlab.errors import UsageError
+from portlab.errors import UsageError, printable
 from portlab.lab import Check, Lab, Probe
 from portlab.runtime import Instance, context_for
 
@@ -84,7 +84,8 @@ def run_checks(lab: Lab, inst: Instance, only: list[str] | None = None) -> Repor
     if only:
         unknown = [c for c in only if lab.check(c) is None]
         if unknown:
-            raise UsageError(f"lab '{lab.name}' has no check {', '.join(unknown)}. Checks: "
+            raise UsageError(f"lab '{lab.name}' has no check "
+                             + ", ".join(f"'{printable(c)}'" for c in unknown) + ". Checks: "
                              + ", ".join(c.id for c in lab.checks))
         checks = [c for c in checks if c.id in only]
     context = context_for(inst, lab)
