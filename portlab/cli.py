@@ -19,7 +19,7 @@ import click
 
 from portlab import __version__, core
 from portlab.docker_api import connection_problem as docker_connection_problem
-from portlab.errors import ExitCode, PortlabError, RuntimeProblem
+from portlab.errors import ExitCode, PortlabError, RuntimeProblem, UsageError
 from portlab.progress import Progress
 
 
@@ -219,6 +219,10 @@ def status(lab: str | None, instance: str | None, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['instance']}  lab {row['lab']}, {row['state']}, image {row['image']}")
+        for gone in sorted({n["image"] for n in row["nodes"] if not n["image_present"]}):
+            click.echo(f"  image {gone} was deleted while the lab ran:\n"
+                       "  its nodes keep running on their own copy; the next `portlab up` builds "
+                       "it again")
         nets = ", ".join(f"{n['name']} {n['subnet']}" for n in row["networks"])
         click.echo(f"  networks: {nets}")
         for node in row["nodes"]:
@@ -249,10 +253,16 @@ def check(lab: str | None, instance: str | None, as_json: bool, junit_file: str 
     """
     from portlab import report
 
+    if junit_file and not os.path.isdir(os.path.dirname(os.path.abspath(junit_file))):
+        raise UsageError(f"cannot write the JUnit file {junit_file}: its directory does not exist")
     result = core.check(lab, instance=instance, only=list(only) or None)
     if junit_file:
-        with open(junit_file, "w") as fh:
-            fh.write(report.junit(result))
+        try:
+            with open(junit_file, "w") as fh:
+                fh.write(report.junit(result))
+        except OSError as exc:
+            raise UsageError(f"cannot write the JUnit file {junit_file}: "
+                             f"{exc.strerror or exc}") from None
     if as_json:
         click.echo(report.as_json(result))
     else:

@@ -12,7 +12,7 @@ from portlab import brief, render, runtime
 from portlab import lab as labs_mod
 from portlab import prune as prune_mod
 from portlab.checks.runner import Report, run_checks
-from portlab.errors import RuntimeProblem, UsageError
+from portlab.errors import DockerUnreachable, RuntimeProblem, UsageError
 from portlab.lab import Lab
 from portlab.progress import Progress
 
@@ -24,6 +24,11 @@ def labs() -> list[Lab]:
 
 def get_lab(name: str) -> Lab:
     return labs_mod.find(name)
+
+
+def _instance_name(instance: str | None) -> str | None:
+    """A name given with --instance, checked (a typo is a clear error, not "not running")."""
+    return None if instance is None else render.check_instance_name(instance)
 
 
 def _running(lab: Lab, instance: str | None) -> runtime.Instance | None:
@@ -41,7 +46,7 @@ def _running(lab: Lab, instance: str | None) -> runtime.Instance | None:
 
 def show(name: str, *, instance: str | None = None, color: bool = False) -> str:
     lab = get_lab(name)
-    running = _running(lab, instance)
+    running = _running(lab, _instance_name(instance))
     if running is not None:
         return brief.show(lab, running.subnets(), instance=running.name, token=running.token,
                           color=color)
@@ -55,7 +60,7 @@ def render_compose(name: str, *, instance: str | None = None, image_tag: str | N
     from portlab import image
 
     lab = get_lab(name)
-    inst = render.check_instance_name(instance or lab.name)
+    inst = render.check_instance_name(lab.name if instance is None else instance)
     tag = image_tag or image.node_tag()
     try:
         p = runtime.plan(lab, inst, tag)
@@ -67,7 +72,8 @@ def render_compose(name: str, *, instance: str | None = None, image_tag: str | N
 def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
        offline: bool | None = None) -> runtime.Instance:
     lab = get_lab(name)
-    return runtime.up(lab, instance or lab.name, progress or Progress(quiet=True), offline=offline)
+    return runtime.up(lab, lab.name if instance is None else instance,
+                      progress or Progress(quiet=True), offline=offline)
 
 
 def down(name: str | None = None, *, instance: str | None = None, everything: bool = False,
@@ -75,19 +81,33 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
     """Remove one instance (or all with everything=True). None when nothing matched."""
     progress = progress or Progress(quiet=True)
     if everything:
+        if name is not None or instance is not None:
+            raise UsageError("--all removes every lab instance, so it takes no LAB or --instance; "
+                             "nothing was removed",
+                             hint="`portlab down --all` alone, or `portlab down LAB` / "
+                                  "`portlab down --instance NAME` for one")
         return runtime.down_all(progress)
     if name is not None:
         get_lab(name)  # a clear error for a typo
+    _instance_name(instance)
     found = runtime.instances()
-    if not found:
-        return None
-    if instance is not None and instance not in found:
-        raise UsageError(f"no instance '{instance}' is up. Up: " + ", ".join(sorted(found)))
-    inst = runtime.find_instance(name, instance)
+    matches = [i for i in found.values()
+               if (instance is None or i.name == instance) and (name is None or i.lab == name)]
+    if not matches:
+        if name is None and instance is None:
+            return None  # a plain `portlab down` with nothing up: nothing to do
+        what = f"instance '{instance}'" if instance is not None else f"lab '{name}'"
+        up = ", ".join(f"{i.name} ({i.lab})" for i in sorted(found.values(), key=lambda i: i.name))
+        raise UsageError(f"no {what} is up; nothing was removed",
+                         hint=f"up now: {up}" if up else "no portlab lab is up at all")
+    inst = runtime.find_instance(name, instance)  # more than one: says to pick with --instance
     return runtime.down(inst.name, progress)
 
 
 def status(name: str | None = None, *, instance: str | None = None) -> list[dict[str, Any]]:
+    if name is not None:
+        get_lab(name)  # a typo is an error, not "nothing is up"
+    _instance_name(instance)
     found = runtime.instances()
     out = []
     for inst in sorted(found.values(), key=lambda i: i.name):
@@ -100,12 +120,14 @@ def check(name: str | None = None, *, instance: str | None = None,
           only: list[str] | None = None) -> Report:
     if name is not None:
         get_lab(name)
-    inst = runtime.find_instance(name, instance)
+    inst = runtime.find_instance(name, _instance_name(instance))
     lab = get_lab(inst.lab)
     nodes = [n.name for n in lab.nodes]
     runtime.require_running(inst, nodes)
     try:
         report = run_checks(lab, inst, only)
+    except DockerUnreachable:
+        raise  # the daemon went away: asking it which node stopped cannot work
     except RuntimeProblem:
         runtime.require_running(inst, nodes)  # a node that stopped mid-check says more
         raise
@@ -129,7 +151,7 @@ def solve(name: str | None = None, *, instance: str | None = None,
     Returns the instance and what was applied ("solution" or the wrong one's name)."""
     if name is not None:
         get_lab(name)
-    inst = runtime.find_instance(name, instance)
+    inst = runtime.find_instance(name, _instance_name(instance))
     lab = get_lab(inst.lab)
     if wrong is None:
         scripts = lab.solution
@@ -148,7 +170,9 @@ def solve(name: str | None = None, *, instance: str | None = None,
 
 
 def node_container(node: str, name: str | None = None, instance: str | None = None) -> Any:
-    inst = runtime.find_instance(name, instance)
+    if name is not None:
+        get_lab(name)
+    inst = runtime.find_instance(name, _instance_name(instance))
     container = inst.container(node)
     if container.attrs.get("State", "running") != "running":
         runtime.require_running(inst, [node])

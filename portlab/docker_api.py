@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
-from portlab.errors import RuntimeProblem, UsageError
+from portlab.errors import DockerUnreachable, RuntimeProblem, UsageError
 
 _client: docker.DockerClient | None = None
 _client_lock = threading.Lock()
@@ -48,7 +48,7 @@ def scope() -> str:
     Docker daemon never touch each other's labs.
     """
     value = os.environ.get("PORTLAB_SCOPE", "") or "default"
-    if not SCOPE_NAME.match(value):
+    if not SCOPE_NAME.fullmatch(value):
         raise UsageError(f"PORTLAB_SCOPE='{value}' is not valid",
                          hint="use 1-20 lowercase letters, digits and '-'")
     return value
@@ -78,19 +78,19 @@ def _connect() -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         text = str(exc)
         if "Permission denied" in text or "PermissionError" in text:
-            raise RuntimeProblem(
+            raise DockerUnreachable(
                 f"permission denied talking to Docker at {where}",
                 hint="add your user to the 'docker' group (then log in again), or run as root",
             ) from None
         if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text \
                 or "Connection aborted" in text:
-            raise RuntimeProblem(
+            raise DockerUnreachable(
                 f"Docker is not running (nothing answers at {where})",
                 hint="start it (e.g. `sudo systemctl start docker`) and try again",
             ) from None
-        raise RuntimeProblem(f"cannot reach Docker at {where}: {text}") from None
+        raise DockerUnreachable(f"cannot reach Docker at {where}: {text}") from None
     except requests.exceptions.RequestException as exc:
-        raise RuntimeProblem(f"cannot reach Docker at {where}: {exc}") from None
+        raise DockerUnreachable(f"cannot reach Docker at {where}: {exc}") from None
 
 
 def reset() -> None:
@@ -138,11 +138,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def lost_connection(what: str = "") -> RuntimeProblem:
+def lost_connection(what: str = "") -> DockerUnreachable:
     reset()
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     prefix = f"{what}: " if what else ""
-    return RuntimeProblem(
+    return DockerUnreachable(
         f"{prefix}lost the connection to Docker at {where} (did the daemon stop?)",
         hint="start Docker again (e.g. `sudo systemctl start docker`); then `portlab status` "
              "shows what is left, `portlab up LAB` starts a lab again (removing a broken "
@@ -160,10 +160,24 @@ def connection_problem(exc: BaseException) -> RuntimeProblem | None:
         seen.add(id(current))
         if isinstance(current, docker.errors.DockerException) and _is_connection(current):
             return lost_connection()
-        if isinstance(current, CONNECTION_ERRORS):
+        if isinstance(current, CUT_ERRORS):
             return lost_connection()
         current = current.__cause__ or current.__context__
     return None
+
+
+# For connection_problem, which sees exceptions from anywhere: not every OSError (a file that
+# cannot be written, or a closed stdout's BrokenPipeError, is no lost daemon), only the ones a
+# cut connection raises.
+CUT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    http.client.HTTPException,
+    ConnectionResetError,
+    ConnectionRefusedError,
+    ConnectionAbortedError,
+)
 
 
 def _is_connection(exc: Exception) -> bool:

@@ -68,6 +68,14 @@ class RuntimeProblem(PortlabError):
     exit_code = ExitCode.RUNTIME
 
 
+class DockerUnreachable(RuntimeProblem):
+    """Docker does not answer: not running, not ours to use, or the connection was lost.
+
+    Nothing more can be learnt from Docker then, so code that would ask it why something
+    failed (e.g. which node stopped) lets this one through unchanged.
+    """
+
+
 class Interrupted(PortlabError):
     """The user pressed Ctrl-C (or portlab got SIGTERM)."""
 

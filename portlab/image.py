@@ -116,7 +116,7 @@ def exists(tag: str) -> bool:
                 return False
         return True
     except RuntimeProblem as exc:
-        raise RuntimeProblem(f"cannot look up image {tag}: {exc.message}", hint=exc.hint) from None
+        raise type(exc)(f"cannot look up image {tag}: {exc.message}", hint=exc.hint) from None
 
 
 def ensure(progress: Progress, *, offline: bool | None = None) -> str:

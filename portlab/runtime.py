@@ -12,6 +12,7 @@ import ipaddress
 import json
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import docker.errors
 
 from portlab import allocate, compose, image, locks, render
 from portlab import docker_api as d
-from portlab.errors import RuntimeProblem, UsageError
+from portlab.errors import DockerUnreachable, PortlabError, RuntimeProblem, UsageError
 from portlab.lab import Lab
 from portlab.progress import Progress
 
@@ -79,10 +80,15 @@ class Instance:
     def exec(self, node: str, argv: list[str]) -> d.ExecResult:
         container = self.container(node)
         try:
-            return d.exec_in(container, argv, what=f"running {argv[0]} on {node}")
+            result = d.exec_in(container, argv, what=f"running {argv[0]} on {node}")
+        except DockerUnreachable:
+            raise  # Docker itself is gone: it cannot say which node stopped
         except RuntimeProblem:
             require_running(self)  # a node that stopped is the real story
             raise
+        if result.exit_code in (KILLED, -1) and _stops_soon(container):
+            require_running(self, [node])  # the node was killed under the command
+        return result
 
     def hint(self) -> str:
         """How to get this instance back: start it again, or remove it."""
@@ -90,6 +96,29 @@ class Instance:
         return (f"`portlab up {self.lab}{flag}` removes what is left and starts the lab again "
                 f"(changes made on its nodes are lost); `portlab down{flag or ' ' + self.lab}` "
                 "removes it")
+
+
+KILLED = 128 + 9  # the exit code of a command killed by SIGKILL, as when its node is killed
+
+
+def _stops_soon(container: Any, within: float = 1.0) -> bool:
+    """Whether the container is (or within a moment is) no longer running.
+
+    Docker marks a killed container as exited a moment after the commands in it die, so
+    right after an exec ended with SIGKILL the container may still say "running".
+    """
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with d.guard(f"looking at container {container.name}"):
+                container.reload()
+        except RuntimeProblem as exc:
+            if isinstance(exc, DockerUnreachable):
+                raise
+            return True  # removed meanwhile
+        if container.status != "running" or time.monotonic() > deadline:
+            return bool(container.status != "running")
+        time.sleep(0.05)
 
 
 def instances() -> dict[str, Instance]:
@@ -228,8 +257,9 @@ def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None) ->
         try:
             _remove(instance, Progress(quiet=True))
         except Exception as exc:  # keep the original error; say what is left
-            progress.note(f"cleanup failed ({exc}); `portlab down --instance {instance}` "
-                          "removes the rest")
+            why = exc.message if isinstance(exc, PortlabError) else exc
+            progress.note(f"could not clean up ({why}); `portlab down --instance {instance}` "
+                          "removes what is left")
         raise
 
 
@@ -282,6 +312,7 @@ def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOU
     """Wait for every node's "portlab-ready" line by following its log (no polling sleeps)."""
     results: dict[str, tuple[bool, str]] = {}
     done = threading.Event()
+    lost = threading.Event()  # the connection to Docker was lost while following a log
     lock = threading.Lock()
     nodes = dict(inst.containers)
 
@@ -300,6 +331,11 @@ def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOU
         except Exception as exc:  # the container went away, the daemon stopped ...
             why = f"{type(exc).__name__}: {exc}"
         if not ok:
+            try:
+                container.reload()  # did the node stop, or did Docker itself go away?
+            except Exception as exc:
+                if d.connection_problem(exc) is not None:
+                    lost.set()
             said = buf.decode("utf-8", "replace").replace(FAILED_MARK.decode(), "").strip()
             why = said or why or "it stopped before it was ready, without a word in its log"
         with lock:
@@ -314,6 +350,8 @@ def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOU
         missing = sorted(set(nodes) - set(results))
         raise RuntimeProblem(f"nodes not ready after {timeout:.0f}s: {', '.join(missing)}",
                              hint="`docker logs` of those containers says why")
+    if lost.is_set():
+        raise d.lost_connection("waiting until every node is ready")
     failed = {n: why for n, (ok, why) in results.items() if not ok}
     if failed:
         lines = "\n".join(f"    {n}: {why}" for n, why in sorted(failed.items()))
@@ -414,6 +452,7 @@ def status(inst: Instance) -> dict[str, Any]:
     """The documented status of one instance (docs/status-json.md)."""
     nodes = []
     images = set()
+    present: dict[str, bool] = {}  # image name -> does it still name an image?
     for name in sorted(inst.containers):
         container = inst.containers[name]
         try:
@@ -427,6 +466,8 @@ def status(inst: Instance) -> dict[str, Any]:
             interfaces = {}
         image_name = (container.attrs.get("Config") or {}).get("Image", "")
         images.add(image_name)
+        if image_name not in present:  # deleted under a running lab: the nodes keep their copy
+            present[image_name] = image.exists(image_name) if image_name else True
         env = (container.attrs.get("Config") or {}).get("Env") or []
         vpn = any(e.startswith("WG_QUICK_USERSPACE_IMPLEMENTATION=") for e in env)
         nodes.append({
@@ -434,6 +475,7 @@ def status(inst: Instance) -> dict[str, Any]:
             "container": container.name,
             "state": container.status,
             "image": image_name,
+            "image_present": present[image_name],
             "interfaces": [{"name": k, "address": v} for k, v in interfaces.items()],
             "wireguard": _wireguard(container) if vpn and container.status == "running" else None,
         })
@@ -450,6 +492,7 @@ def status(inst: Instance) -> dict[str, Any]:
         "project": inst.project,
         "state": overall,
         "image": sorted(images)[0] if len(images) == 1 else sorted(images),
+        "image_present": all(present.values()),
         "networks": networks,
         "nodes": nodes,
     }
