@@ -183,7 +183,8 @@ def prune(images: bool, all_images: bool, dry_run: bool) -> None:
     \b
     Always: every container and network labelled with this scope
     ($PORTLAB_SCOPE, default "default"), whichever lab instance it belongs
-    to, and the layers of interrupted image builds. With --images: portlab's
+    to, the layers of interrupted image builds and the lock files of a
+    `portlab up` that was killed outright. With --images: portlab's
     images (portlab/node, portlab/node-base) that no container of any scope
     uses. Never other scopes' labs, never other images, never a container or
     network without portlab's labels.

@@ -68,17 +68,21 @@ def _version(argv: tuple[str, ...]) -> str | None:
     return proc.stdout.strip() or None
 
 
-def run(project: str, compose_file: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run compose for one project. Ctrl-C stops it and raises Interrupted."""
+def run(project: str, config: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run compose for one project on the compose file `config` (its text, handed over on
+    stdin: no file is written, so none is left behind if portlab is killed). Ctrl-C stops it
+    and raises Interrupted."""
     c = detect()
-    argv = [*c.argv, "-p", project, "-f", compose_file, *args]
+    argv = [*c.argv, "-p", project, "-f", "-", *args]
     # Own process group: a Ctrl-C reaches portlab, which then stops compose and cleans up.
     # If portlab is killed outright, compose dies with it (children.preexec), rather than
     # going on creating containers after the next `up` or `down` has cleaned up.
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=children.preexec())
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=children.preexec(),
+                            cwd="/")  # the project directory: no stray .env from where we are
     try:
-        out, err = proc.communicate()
+        out, err = proc.communicate(config)
     except BaseException:
         try:
             os.killpg(proc.pid, signal.SIGTERM)

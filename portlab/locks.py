@@ -42,20 +42,49 @@ def lock_dir() -> Path:
 def instance_lock(scope: str, instance: str) -> Iterator[None]:
     """Hold the lock of one instance, or say at once who holds it (no waiting)."""
     path = lock_dir() / f"up-{scope}-{instance}.lock"
-    with open(path, "a+") as fh:
+    while True:
+        fh = open(path, "a+")  # noqa: SIM115 (closed below, or by the with)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "?"
+            fh.close()
             raise UsageError(f"another `portlab up` is starting instance '{instance}' right now "
                              f"(pid {holder}); nothing was changed",
                              hint="wait for it to finish, or stop it (Ctrl-C)") from None
+        if _still_linked(fh, path):
+            break
+        fh.close()  # the holder before us removed this file as it let go: open the new one
+    with fh:
         _write_pid(fh)
         try:
             yield
         finally:
+            # Remove the file while still holding it, so lock files do not pile up (one per
+            # instance name ever used). One left by a killed portlab is reused next time.
+            path.unlink(missing_ok=True)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def forget_stale(scope: str, instance: str | None = None) -> None:
+    """Remove the instance lock files of `scope` (of one instance, or all) that nobody holds:
+    the ones a `portlab up` killed outright (SIGKILL) left. One in use stays."""
+    pattern = f"up-{scope}-{instance}.lock" if instance is not None else f"up-{scope}-*.lock"
+    for path in lock_dir().glob(pattern):
+        try:
+            with instance_lock(scope, path.name[len(f"up-{scope}-"):-len(".lock")]):
+                pass  # removes the file as it lets go
+        except UsageError:
+            pass  # a `portlab up` is at work on it
+
+
+def _still_linked(fh: IO[str], path: Path) -> bool:
+    """Whether the open lock file is still the one at `path` (not unlinked meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 _build_depth = threading.local()

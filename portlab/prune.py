@@ -3,8 +3,9 @@
 Containers and networks belong to a scope ($PORTLAB_SCOPE): prune removes
 every one that carries this scope's label (`portlab.scope`), whichever
 instance it belongs to, half-started and broken ones and strays without an
-instance label included. Objects of other scopes, and anything without
-portlab's labels, are never touched.
+instance label included, and the scope's instance lock files that a
+`portlab up` killed outright left (locks.forget_stale). Objects of other
+scopes, and anything without portlab's labels, are never touched.
 
 Images are shared by every scope, so prune is more careful with them:
 
@@ -47,6 +48,8 @@ def prune(progress: Progress, *, images: bool = False, current: bool = False,
           dry_run: bool = False) -> Pruned:
     out = Pruned(dry_run=dry_run)
     _prune_scope(out, progress, dry_run)
+    if not dry_run:
+        locks.forget_stale(d.scope())  # lock files of `up`s that were killed outright
     with locks.build_lock():
         repos = image.managed_repos()
         if dry_run:

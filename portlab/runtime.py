@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
-from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -272,10 +270,7 @@ def _start(lab: Lab, instance: str, tag: str, progress: Progress) -> Instance:
                 f"{n} labs are being created on this machine; waiting for a turn")):
             p = plan(lab, instance, tag)
             progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
-            with tempfile.TemporaryDirectory(prefix="portlab-") as tmp:
-                path = Path(tmp) / "compose.yaml"
-                path.write_text(render.compose(p))
-                proc = compose.run(p.project, str(path), ["up", "-d", "--no-build"])
+            proc = compose.run(p.project, render.compose(p), ["up", "-d", "--no-build"])
         if proc.returncode == 0:
             inst = instances().get(instance)
             if inst is None:
@@ -369,7 +364,9 @@ class Removed:
 
 def down(instance: str, progress: Progress) -> Removed:
     """Remove every container and network labelled with this instance."""
-    return _remove(instance, progress)
+    removed = _remove(instance, progress)
+    locks.forget_stale(d.scope(), instance)
+    return removed
 
 
 def down_all(progress: Progress) -> Removed:
@@ -378,6 +375,7 @@ def down_all(progress: Progress) -> Removed:
         got = _remove(name, progress)
         total.containers += got.containers
         total.networks += got.networks
+    locks.forget_stale(d.scope())
     return total
 
 

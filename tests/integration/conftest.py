@@ -21,6 +21,7 @@ from pytest_docker.plugin import get_docker_services
 from portlab import compose, docker_api, image, render, runtime
 from portlab.lab import Lab
 from portlab.progress import Progress
+from tests.integration.helpers import Running
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -83,3 +84,20 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
             services.__exit__(None, None, None)
         finally:
             runtime.down(instance, Progress(quiet=True))
+
+
+@pytest.fixture
+def started() -> Iterator[Callable[..., Running]]:
+    """Start `portlab ARGS` in the background (helpers.Running); whatever still runs at the
+    end of the test is killed."""
+    runs: list[Running] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Running:
+        runs.append(Running(*args, env=env))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+        run.finish()

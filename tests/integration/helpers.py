@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
-from portlab import docker_api
+import pytest
+
+from portlab import docker_api, runtime
 
 
 def portlab(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
@@ -28,3 +35,86 @@ def labelled(instance: str) -> dict[str, list[Any]]:
         "containers": c.containers.list(all=True, sparse=True, filters=filters),
         "networks": c.networks.list(filters=filters),
     }
+
+
+PATIENCE = 120.0  # seconds before a wait counts as a hang (a guard, not a timing check)
+POLL = 0.05  # seconds between looks while waiting for something to happen
+
+
+class Running:
+    """`portlab ARGS` in a process of its own; its output is collected line by line as it comes."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.proc = subprocess.Popen([sys.executable, "-m", "portlab", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
+                         for stream, into in ((self.proc.stdout, self.out),
+                                              (self.proc.stderr, self.err))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: IO[str], into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.err)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in list(self.err))
+
+    def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
+        """Poll until `condition()`; fail if portlab ends first or nothing happens for long."""
+        deadline = time.monotonic() + PATIENCE
+        while not condition():
+            if self.proc.poll() is not None:
+                self.finish()
+                pytest.fail(f"`portlab {' '.join(self.args)}` ended (exit {self.proc.returncode}) "
+                            f"before {what}:\n{self.stdout}\n{self.stderr}")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.finish()
+                pytest.fail(f"waited in vain for {what}:\n{self.stderr}")
+            time.sleep(POLL)
+
+    def stop(self, sig: signal.Signals) -> int:
+        """Send `sig` and wait until portlab has ended; its exit code (-9 for SIGKILL)."""
+        self.proc.send_signal(sig)
+        return self.result(f"after {sig.name}")
+
+    def result(self, when: str = "") -> int:
+        """Wait until portlab has ended (a hang fails the test); its exit code."""
+        try:
+            self.proc.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.finish()
+            pytest.fail(f"`portlab {' '.join(self.args)}` did not end {when}: it hangs\n"
+                        f"{self.stderr}")
+        self.finish()
+        return self.proc.returncode
+
+    def finish(self) -> None:
+        self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=10)
+
+
+@contextmanager
+def lab_running(lab: str, instance: str) -> Iterator[runtime.Instance]:
+    """`portlab up LAB --instance NAME` for a block of tests, `portlab down` after them."""
+    portlab("up", lab, "--instance", instance, check_rc=0)
+    try:
+        yield runtime.instances()[instance]
+    finally:
+        portlab("down", "--instance", instance)

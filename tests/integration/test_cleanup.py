@@ -18,24 +18,22 @@ Bystanders and the scratch image repository are removed in fixtures, whatever ha
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
 import docker.errors
 import pytest
 
 from portlab import docker_api, image, render
 from portlab import lab as labs_mod
-from tests.integration.helpers import labelled, portlab
+from tests.integration.helpers import POLL, Running, labelled, portlab
 from tests.unit.labfiles import minimal, text_of
 
-POLL = 0.05  # seconds between looks while waiting for a moment to signal
-PATIENCE = 120.0  # seconds before a wait counts as a hang (a guard, not a timing check)
 COMPOSE_PROJECT = "com.docker.compose.project"
 NOTHING: dict[str, list[str]] = {"containers": [], "networks": []}
 QUICK_LAB = "cleanup-quick"  # two nodes, one network, ready in a moment
@@ -49,73 +47,13 @@ GATE = "/run/portlab-test-go"
 # --- helpers -------------------------------------------------------------------------------------
 
 
-class Running:
-    """`portlab ARGS` in a process of its own; its output is collected line by line as it comes."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.args = args
-        self.proc = subprocess.Popen([sys.executable, "-m", "portlab", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
-                         for stream, into in ((self.proc.stdout, self.out),
-                                              (self.proc.stderr, self.err))]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: IO[str], into: list[str]) -> None:
-        for line in stream:
-            into.append(line)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err)
-
-    def said(self, text: str) -> bool:
-        return any(text in line for line in list(self.err))
-
-    def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
-        """Poll until `condition()`; fail if portlab ends first or nothing happens for long."""
-        deadline = time.monotonic() + PATIENCE
-        while not condition():
-            if self.proc.poll() is not None:
-                self.finish()
-                pytest.fail(f"`portlab {' '.join(self.args)}` ended (exit {self.proc.returncode}) "
-                            f"before {what}:\n{self.stdout}\n{self.stderr}")
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                self.finish()
-                pytest.fail(f"waited in vain for {what}:\n{self.stderr}")
-            time.sleep(POLL)
-
-    def stop(self, sig: signal.Signals) -> int:
-        """Send `sig` and wait until portlab has ended; its exit code (-9 for SIGKILL)."""
-        self.proc.send_signal(sig)
-        return self.result(f"after {sig.name}")
-
-    def result(self, when: str = "") -> int:
-        """Wait until portlab has ended (a hang fails the test); its exit code."""
-        try:
-            self.proc.wait(timeout=PATIENCE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.finish()
-            pytest.fail(f"`portlab {' '.join(self.args)}` did not end {when}: it hangs\n"
-                        f"{self.stderr}")
-        self.finish()
-        return self.proc.returncode
-
-    def finish(self) -> None:
-        self.proc.wait()
-        for reader in self._readers:
-            reader.join(timeout=10)
+def tidy(run: Running, instance: str, env: dict[str, str]) -> None:
+    """After a test, whatever it asserted: stop `run` and remove what is left of `instance`."""
+    if run.proc.poll() is None:
+        run.proc.kill()
+        run.finish()
+    if remains(instance) != NOTHING:
+        portlab("down", "--instance", instance, env=env)
 
 
 def _name(obj: Any) -> str:
@@ -207,20 +145,9 @@ def labs_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def started(node_image: str) -> Iterator[Callable[..., Running]]:
-    """Start `portlab ARGS` in the background; after the test it is killed if still running."""
-    runs: list[Running] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> Running:
-        run = Running(*args, env=env)
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        if run.proc.poll() is None:
-            run.proc.kill()
-        run.finish()
+def started(started: Callable[..., Running], node_image: str) -> Callable[..., Running]:
+    """conftest's `started`, once the node image exists (a build is no point to kill at)."""
+    return started
 
 
 @pytest.fixture
@@ -403,16 +330,29 @@ KILL_CASES = [_case(point, sig, then) for point in ("networks", "containers", "w
               for sig, then in ((INT, None), (TERM, None), (KILL, "up"), (KILL, "down"))]
 
 
+def files_left(tmp: Path) -> list[str]:
+    """What portlab left in its temporary directory, apart from the machine-wide lock files
+    that are meant to stay (the image build lock and the fixed set of start slots)."""
+    meant = re.compile(r"portlab-image\.lock|portlab-locks-\d+(/start-\d+\.lock)?")
+    return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
+                  if not meant.fullmatch(str(p.relative_to(tmp))))
+
+
 @pytest.mark.parametrize(("point", "sig", "then"), KILL_CASES)
 def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: str | None,
                                          started: Callable[..., Running],
-                                         labs_env: dict[str, str]) -> None:
+                                         labs_env: dict[str, str], tmp_path: Path) -> None:
     """Signal `up` at a point of its work; SIGKILL then `up` again or `down`: all clean.
 
     Points: Compose is creating the lab's networks; some of its containers exist; every
     node runs and `up` waits for readiness (the gated lab's node `a` is not ready until
     the test opens its gate, so that wait lasts as long as the test wants).
+
+    Nor is anything left on the host's disk: portlab runs with a temporary directory of its
+    own here, which holds only the lock files meant to stay (the instance lock a SIGKILL
+    left is removed by the next `up` or `down` of that instance).
     """
+    labs_env = {**labs_env, "TMPDIR": str(tmp_path)}
     instance = f"cut-{point}-{sig.name[3:].lower()}" + (f"-{then}" if then else "")
     project = render.project_name(instance)
     run = started("up", GATED_LAB, "--instance", instance, env=labs_env)
@@ -438,6 +378,7 @@ def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: 
             assert "Traceback" not in run.stderr and "internal error" not in run.stderr
             assert remains(instance) == NOTHING
             assert_no_compose_left(project)
+            assert files_left(tmp_path) == []
             return
 
         assert code == -signal.SIGKILL
@@ -458,12 +399,9 @@ def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: 
             assert "Traceback" not in down.stderr
         assert remains(instance) == NOTHING
         assert_no_compose_left(project)
+        assert files_left(tmp_path) == []
     finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.finish()
-        if remains(instance) != NOTHING:
-            portlab("down", "--instance", instance, env=labs_env)
+        tidy(run, instance, labs_env)
 
 
 @pytest.mark.parametrize("sig", [INT, TERM, KILL], ids=lambda s: s.name)
@@ -510,9 +448,5 @@ def test_killed_image_build_leaves_no_half_built_image(sig: signal.Signals, scra
         assert_tags_complete(scratch_repo)
         assert remains(instance) == NOTHING
     finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.finish()
-        if remains(instance) != NOTHING:
-            portlab("down", "--instance", instance, env=env)
+        tidy(run, instance, env)
 

@@ -28,10 +28,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import docker.errors
 import pytest
@@ -39,11 +38,9 @@ import pytest
 from portlab import docker_api, image, runtime
 from portlab.progress import Progress
 from tests.conftest import SESSION_SCOPE
-from tests.integration.helpers import labelled, portlab
+from tests.integration.helpers import POLL, Running, labelled, portlab
 from tests.unit.labfiles import text_of
 
-PATIENCE = 120.0  # seconds before a wait counts as a hang (a guard, not a timing check)
-POLL = 0.05
 NOTHING: dict[str, list[Any]] = {"containers": [], "networks": []}
 SLOW_CHECK = "fail-slowcheck"  # its check `slow` waits PROBE_WAIT seconds; `closed` fails
 SLOW_START = "fail-slowstart"  # its node is ready only once the test opens a gate
@@ -213,80 +210,6 @@ def proxy(sockdir: Path, docker_ready: None) -> Iterator[DockerProxy]:
     finally:
         if relay.running:
             relay.stop()
-
-
-# --- running portlab in the background ----------------------------------------------------------
-
-
-class Running:
-    """`portlab ARGS` in a process of its own; its output collected line by line as it comes."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.args = args
-        self.proc = subprocess.Popen([sys.executable, "-m", "portlab", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **env})
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
-                         for stream, into in ((self.proc.stdout, self.out),
-                                              (self.proc.stderr, self.err))]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: IO[str], into: list[str]) -> None:
-        for line in stream:
-            into.append(line)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err)
-
-    def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
-        """Poll until `condition()`; fail if portlab ends first or nothing happens for long."""
-        deadline = time.monotonic() + PATIENCE
-        while not condition():
-            if self.proc.poll() is not None:
-                self.result()
-                pytest.fail(f"`portlab {' '.join(self.args)}` ended (exit {self.proc.returncode})"
-                            f" before {what}:\n{self.stdout}\n{self.stderr}")
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                self.result()
-                pytest.fail(f"waited in vain for {what}:\n{self.stderr}")
-            time.sleep(POLL)
-
-    def result(self) -> int:
-        """Wait until portlab has ended (a hang fails the test); its exit code."""
-        try:
-            self.proc.wait(timeout=PATIENCE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"`portlab {' '.join(self.args)}` hangs:\n{self.stderr}")
-        for reader in self._readers:
-            reader.join(timeout=10)
-        return self.proc.returncode
-
-
-@pytest.fixture
-def started() -> Iterator[Callable[..., Running]]:
-    """Start `portlab ARGS` in the background; whatever still runs at the end is killed."""
-    runs: list[Running] = []
-
-    def start(*args: str, env: dict[str, str]) -> Running:
-        runs.append(Running(*args, env=env))
-        return runs[-1]
-    yield start
-    for run in runs:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
 
 
 def node(instance: str, name: str) -> Any:
