@@ -153,8 +153,9 @@ def solve(name: str | None = None, *, instance: str | None = None,
         get_lab(name)
     inst = runtime.find_instance(name, _instance_name(instance))
     lab = get_lab(inst.lab)
+    where: tuple[str | int, ...]
     if wrong is None:
-        scripts = lab.solution
+        scripts, where = lab.solution, ("solution",)
         if not scripts:
             raise UsageError(f"lab '{lab.name}' has no reference solution")
         applied = "solution"
@@ -163,9 +164,9 @@ def solve(name: str | None = None, *, instance: str | None = None,
         if found is None:
             names = ", ".join(w.name for w in lab.wrong_solutions) or "(none)"
             raise UsageError(f"lab '{lab.name}' has no wrong solution '{wrong}'. Known: {names}")
-        scripts = found.apply
+        scripts, where = found.apply, ("wrong_solutions", lab.wrong_solutions.index(found), "apply")
         applied = wrong
-    runtime.run_scripts(inst, scripts, runtime.context_for(inst, lab))
+    runtime.run_scripts(inst, lab, scripts, where)
     return inst, applied
 
 

@@ -764,13 +764,15 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             yield ("wrong_solutions", i, "apply", node_name), script
 
 
-def render_text(lab: Lab, path: KeyPath, text: str, context: dict[str, Any]) -> str:
+def render_text(lab: Lab, path: KeyPath | str, text: str, context: dict[str, Any]) -> str:
     """One of the lab's templates, rendered. Loading tried each with a sample instance, yet a
-    template can depend on the instance or token: a failure here is a LabError too."""
+    template can depend on the instance or token: a failure here is a LabError too, naming
+    the key (`path`, or already dotted)."""
     try:
         return templating.render(text, context)
     except Exception as exc:
-        raise LabError(lab.file, dotted(path), templating.describe(exc)) from None
+        key = path if isinstance(path, str) else dotted(path)
+        raise LabError(lab.file, key, templating.describe(exc)) from None
 
 
 def _check_templates(r: _Reader, lab: Lab) -> None:

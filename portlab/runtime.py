@@ -335,7 +335,8 @@ def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOU
             why = said or why or "it stopped before it was ready, without a word in its log"
         with lock:
             results[node] = (ok, why[-700:])
-            progress.detail(f"{len(results)}/{len(nodes)} ready ({node})")
+            ready = sum(1 for good, _ in results.values() if good)
+            progress.detail(f"{ready}/{len(nodes)} ready ({node}{'' if ok else ' failed'})")
             if len(results) == len(nodes):
                 done.set()
 
@@ -523,13 +524,16 @@ def _wireguard(container: Any) -> dict[str, Any]:
 # --- scripts (solutions) -------------------------------------------------------------------------
 
 
-def run_scripts(inst: Instance, scripts: dict[str, str], context: dict[str, Any],
+def run_scripts(inst: Instance, lab: Lab, scripts: dict[str, str],
+                where: tuple[str | int, ...] = ("solution",),
                 on_output: Callable[[str, str], None] | None = None) -> None:
-    """Run a shell script on each named node (inside the container, as root)."""
-    from portlab import templating
+    """Run a shell script (a template of the lab) on each named node, inside the container, as
+    root. `where` is the scripts' key in the lab file, named if a template fails."""
+    from portlab.lab import render_text
 
+    context = context_for(inst, lab)
     for node, script in scripts.items():
-        text = templating.render(script, context)
+        text = render_text(lab, (*where, node), script, context)
         result = inst.exec(node, ["sh", "-e", "-c", text])
         if on_output is not None:
             on_output(node, (result.stdout + result.stderr).strip())

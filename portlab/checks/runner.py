@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from portlab import templating
 from portlab.checks import ProbeResult, ProbeRun, spec
 from portlab.errors import UsageError, printable
-from portlab.lab import Check, Lab, Probe
+from portlab.lab import Check, Lab, Probe, render_text
 from portlab.runtime import Instance, context_for
 
 
@@ -44,15 +43,17 @@ class Report:
 
 
 def resolve(probe: Probe, lab: Lab, context: dict[str, Any], inst: Instance) -> ProbeRun:
-    target_name = templating.render(probe.target, context) if probe.target else ""
+    def text(key: str, template: str) -> str:
+        return render_text(lab, f"{probe.key}.{key}", template, context)
+
+    target_name = text("to", probe.target) if probe.target else ""
     target = context["addr"].get(target_name, target_name) or None
     node = lab.node(probe.source)
     source_address = ""
     if node is not None and node.interfaces:
         source_address = context["addr"][f"{node.name}.{node.interfaces[0].name}"]
-    options = {k: templating.render(v, context) if isinstance(v, str) else v
-               for k, v in probe.options.items()}
-    expect = {k: templating.render(v, context) if isinstance(v, str) else v
+    options = {k: text(k, v) if isinstance(v, str) else v for k, v in probe.options.items()}
+    expect = {k: text(f"expect.{k}", v) if isinstance(v, str) else v
               for k, v in probe.expect.items()}
     resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, expect,
                      probe.key)
@@ -71,8 +72,10 @@ def run_check(check: Check, lab: Lab, context: dict[str, Any], inst: Instance) -
         if not result.passed:
             break  # later probes of a check build on the earlier ones
     passed = all(r.passed for r in results)
-    hint = templating.render(check.hint, context) if check.hint and not passed else ""
-    title = templating.render(check.title, context)
+    where = ("checks", lab.checks.index(check))
+    hint = render_text(lab, (*where, "hint"), check.hint, context) if check.hint and not passed \
+        else ""
+    title = render_text(lab, (*where, "title"), check.title, context)
     return CheckResult(check.id, title, check.task, passed, results, hint.strip(),
                        time.monotonic() - start)
 

@@ -15,7 +15,7 @@ import pytest
 
 from portlab import core, runtime
 from portlab.checks.runner import run_checks
-from tests.integration.helpers import portlab
+from tests.integration.helpers import lab_running
 
 INSTANCE = "t-firewall-focus"
 LAB = core.get_lab("firewall")
@@ -23,11 +23,8 @@ LAB = core.get_lab("firewall")
 
 @pytest.fixture(scope="module")
 def inst(node_image: str) -> Iterator[runtime.Instance]:
-    portlab("up", "firewall", "--instance", INSTANCE, check_rc=0)
-    try:
-        yield runtime.instances()[INSTANCE]
-    finally:
-        portlab("down", "--instance", INSTANCE)
+    with lab_running("firewall", INSTANCE) as running:
+        yield running
 
 
 @pytest.fixture
@@ -43,7 +40,7 @@ def addr(inst: runtime.Instance, ref: str) -> str:
 
 
 def on_server(inst: runtime.Instance, script: str) -> None:
-    runtime.run_scripts(inst, {"server": script}, runtime.context_for(inst, LAB))
+    runtime.run_scripts(inst, LAB, {"server": script})
 
 
 @pytest.mark.parametrize(("action", "word"), [
@@ -93,7 +90,7 @@ EOF""")
 
 
 def test_admin_really_logs_in_over_ssh_through_the_solution(server: runtime.Instance) -> None:
-    runtime.run_scripts(server, LAB.solution, runtime.context_for(server, LAB))
+    runtime.run_scripts(server, LAB, LAB.solution)
     password = LAB.params["admin_password"]
     login = server.exec("admin", ["sh", "-c", f"""
         printf '#!/bin/sh\\necho {password}\\n' > /tmp/askpass && chmod 700 /tmp/askpass

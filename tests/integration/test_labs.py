@@ -38,7 +38,7 @@ def test_untouched_lab_fails_the_declared_checks(start_lab, lab_name: str) -> No
 def test_reference_solution_passes_every_check(start_lab, lab_name: str) -> None:
     lab = core.get_lab(lab_name)
     inst = start_lab(lab, _instance(f"{lab_name}-solved"))
-    runtime.run_scripts(inst, lab.solution, runtime.context_for(inst, lab))
+    runtime.run_scripts(inst, lab, lab.solution)
     report = run_checks(lab, inst)
     assert report.failed_ids() == [], [
         (r.id, [(p.got, p.why) for p in r.probes]) for r in report.results if not r.passed]
@@ -50,5 +50,5 @@ def test_wrong_solution_fails_the_check_it_breaks(start_lab, lab_name: str,
     lab = core.get_lab(lab_name)
     wrong = next(w for w in lab.wrong_solutions if w.name == wrong_name)
     inst = start_lab(lab, _instance(f"{lab_name}-{wrong_name}"))
-    runtime.run_scripts(inst, wrong.apply, runtime.context_for(inst, lab))
+    runtime.run_scripts(inst, lab, wrong.apply)
     assert _failed(lab, inst) == list(wrong.fails)

@@ -21,7 +21,7 @@ import pytest
 
 from portlab import core, runtime
 from portlab.checks.runner import run_checks
-from tests.integration.helpers import portlab
+from tests.integration.helpers import lab_running, portlab
 
 INSTANCE = "t-vpn-focus"
 LAB = core.get_lab("vpn")
@@ -29,11 +29,8 @@ LAB = core.get_lab("vpn")
 
 @pytest.fixture(scope="module")
 def inst(node_image: str) -> Iterator[runtime.Instance]:
-    portlab("up", "vpn", "--instance", INSTANCE, check_rc=0)
-    try:
-        yield runtime.instances()[INSTANCE]
-    finally:
-        portlab("down", "--instance", INSTANCE)
+    with lab_running("vpn", INSTANCE) as running:
+        yield running
 
 
 def host_kernel_has_wireguard() -> bool:
@@ -105,7 +102,7 @@ def test_a_full_tunnel_with_wg_quick_passes_too(inst: runtime.Instance) -> None:
     script = ("wg-quick down wg0\n"
               "sed -i 's#^AllowedIPs.*#AllowedIPs = 0.0.0.0/0#' /etc/wireguard/wg0.conf\n"
               "wg-quick up wg0\n")
-    runtime.run_scripts(inst, {"laptop": script}, runtime.context_for(inst, LAB))
+    runtime.run_scripts(inst, LAB, {"laptop": script})
     rules = inst.exec("laptop", ["ip", "rule"]).stdout
     assert "not from all fwmark 0xca6c lookup 51820" in rules
     report = run_checks(LAB, inst)
