@@ -147,7 +147,7 @@ def build(progress: Progress, *, offline: bool | None = None, force: bool = Fals
             _docker_build(tag, "Dockerfile", {"BASE": base, "NODE_REPO": node_repo()}, progress,
                           kind="node")
         if replaced and replaced != _image_id(tag):
-            _remove_quietly(replaced)  # the image this tag named before (a forced rebuild)
+            remove_quietly(replaced)  # the image this tag named before (a forced rebuild)
         remove_leftovers([node_repo()], progress)
     return tag
 
@@ -161,8 +161,9 @@ def _image_id(tag: str) -> str | None:
             return None
 
 
-def _remove_quietly(image: str) -> bool:
-    """Remove an image (by id or tag) unless a container uses it or it is gone."""
+def remove_quietly(image: str) -> bool:
+    """Remove an image (by id), or one tag of it, unless a container uses it or it is gone.
+    Whether it was removed."""
     with docker_api.guard(f"removing image {image}"):
         try:
             docker_api.client().images.remove(image)
@@ -186,7 +187,7 @@ def remove_leftovers(repos: list[str], progress: Progress) -> list[str]:
     """
     removed = []
     for img in leftovers(repos):
-        if _remove_quietly(img.id):
+        if remove_quietly(img.id):
             removed.append(img.short_id)
             progress.detail(f"removed {img.short_id}, left by an interrupted build")
     tmp = Path(tempfile.gettempdir())

@@ -59,7 +59,7 @@ def prune(progress: Progress, *, images: bool = False, current: bool = False,
         unused = unused_images(keep_current=not current)
         if images:
             for tag in unused:
-                if dry_run or _untag(tag):
+                if dry_run or image.remove_quietly(tag):
                     out.images.append(tag)
                     progress.detail(f"removed image {tag}")
         else:
@@ -115,14 +115,3 @@ def unused_images(*, keep_current: bool = True) -> list[str]:
                 continue
             tags += sorted(t for t in img.tags if t.rsplit(":", 1)[0] == repo and t not in keep)
     return tags
-
-
-def _untag(tag: str) -> bool:
-    with d.guard(f"removing image {tag}"):
-        try:
-            d.client().images.remove(tag)
-            return True
-        except docker.errors.NotFound:
-            return False
-        except docker.errors.APIError:  # in use by a container created meanwhile
-            return False
