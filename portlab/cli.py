@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any, NoReturn
 
 import click
 
-from portlab import __version__, core
-from portlab.docker_api import connection_problem as docker_connection_problem
+from portlab import __version__
 from portlab.errors import ExitCode, PortlabError, RuntimeProblem, UsageError
 from portlab.progress import Progress
 
@@ -45,7 +45,9 @@ class PortlabGroup(click.Group):
         except Exception as exc:
             if debug:
                 raise
-            lost = docker_connection_problem(exc)  # the daemon went away: not a bug
+            from portlab.docker_api import connection_problem
+
+            lost = connection_problem(exc)  # the daemon went away: not a bug
             if lost is not None:
                 click.echo(click.style("portlab: ", fg="red", bold=True) + str(lost), err=True)
                 ctx.exit(int(lost.exit_code))
@@ -53,6 +55,14 @@ class PortlabGroup(click.Group):
                        f"{type(exc).__name__}: {exc}\n  run again with --debug for the "
                        "traceback, and please report it", err=True)
             ctx.exit(int(ExitCode.INTERNAL))
+
+
+def _core() -> Any:
+    """portlab.core, imported on first use: `portlab up` starts Compose before loading it
+    (and the Docker SDK and Jinja2 with it), so that the two start-ups overlap."""
+    from portlab import core
+
+    return core
 
 
 def _sigterm(signum: int, frame: Any) -> NoReturn:
@@ -98,7 +108,7 @@ def cli(debug: bool) -> None:
 @cli.command("list")
 def list_cmd() -> None:
     """List the labs: name, difficulty, title and the concepts each teaches."""
-    for lab in core.labs():
+    for lab in _core().labs():
         click.echo(f"{lab.name:<12} {lab.difficulty:<13} {lab.title}")
         click.echo(f"{'':<26}teaches: {', '.join(lab.concepts)}")
 
@@ -111,7 +121,7 @@ def show(lab: str, instance: str | None) -> None:
 
     If the lab is running, the addresses are the running instance's own.
     """
-    click.echo(core.show(lab, instance=instance, color=bool(sys.stdout.isatty())), nl=False)
+    click.echo(_core().show(lab, instance=instance, color=bool(sys.stdout.isatty())), nl=False)
 
 
 @cli.command()
@@ -128,8 +138,19 @@ def up(lab: str, instance: str | None, offline: bool | None, quiet: bool) -> Non
     Running it again while the lab is up changes nothing (and says so). If a
     previous `up` was interrupted, its leftovers are removed first.
     """
+    from portlab import compose, names
+
     start = time.monotonic()
-    inst = core.up(lab, instance=instance, progress=_progress(quiet), offline=offline)
+    try:
+        project: str | None = names.project_name(names.check_instance_name(
+            lab if instance is None else instance))
+    except PortlabError:
+        project = None  # core.up says what is wrong with the name
+    # Compose starts now and reads the compose file from stdin once portlab has loaded
+    # and planned the lab; stopped again if it is not used.
+    with compose.ahead(project, compose.UP_ARGS) if project else nullcontext() as early:
+        inst = _core().up(lab, instance=instance, progress=_progress(quiet), offline=offline,
+                          early=early)
     took = time.monotonic() - start
     suffix = "" if inst.name == inst.lab else f" --instance {inst.name}"
     click.echo(f"Lab '{inst.lab}' is up as instance '{inst.name}': {len(inst.containers)} "
@@ -161,7 +182,7 @@ def down(lab: str | None, instance: str | None, everything: bool) -> None:
     portlab started (found by their labels), whichever lab they run.
     """
     start = time.monotonic()
-    removed = core.down(lab, instance=instance, everything=everything, progress=_progress(True))
+    removed = _core().down(lab, instance=instance, everything=everything, progress=_progress(True))
     if removed is None:
         click.echo("Nothing to remove: no portlab lab is up.")
         return
@@ -189,7 +210,7 @@ def prune(images: bool, all_images: bool, dry_run: bool) -> None:
     uses. Never other scopes' labs, never other images, never a container or
     network without portlab's labels.
     """
-    got = core.prune(images=images or all_images, current=all_images, dry_run=dry_run,
+    got = _core().prune(images=images or all_images, current=all_images, dry_run=dry_run,
                      progress=_progress(True))
     verb = "Would remove" if got.dry_run else "Removed"
     click.echo(f"{verb} {len(got.containers)} containers and {len(got.networks)} networks "
@@ -211,7 +232,7 @@ def prune(images: bool, all_images: bool, dry_run: bool) -> None:
               help="Machine-readable output (format documented in docs/status-json.md).")
 def status(lab: str | None, instance: str | None, as_json: bool) -> None:
     """Show running labs: nodes, interfaces and addresses, WireGuard kind, image."""
-    rows = core.status(lab, instance=instance)
+    rows = _core().status(lab, instance=instance)
     if as_json:
         click.echo(json.dumps({"format": 1, "instances": rows}, indent=2))
         return
@@ -256,7 +277,7 @@ def check(lab: str | None, instance: str | None, as_json: bool, junit_file: str 
 
     if junit_file and not os.path.isdir(os.path.dirname(os.path.abspath(junit_file))):
         raise UsageError(f"cannot write the JUnit file {junit_file}: its directory does not exist")
-    result = core.check(lab, instance=instance, only=list(only) or None)
+    result = _core().check(lab, instance=instance, only=list(only) or None)
     if junit_file:
         try:
             with open(junit_file, "w") as fh:
@@ -278,7 +299,7 @@ def check(lab: str | None, instance: str | None, as_json: bool, junit_file: str 
               help="Apply one of the lab's known wrong solutions instead (for demos and tests).")
 def solve(lab: str | None, instance: str | None, wrong: str | None) -> None:
     """Apply the lab's reference solution to the running lab (for trainers and tests)."""
-    inst, applied = core.solve(lab, instance=instance, wrong=wrong)
+    inst, applied = _core().solve(lab, instance=instance, wrong=wrong)
     what = "the reference solution" if applied == "solution" else f"wrong solution '{applied}'"
     click.echo(f"Applied {what} to instance '{inst.name}'. Now run `portlab check`.")
 
@@ -288,7 +309,7 @@ def solve(lab: str | None, instance: str | None, wrong: str | None) -> None:
 @instance_option
 def render_cmd(lab: str, instance: str | None) -> None:
     """Print the compose file `portlab up` would start, without starting anything."""
-    click.echo(core.render_compose(lab, instance=instance), nl=False)
+    click.echo(_core().render_compose(lab, instance=instance), nl=False)
 
 
 lab_option = click.option("--lab", "-l", "lab", metavar="LAB",
@@ -308,7 +329,7 @@ def _docker_cli() -> str:
 @instance_option
 def shell(node: str, lab: str | None, instance: str | None) -> None:
     """Open an interactive root shell on a node of a running lab."""
-    container = core.node_container(node, lab, instance)
+    container = _core().node_container(node, lab, instance)
     flags = "-it" if sys.stdin.isatty() else "-i"
     os.execv(_docker_cli(), ["docker", "exec", flags, "-e", "TERM=" + os.environ.get(
         "TERM", "xterm"), container.id, "bash"])
@@ -329,7 +350,7 @@ def exec(node: str, command: tuple[str, ...], lab: str | None, instance: str | N
         command = command[1:]
     if not command:
         raise click.UsageError("give a command to run after the node name (and `--`)")
-    container = core.node_container(node, lab, instance)
+    container = _core().node_container(node, lab, instance)
     flags = ["-i"] + (["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else [])
     proc = subprocess.run([_docker_cli(), "exec", *flags, container.id, *command])
     sys.exit(proc.returncode)

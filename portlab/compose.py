@@ -12,10 +12,12 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from portlab import children
-from portlab.errors import Interrupted, RuntimeProblem
+from portlab.errors import Interrupted, PortlabError, RuntimeProblem
 
 
 @dataclass(frozen=True)
@@ -68,31 +70,88 @@ def _version(argv: tuple[str, ...]) -> str | None:
     return proc.stdout.strip() or None
 
 
-def run(project: str, config: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run compose for one project on the compose file `config` (its text, handed over on
-    stdin: no file is written, so none is left behind if portlab is killed). Ctrl-C stops it
-    and raises Interrupted."""
-    c = detect()
-    argv = [*c.argv, "-p", project, "-f", "-", *args]
+UP_ARGS = ["up", "-d", "--no-build"]  # how portlab creates a lab
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[str]:
     # Own process group: a Ctrl-C reaches portlab, which then stops compose and cleans up.
     # If portlab is killed outright, compose dies with it (children.preexec), rather than
     # going on creating containers after the next `up` or `down` has cleaned up.
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=children.preexec(),
                             cwd="/")  # the project directory: no stray .env from where we are
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except Interrupted:
+        pass
+
+
+def _argv(project: str, args: list[str]) -> list[str]:
+    return [*detect().argv, "-p", project, "-f", "-", *args]
+
+
+class Ahead:
+    """Compose started ahead of time for one project and command, waiting on stdin for its
+    compose file. Compose (v1 above all, a Python program) takes about half a second to
+    start; started first thing, it does so while portlab loads and plans the lab."""
+
+    def __init__(self, project: str, args: list[str]) -> None:
+        self.argv = _argv(project, args)
+        self.proc: subprocess.Popen[str] | None = _spawn(self.argv)
+
+    def take(self, argv: list[str]) -> subprocess.Popen[str] | None:
+        """The waiting process, if it was started for exactly `argv` (once)."""
+        if self.proc is None or argv != self.argv or self.proc.poll() is not None:
+            return None
+        proc, self.proc = self.proc, None
+        return proc
+
+    def cancel(self) -> None:
+        """Stop it if nobody took it (closing stdin without a file makes Compose fail)."""
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            _stop(proc)
+
+
+@contextmanager
+def ahead(project: str, args: list[str]) -> Iterator[Ahead | None]:
+    """Start Compose for `project` ahead of time; stopped on leaving if it was not used. None
+    where it cannot start (then run() starts Compose itself, and says what is wrong)."""
+    try:
+        early: Ahead | None = Ahead(project, args)
+    except (PortlabError, OSError):
+        early = None
+    try:
+        yield early
+    finally:
+        if early is not None:
+            early.cancel()
+
+
+def run(project: str, config: str, args: list[str], *,
+        early: Ahead | None = None) -> subprocess.CompletedProcess[str]:
+    """Run compose for one project on the compose file `config` (its text, handed over on
+    stdin: no file is written, so none is left behind if portlab is killed). `early`: a
+    Compose started ahead for this very command, used if it is. Ctrl-C stops it and raises
+    Interrupted."""
+    argv = _argv(project, args)
+    proc = early.take(argv) if early is not None else None
+    if proc is None:
+        proc = _spawn(argv)
     try:
         out, err = proc.communicate(config)
     except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except Interrupted:
-            pass
+        _stop(proc)
         raise
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)

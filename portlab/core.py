@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portlab import brief, render, runtime
+from portlab import brief, compose, render, runtime
 from portlab import lab as labs_mod
 from portlab import prune as prune_mod
 from portlab.checks.runner import Report, run_checks
@@ -70,10 +70,11 @@ def render_compose(name: str, *, instance: str | None = None, image_tag: str | N
 
 
 def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
-       offline: bool | None = None) -> runtime.Instance:
+       offline: bool | None = None, early: compose.Ahead | None = None) -> runtime.Instance:
+    """Start a lab. `early`: Compose started ahead for it (compose.Ahead), used if it fits."""
     lab = get_lab(name)
     return runtime.up(lab, lab.name if instance is None else instance,
-                      progress or Progress(quiet=True), offline=offline)
+                      progress or Progress(quiet=True), offline=offline, early=early)
 
 
 def down(name: str | None = None, *, instance: str | None = None, everything: bool = False,

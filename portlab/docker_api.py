@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,8 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
-from portlab.errors import DockerUnreachable, RuntimeProblem, UsageError
+from portlab.errors import DockerUnreachable, RuntimeProblem
+from portlab.names import scope  # noqa: F401 (part of this module's interface)
 
 _client: docker.DockerClient | None = None
 _client_lock = threading.Lock()
@@ -36,23 +36,6 @@ LABEL_TOKEN = "portlab.token"
 LABEL_INTERFACES = "portlab.interfaces"
 LABEL_IMAGE = "portlab.image"
 LABEL_SCOPE = "portlab.scope"
-
-SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
-
-
-def scope() -> str:
-    """The scope portlab works in: $PORTLAB_SCOPE, or "default".
-
-    Every object carries its scope, and listing, `down --all` and `prune`
-    see only their own scope, so CI jobs (or test sessions) that share one
-    Docker daemon never touch each other's labs.
-    """
-    value = os.environ.get("PORTLAB_SCOPE", "") or "default"
-    if not SCOPE_NAME.fullmatch(value):
-        raise UsageError(f"PORTLAB_SCOPE='{value}' is not valid",
-                         hint="use 1-20 lowercase letters, digits and '-'")
-    return value
-
 
 def scope_filter(**more: str) -> dict[str, list[str]]:
     """Docker label filters for objects of this scope (and the given extra labels)."""

@@ -9,7 +9,6 @@ prints it, and the tests start it with plain Compose through pytest-docker.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from ipaddress import IPv4Network
@@ -20,30 +19,14 @@ import jinja2
 
 from portlab import __version__
 from portlab import docker_api as d
-from portlab.errors import UsageError, printable
 from portlab.lab import Lab, Node, address, addresses, render_text, template_context
-
-INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+from portlab.names import check_instance_name, project_name  # noqa: F401 (re-exported)
 
 
 def templates_dir() -> Path:
     here = Path(__file__).resolve().parent
     packaged = here / "_data" / "compose-templates"
     return packaged if packaged.is_dir() else here.parent / "compose-templates"
-
-
-def check_instance_name(name: str) -> str:
-    if not INSTANCE_NAME.fullmatch(name):
-        raise UsageError(f"'{printable(name)}' is not a valid instance name",
-                         hint="use 1-40 lowercase letters, digits and '-', starting with a "
-                              "letter or digit")
-    return name
-
-
-def project_name(instance: str) -> str:
-    """The Compose project of an instance (valid for v1 and v2), unique per scope."""
-    scope = d.scope()
-    return f"portlab-{instance}" if scope == "default" else f"portlab-{scope}-{instance}"
 
 
 def new_token() -> str:

@@ -217,7 +217,8 @@ def plan(lab: Lab, instance: str, image_tag: str, *, token: str | None = None) -
     return render.Plan(lab, instance, subnets, token or render.new_token(), image_tag)
 
 
-def up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None = None) -> Instance:
+def up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None = None,
+       early: compose.Ahead | None = None) -> Instance:
     """Start an instance of `lab` and wait until every node is ready.
 
     Refuses if the instance is already up and whole; removes it first if it is
@@ -226,10 +227,11 @@ def up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None = No
     """
     render.check_instance_name(instance)
     with locks.instance_lock(d.scope(), instance):
-        return _up(lab, instance, progress, offline=offline)
+        return _up(lab, instance, progress, offline=offline, early=early)
 
 
-def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None) -> Instance:
+def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None,
+        early: compose.Ahead | None) -> Instance:
     existing = instances().get(instance)
     if existing is not None:
         if existing.lab == lab.name and _whole_and_ready(existing, lab):
@@ -246,7 +248,7 @@ def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None) ->
     try:
         with progress.phase(f"starting lab '{lab.name}' (instance {instance}, "
                             f"{len(lab.nodes)} nodes)"):
-            started = _start(lab, instance, tag, progress)
+            started = _start(lab, instance, tag, progress, early)
         with progress.phase("waiting until every node is ready"):
             wait_ready(started, progress)
         return started
@@ -261,7 +263,9 @@ def _up(lab: Lab, instance: str, progress: Progress, *, offline: bool | None) ->
         raise
 
 
-def _start(lab: Lab, instance: str, tag: str, progress: Progress) -> Instance:
+def _start(lab: Lab, instance: str, tag: str, progress: Progress,
+           early: compose.Ahead | None = None) -> Instance:
+    """Create the lab with Compose (`early`: one started ahead for it, used if it fits)."""
     last_error = ""
     for _attempt in range(5):
         # Subnets are allocated inside the slot, so they see the networks of the labs that
@@ -270,7 +274,7 @@ def _start(lab: Lab, instance: str, tag: str, progress: Progress) -> Instance:
                 f"{n} labs are being created on this machine; waiting for a turn")):
             p = plan(lab, instance, tag)
             progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
-            proc = compose.run(p.project, render.compose(p), ["up", "-d", "--no-build"])
+            proc = compose.run(p.project, render.compose(p), compose.UP_ARGS, early=early)
         if proc.returncode == 0:
             inst = instances().get(instance)
             if inst is None:

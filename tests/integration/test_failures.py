@@ -35,7 +35,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from portlab import docker_api, image, runtime
+from portlab import docker_api, image, names, runtime
 from portlab.progress import Progress
 from tests.conftest import SESSION_SCOPE
 from tests.integration.helpers import POLL, Running, labelled, portlab
@@ -248,7 +248,7 @@ def cleanup(instance: str) -> None:
 def empty_scope(docker_ready: None) -> dict[str, str]:
     """A scope of its own in which nothing is up, whatever other tests are doing."""
     scope = f"{SESSION_SCOPE}-none"
-    assert docker_api.SCOPE_NAME.match(scope), scope
+    assert names.SCOPE_NAME.fullmatch(scope), scope
     return {"PORTLAB_SCOPE": scope}
 
 
