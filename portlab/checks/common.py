@@ -9,6 +9,7 @@ on the way), *unreachable* (no route).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from portlab.checks import ProbeRun
@@ -40,16 +41,32 @@ def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     return tool_on(run, run.source, full)
 
 
+ANSWERS = "/run/portlab/answers"  # on the node: portlab-probe --save writes its answer here
+ANSWER_READS = 3  # tries at reading a saved answer when the output went missing
+
+
 def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
-    """Run `portlab-probe ARGV` on any node of the instance; return its JSON answer."""
-    result = run.exec(node, ["portlab-probe", *argv])
+    """Run `portlab-probe ARGV` on any node of the instance; return its JSON answer.
+
+    Docker sometimes loses the whole output of a short `docker exec` (moby/moby#27289,
+    docker/docker-py#2042; here about one exec in a hundred with 50 labs checked at once).
+    The probe also saves its answer in a file, read with `cat` when the output is empty,
+    so the verdict never depends on that race (nor is the probe sent twice).
+    """
+    saved = f"{ANSWERS}/{uuid.uuid4().hex}.json"
+    result = run.exec(node, ["portlab-probe", "--save", saved, *argv])
     if result.exit_code != 0:
         return {"state": "error", "error": f"portlab-probe failed on {node}: "
                 f"{(result.stderr or result.stdout).strip()[-300:]}"}
+    text = result.stdout.strip()
+    for _ in range(ANSWER_READS):
+        if text:
+            break
+        text = run.exec(node, ["cat", saved]).stdout.strip()
     try:
-        data = json.loads(result.stdout.strip().splitlines()[-1])
+        data = json.loads(text.splitlines()[-1])
     except (ValueError, IndexError):
-        return {"state": "error", "error": f"unreadable probe output: {result.stdout[:200]}"}
+        return {"state": "error", "error": f"unreadable probe output: {text[:200]}"}
     return data if isinstance(data, dict) else {"state": "error", "error": "bad probe output"}
 
 

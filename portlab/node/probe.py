@@ -517,6 +517,8 @@ def probe_capture(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portlab-probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--save", metavar="FILE",
+                        help="also write the JSON answer to FILE (replaced atomically)")
     sub = parser.add_subparsers(dest="kind", required=True)
     for kind in ("tcp", "http", "minecraft", "udp"):
         p = sub.add_parser(kind)
@@ -546,13 +548,46 @@ def main(argv: list[str] | None = None) -> int:
     c = csub.add_parser("stop", help="stop a capture and list its packets")
     c.add_argument("id")
     args = parser.parse_args(argv)
+    if args.save:
+        _sweep(os.path.dirname(args.save) or ".")
     handler = {"tcp": probe_tcp, "http": probe_http, "minecraft": probe_minecraft,
                "udp": probe_udp, "listening": probe_listening,
                "capture": probe_capture}[args.kind]
     result = handler(args)
     result["kind"] = args.kind
-    print(json.dumps(result))
+    text = json.dumps(result)
+    if args.save:
+        _save(args.save, text)
+    print(text)
     return 0
+
+
+ANSWER_MAX_AGE = 600  # seconds an answer file is kept for a late reader
+
+
+def _save(path: str, text: str) -> None:
+    """The answer in a file too: Docker sometimes loses the output of a short `docker exec`
+    (moby/moby#27289, docker/docker-py#2042), and portlab then reads it from here."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as fh:
+        fh.write(text + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def _sweep(folder: str) -> None:
+    """Remove answer files old enough that nobody will read them."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if now - os.stat(path).st_mtime > ANSWER_MAX_AGE:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

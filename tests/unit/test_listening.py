@@ -94,7 +94,8 @@ def run_kind(answer: dict[str, Any], expect: dict[str, Any]) -> Any:
     probe = Probe("listening", "server", None, 22, {}, expect, "checks[0].probes[0]")
     result = kind.run(ProbeRun(probe, "server", "203.0.113.10", None, "", {"addr": {}},
                                fake_exec))
-    assert calls == [["portlab-probe", "listening", "tcp", "22"]]
+    assert len(calls) == 1 and calls[0][:2] == ["portlab-probe", "--save"]
+    assert calls[0][3:] == ["listening", "tcp", "22"]
     return result
 
 

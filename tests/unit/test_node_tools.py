@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +75,16 @@ def test_closed_port_is_reported_closed() -> None:
 def test_minecraft_probe_against_a_web_server_is_an_error_not_a_pass(server: int) -> None:
     got = probe("minecraft", "127.0.0.1", str(server), "--timeout", "1")
     assert got["state"] == "error"
+
+
+def test_probe_saves_its_answer_and_sweeps_old_ones(tmp_path: Path) -> None:
+    """--save: the answer in a file too (read when Docker loses an exec's output)."""
+    old = tmp_path / "old.json"
+    old.write_text("{}")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    saved = tmp_path / "a.json"
+    printed = probe("--save", str(saved), "tcp", "127.0.0.1", str(free_port()), "--timeout", "1")
+    assert json.loads(saved.read_text()) == printed
+    assert printed["state"] == "closed"
+    assert not old.exists()
