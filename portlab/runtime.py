@@ -396,15 +396,22 @@ def _remove(instance: str, progress: Progress) -> Removed:
     """
     removed = Removed()
     problem = ""
-    for _pass in range(REMOVE_PASSES):
+    for n in range(REMOVE_PASSES):
         left, problem = _remove_pass(instance, removed)
         if not left:
             break
+        if problem:
+            time.sleep(0.25 * (n + 1))  # give the daemon a moment to let go of the endpoint
     else:
+        hint = (f"`portlab down --instance {instance}` tries again; `docker ps -a` and "
+                "`docker network ls` show what is left")
+        if "active endpoints" in problem:
+            hint = ("if `docker network inspect` of that network lists no containers, Docker "
+                    "kept a stale endpoint on it (a known Docker fault, moby/moby#17217, seen "
+                    "after dozens of containers went at once): it holds nothing and disturbs "
+                    "no lab; restarting the Docker daemon clears it, then " + hint)
         raise RuntimeProblem(f"could not remove everything of instance '{instance}': "
-                             f"{problem or 'objects kept reappearing'}",
-                             hint=f"`portlab down --instance {instance}` tries again; "
-                                  "`docker ps -a` and `docker network ls` show what is left")
+                             f"{problem or 'objects kept reappearing'}", hint=hint)
     progress.detail(f"removed {removed.containers} containers, {removed.networks} networks")
     return removed
 
