@@ -42,6 +42,7 @@ os.environ.setdefault("PORTLAB_SCOPE", "bench")
 from portlab import allocate, compose, core, docker_api, image, render, runtime  # noqa: E402
 from portlab.checks import spec  # noqa: E402
 from portlab.checks.runner import resolve  # noqa: E402
+from portlab.errors import PortlabError  # noqa: E402
 from portlab.lab import Lab  # noqa: E402
 from portlab.progress import Progress  # noqa: E402
 
@@ -367,7 +368,10 @@ def main() -> int:
             results["cold"] = bench_cold()
             print_cold(results["cold"])
     finally:
-        runtime.down_all(Progress(quiet=True))
+        try:
+            runtime.down_all(Progress(quiet=True))
+        except PortlabError as exc:  # e.g. a stale endpoint Docker keeps (see the message)
+            print(f"bench: cleaning up: {exc}", file=sys.stderr)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
