@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
 from portlab import docker_api, runtime
+from tests.unit.labfiles import text_of
 
 
 def portlab(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
@@ -118,3 +120,13 @@ def lab_running(lab: str, instance: str) -> Iterator[runtime.Instance]:
         yield runtime.instances()[instance]
     finally:
         portlab("down", "--instance", instance)
+
+
+def labs_path(root: Path, *labs: dict[str, Any]) -> dict[str, str]:
+    """Write each lab (as data) to ROOT/<name>/lab.yaml; the environment that makes portlab
+    find them (PORTLAB_LABS_PATH)."""
+    for data in labs:
+        folder = root / str(data["name"])
+        folder.mkdir()
+        (folder / "lab.yaml").write_text(text_of(data))
+    return {"PORTLAB_LABS_PATH": str(root)}

@@ -31,8 +31,8 @@ import pytest
 
 from portlab import docker_api, image, render
 from portlab import lab as labs_mod
-from tests.integration.helpers import POLL, Running, labelled, portlab
-from tests.unit.labfiles import minimal, text_of
+from tests.integration.helpers import POLL, Running, labelled, labs_path, portlab
+from tests.unit.labfiles import minimal
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 NOTHING: dict[str, list[str]] = {"containers": [], "networks": []}
@@ -137,11 +137,7 @@ def labs_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     web["run"] = f"until [ -e {GATE} ]; do sleep 0.1; done; exec {web['run']}"
     gated["networks"]["home"] = {"kind": "private"}  # two networks, as real labs have
     gated["nodes"]["b"]["interfaces"]["lan"] = {"network": "home", "host": 1}
-    for data in (quick, gated):
-        folder = root / data["name"]
-        folder.mkdir()
-        (folder / "lab.yaml").write_text(text_of(data))
-    return {"PORTLAB_LABS_PATH": str(root)}
+    return labs_path(root, quick, gated)
 
 
 @pytest.fixture

@@ -38,8 +38,7 @@ import pytest
 from portlab import docker_api, image, names, runtime
 from portlab.progress import Progress
 from tests.conftest import SESSION_SCOPE
-from tests.integration.helpers import POLL, Running, labelled, portlab
-from tests.unit.labfiles import text_of
+from tests.integration.helpers import POLL, Running, labelled, labs_path, portlab
 
 NOTHING: dict[str, list[Any]] = {"containers": [], "networks": []}
 SLOW_CHECK = "fail-slowcheck"  # its check `slow` waits PROBE_WAIT seconds; `closed` fails
@@ -96,11 +95,7 @@ def labs_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "checks": [{"id": "web", "title": "the service listens",
                     "probes": [{"kind": "listening", "from": "late", "port": 80}]}],
     }
-    for data in (slow_check, slow_start):
-        folder = root / str(data["name"])
-        folder.mkdir()
-        (folder / "lab.yaml").write_text(text_of(data))
-    return {"PORTLAB_LABS_PATH": str(root)}
+    return labs_path(root, slow_check, slow_start)
 
 
 # --- a Docker socket the test can pull out ------------------------------------------------------
