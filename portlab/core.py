@@ -31,6 +31,14 @@ def _instance_name(instance: str | None) -> str | None:
     return None if instance is None else render.check_instance_name(instance)
 
 
+def _asked(name: str | None, instance: str | None) -> str | None:
+    """Check what a command that acts on a running lab was given: a lab name that exists
+    (a typo is an error, not "nothing is up") and a valid instance name. The instance."""
+    if name is not None:
+        get_lab(name)
+    return _instance_name(instance)
+
+
 def _running(lab: Lab, instance: str | None) -> runtime.Instance | None:
     """The running instance of `lab` named `instance` (or its only one), if Docker is reachable."""
     try:
@@ -88,9 +96,7 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
                              hint="`portlab down --all` alone, or `portlab down LAB` / "
                                   "`portlab down --instance NAME` for one")
         return runtime.down_all(progress)
-    if name is not None:
-        get_lab(name)  # a clear error for a typo
-    _instance_name(instance)
+    _asked(name, instance)
     found = runtime.instances()
     matches = [i for i in found.values()
                if (instance is None or i.name == instance) and (name is None or i.lab == name)]
@@ -106,9 +112,7 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
 
 
 def status(name: str | None = None, *, instance: str | None = None) -> list[dict[str, Any]]:
-    if name is not None:
-        get_lab(name)  # a typo is an error, not "nothing is up"
-    _instance_name(instance)
+    _asked(name, instance)
     found = runtime.instances()
     out = []
     for inst in sorted(found.values(), key=lambda i: i.name):
@@ -119,9 +123,7 @@ def status(name: str | None = None, *, instance: str | None = None) -> list[dict
 
 def check(name: str | None = None, *, instance: str | None = None,
           only: list[str] | None = None) -> Report:
-    if name is not None:
-        get_lab(name)
-    inst = runtime.find_instance(name, _instance_name(instance))
+    inst = runtime.find_instance(name, _asked(name, instance))
     lab = get_lab(inst.lab)
     nodes = [n.name for n in lab.nodes]
     runtime.require_running(inst, nodes)
@@ -150,9 +152,7 @@ def solve(name: str | None = None, *, instance: str | None = None,
     """Apply the reference solution (or a named wrong one) to a running instance.
 
     Returns the instance and what was applied ("solution" or the wrong one's name)."""
-    if name is not None:
-        get_lab(name)
-    inst = runtime.find_instance(name, _instance_name(instance))
+    inst = runtime.find_instance(name, _asked(name, instance))
     lab = get_lab(inst.lab)
     where: tuple[str | int, ...]
     if wrong is None:
@@ -172,9 +172,7 @@ def solve(name: str | None = None, *, instance: str | None = None,
 
 
 def node_container(node: str, name: str | None = None, instance: str | None = None) -> Any:
-    if name is not None:
-        get_lab(name)
-    inst = runtime.find_instance(name, _instance_name(instance))
+    inst = runtime.find_instance(name, _asked(name, instance))
     container = inst.container(node)
     if container.attrs.get("State", "running") != "running":
         runtime.require_running(inst, [node])
