@@ -21,7 +21,6 @@ on a quiet machine: the figures are wall-clock times.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -30,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTLAB_SCOPE", "bench")
 
-from portlab import allocate, compose, core, docker_api, image, render, runtime  # noqa: E402
-from portlab.checks import spec  # noqa: E402
-from portlab.checks.runner import resolve  # noqa: E402
+from portlab import core, runtime  # noqa: E402
+from portlab.backend.base import ExecResult, Stream  # noqa: E402
+from portlab.backend.docker import client as docker_api  # noqa: E402
+from portlab.backend.docker import compose, image, instances, render  # noqa: E402
 from portlab.errors import PortlabError  # noqa: E402
-from portlab.lab import Lab  # noqa: E402
-from portlab.progress import Progress  # noqa: E402
+from portlab.model import allocate  # noqa: E402
+from portlab.model.context import Binding  # noqa: E402
+from portlab.model.plan import Plan, new_token  # noqa: E402
+from portlab.model.types import Lab  # noqa: E402
+from portlab.probes.runner import resolve, run_probe  # noqa: E402
+from portlab.progress import Quiet  # noqa: E402
+from portlab.views.progress import TerminalProgress  # noqa: E402
 
 PORTLAB = [sys.executable, "-m", "portlab"]
 TARGETS = {"up_ratio": 1.3, "check_s": 2.0, "down_s": 2.0}
@@ -89,8 +94,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def compose_argv(plan: render.Plan, path: Path) -> list[str]:
-    return [*compose.detect().argv, "-p", plan.project, "-f", str(path)]
+def compose_argv(plan: Plan, path: Path) -> list[str]:
+    return [*compose.detect().argv, "-p", compose.project_name(plan.instance), "-f", str(path)]
 
 
 # --- one lab, warm -------------------------------------------------------------------------------
@@ -98,7 +103,7 @@ def compose_argv(plan: render.Plan, path: Path) -> list[str]:
 
 def bench_lab(lab_name: str, runs: int) -> dict[str, Any]:
     lab = core.get_lab(lab_name)
-    tag = image.ensure(Progress(sys.stderr))
+    tag = image.ensure(TerminalProgress(sys.stderr))
     instance = f"bench-{lab_name}"
     times: dict[str, list[float]] = {k: [] for k in
                                      ("up", "check", "check_solved", "down", "floor_up",
@@ -122,7 +127,7 @@ def bench_lab(lab_name: str, runs: int) -> dict[str, Any]:
             argv = compose_argv(plan, path)
             times["floor_up"].append(timed(lambda: run([*argv, "up", "-d"])))  # noqa: B023
             inst = runtime.instances()[instance]
-            runtime.wait_ready(inst, Progress(quiet=True))
+            runtime.wait_ready(inst, Quiet())
             times["floor_check"].append(timed(lambda: _probes_by_hand(lab, inst)))  # noqa: B023
             runtime.run_scripts(inst, lab, lab.solution)
             times["floor_check_solved"].append(
@@ -136,24 +141,26 @@ def _probes_by_hand(lab: Lab, inst: runtime.Instance) -> None:
     """Every probe of the lab, one after another, each command it runs on a node as a plain
     `docker exec` (the same portlab-probe calls, without portlab's process, API client or
     parallel checks)."""
-    def docker_exec(node: str, argv: list[str]) -> docker_api.ExecResult:
-        proc = subprocess.run(["docker", "exec", inst.container(node).id, *argv],
-                              capture_output=True, text=True)
-        return docker_api.ExecResult(proc.returncode, proc.stdout, proc.stderr)
+    class ByHand:  # a NodeRunner that is plain `docker exec`
+        def exec(self, node: str, argv: Sequence[str]) -> ExecResult:
+            proc = subprocess.run(["docker", "exec", inst.node(node).ref, *argv],
+                                  capture_output=True, text=True)
+            return ExecResult(proc.returncode, proc.stdout, proc.stderr)
 
-    ctx = runtime.context_for(inst, lab)
+        def stream(self, node: str, argv: Sequence[str]) -> Stream:
+            raise NotImplementedError
+
+    binding = inst.binding(lab)
     for check in lab.checks:
         for probe in check.probes:
-            kind = spec(probe.kind)
-            assert kind is not None
-            kind.run(dataclasses.replace(resolve(probe, lab, ctx, inst), exec=docker_exec))
+            run_probe(resolve(probe, binding, ByHand()))
 
 
 def _down_by_hand(inst: runtime.Instance) -> None:
-    subprocess.run(["docker", "rm", "-f", *[c.id for c in inst.containers.values()]],
+    subprocess.run(["docker", "rm", "-f", *[c.ref for c in inst.nodes.values()]],
                    capture_output=True)
-    subprocess.run(["docker", "network", "rm", *[n.id for n in inst.networks.values()]],
-                   capture_output=True)
+    networks = [n.engine_name for n in inst.info.networks.values()]
+    subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
 
 
 def print_lab(r: dict[str, Any]) -> None:
@@ -205,7 +212,7 @@ def in_parallel(fn: Callable[[str], Any], items: list[str]) -> tuple[float, list
 
 def bench_concurrent(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
     """N `portlab up` started at the same moment, then solve+check of all, then down of all."""
-    image.ensure(Progress(sys.stderr))
+    image.ensure(TerminalProgress(sys.stderr))
     names = [f"bench-{n}-{k}" for k in range(n)]
     t_up, ups = in_parallel(
         lambda name: run([*PORTLAB, "up", lab_name, "-i", name, "-q"], check=False), names)
@@ -213,7 +220,7 @@ def bench_concurrent(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
 
     found = runtime.instances()
     started = [name for name in names if name in found]
-    ids = [c.id for name in started for c in found[name].containers.values()]
+    ids = [c.ref for name in started for c in found[name].nodes.values()]
     mem = sum(memory_of(i) for i in ids)
 
     def solve_and_check(name: str) -> str | None:
@@ -247,15 +254,15 @@ def bench_concurrent(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
 def bench_concurrent_floor(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
     """N rendered files brought up and down with plain Compose, all at once."""
     lab = core.get_lab(lab_name)
-    tag = image.ensure(Progress(sys.stderr))
+    tag = image.ensure(TerminalProgress(sys.stderr))
     with tempfile.TemporaryDirectory() as tmp:
-        files: dict[str, tuple[render.Plan, Path]] = {}
-        taken = runtime.taken_subnets()
+        files: dict[str, tuple[Plan, Path]] = {}
+        taken = instances.taken_subnets()
         for k in range(n):
             name = f"floor-{n}-{k}"
             subnets = allocate.allocate(lab.requests(), name, taken)
             taken += subnets.values()
-            plan = render.Plan(lab, name, subnets, render.new_token(), tag)
+            plan = Plan(Binding(lab, name, subnets, new_token()), tag)
             path = Path(tmp) / f"{k}.yaml"
             path.write_text(render.compose(plan))
             files[name] = (plan, path)
@@ -369,7 +376,7 @@ def main() -> int:
             print_cold(results["cold"])
     finally:
         try:
-            runtime.down_all(Progress(quiet=True))
+            runtime.down_all(Quiet())
         except PortlabError as exc:  # e.g. a stale endpoint Docker keeps (see the message)
             print(f"bench: cleaning up: {exc}", file=sys.stderr)
         if args.json:

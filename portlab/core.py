@@ -2,33 +2,51 @@
 
 Every function here takes plain arguments and returns data or raises a
 PortlabError; none of them prints, except through the Progress it is given.
+A lab that is up is always loaded with the params it was started with, so
+its checks, solutions and brief agree with its servers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
-from portlab import brief, compose, render, runtime
-from portlab import lab as labs_mod
-from portlab import prune as prune_mod
-from portlab.checks.runner import Report, run_checks
-from portlab.errors import DockerUnreachable, RuntimeProblem, UsageError
-from portlab.lab import Lab
-from portlab.progress import Progress
+from portlab import backend as backends
+from portlab import runtime
+from portlab.backend.base import Pruned, Removed
+from portlab.errors import BackendUnreachable, PortlabError, RuntimeProblem, UsageError
+from portlab.model import catalog as catalog_mod
+from portlab.model.context import Binding
+from portlab.model.plan import Plan, new_token
+from portlab.model.types import Lab
+from portlab.names import check_instance_name
+from portlab.probes.runner import Report
+from portlab.progress import Progress, Quiet
+from portlab.runtime import Instance
 
 
 def labs() -> list[Lab]:
-    return sorted(labs_mod.load_all(), key=lambda lab: (
-        labs_mod.DIFFICULTIES.index(lab.difficulty), lab.name))
+    """The labs that load, in the suggested order."""
+    return catalog_mod.scan().labs
 
 
-def get_lab(name: str) -> Lab:
-    return labs_mod.find(name)
+def catalog() -> catalog_mod.Catalog:
+    """The labs that load, and apart the ones that do not (with why)."""
+    return catalog_mod.scan()
+
+
+def get_lab(name: str, params: Mapping[str, Any] | None = None) -> Lab:
+    return catalog_mod.find(name, params)
+
+
+def lab_of(inst: Instance) -> Lab:
+    """The lab an instance runs, with the params it was started with."""
+    return catalog_mod.find(inst.lab, inst.params, strict=False)
 
 
 def _instance_name(instance: str | None) -> str | None:
     """A name given with --instance, checked (a typo is a clear error, not "not running")."""
-    return None if instance is None else render.check_instance_name(instance)
+    return None if instance is None else check_instance_name(instance)
 
 
 def _asked(name: str | None, instance: str | None) -> str | None:
@@ -39,8 +57,9 @@ def _asked(name: str | None, instance: str | None) -> str | None:
     return _instance_name(instance)
 
 
-def _running(lab: Lab, instance: str | None) -> runtime.Instance | None:
-    """The running instance of `lab` named `instance` (or its only one), if Docker is reachable."""
+def _running(lab: Lab, instance: str | None) -> Instance | None:
+    """The running instance of `lab` named `instance` (or its only one), if the engine can be
+    asked at all (no SDK, no daemon: None)."""
     try:
         found = runtime.instances()
     except Exception:  # no Docker: describe the lab as it would be
@@ -52,43 +71,46 @@ def _running(lab: Lab, instance: str | None) -> runtime.Instance | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def show(name: str, *, instance: str | None = None, color: bool = False) -> str:
-    lab = get_lab(name)
-    running = _running(lab, _instance_name(instance))
+def show(name: str, *, instance: str | None = None, params: Mapping[str, Any] | None = None,
+         color: bool = False) -> str:
+    """The brief; of the running instance (its addresses, keys and params) if one is up."""
+    from portlab.views import brief
+
+    lab = get_lab(name, params)
+    running = None if params else _running(lab, _instance_name(instance))
     if running is not None:
-        return brief.show(lab, running.subnets(), instance=running.name, token=running.token,
-                          color=color)
-    return brief.show(lab, lab.preferred_subnets(), instance=None, token="<token>", color=color)
+        return brief.show(running.binding(lab_of(running)), color=color)
+    return brief.show(Binding.preview(lab), color=color)
 
 
 def render_compose(name: str, *, instance: str | None = None, image_tag: str | None = None,
-                   plan_only: bool = False) -> str:
-    """The compose file `up` would start, with subnets free right now (or preferred ones
-    when Docker cannot be asked)."""
-    from portlab import image
-
-    lab = get_lab(name)
-    inst = render.check_instance_name(lab.name if instance is None else instance)
-    tag = image_tag or image.node_tag()
+                   params: Mapping[str, Any] | None = None) -> str:
+    """The engine's file `up` would start, with subnets free right now (or preferred ones
+    when the engine cannot be asked)."""
+    lab = get_lab(name, params)
+    inst = check_instance_name(lab.name if instance is None else instance)
+    backend = backends.get()
+    tag = image_tag or backend.image_tag()
     try:
         p = runtime.plan(lab, inst, tag)
-    except Exception:
-        p = render.Plan(lab, inst, lab.preferred_subnets(), render.new_token(), tag)
-    return render.compose(p)
+    except PortlabError:
+        p = Plan(Binding(lab, inst, lab.preferred_subnets(), new_token()), tag)
+    return backend.render(p)
 
 
 def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
-       offline: bool | None = None, early: compose.Ahead | None = None) -> runtime.Instance:
-    """Start a lab. `early`: Compose started ahead for it (compose.Ahead), used if it fits."""
-    lab = get_lab(name)
-    return runtime.up(lab, lab.name if instance is None else instance,
-                      progress or Progress(quiet=True), offline=offline, early=early)
+       offline: bool | None = None, early: object | None = None,
+       params: Mapping[str, Any] | None = None) -> Instance:
+    """Start a lab (with `params` set, where given). `early`: from early_start."""
+    lab = get_lab(name, params)
+    return runtime.up(lab, lab.name if instance is None else instance, progress or Quiet(),
+                      offline=offline, early=early)
 
 
 def down(name: str | None = None, *, instance: str | None = None, everything: bool = False,
-         progress: Progress | None = None) -> runtime.Removed | None:
+         progress: Progress | None = None) -> Removed | None:
     """Remove one instance (or all with everything=True). None when nothing matched."""
-    progress = progress or Progress(quiet=True)
+    progress = progress or Quiet()
     if everything:
         if name is not None or instance is not None:
             raise UsageError("--all removes every lab instance, so it takes no LAB or --instance; "
@@ -107,53 +129,50 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
         up = ", ".join(f"{i.name} ({i.lab})" for i in sorted(found.values(), key=lambda i: i.name))
         raise UsageError(f"no {what} is up; nothing was removed",
                          hint=f"up now: {up}" if up else "no portlab lab is up at all")
-    inst = runtime.find_instance(name, instance)  # more than one: says to pick with --instance
+    inst = runtime.find(name, instance)  # more than one: says to pick with --instance
     return runtime.down(inst.name, progress)
 
 
 def status(name: str | None = None, *, instance: str | None = None) -> list[dict[str, Any]]:
     _asked(name, instance)
     found = runtime.instances()
-    out = []
-    for inst in sorted(found.values(), key=lambda i: i.name):
-        if (name is None or inst.lab == name) and (instance is None or inst.name == instance):
-            out.append(runtime.status(inst))
-    return out
+    return [runtime.status(inst) for inst in sorted(found.values(), key=lambda i: i.name)
+            if (name is None or inst.lab == name) and (instance is None or inst.name == instance)]
 
 
 def check(name: str | None = None, *, instance: str | None = None,
           only: list[str] | None = None) -> Report:
-    inst = runtime.find_instance(name, _asked(name, instance))
-    lab = get_lab(inst.lab)
+    inst = runtime.find(name, _asked(name, instance))
+    lab = lab_of(inst)
     nodes = [n.name for n in lab.nodes]
-    runtime.require_running(inst, nodes)
+    inst.require_running(nodes)
     try:
-        report = run_checks(lab, inst, only)
-    except DockerUnreachable:
+        report = runtime.run_checks(lab, inst, only)
+    except BackendUnreachable:
         raise  # the daemon went away: asking it which node stopped cannot work
     except RuntimeProblem:
-        runtime.require_running(inst, nodes)  # a node that stopped mid-check says more
+        inst.require_running(nodes)  # a node that stopped mid-check says more
         raise
     # A node killed mid-check makes probes fail for the wrong reason: say so instead.
-    runtime.require_running(inst, nodes)
+    inst.require_running(nodes)
     return report
 
 
 def prune(*, images: bool = False, current: bool = False, dry_run: bool = False,
-          progress: Progress | None = None) -> prune_mod.Pruned:
+          progress: Progress | None = None) -> Pruned:
     """Remove every container and network of this scope, build leftovers, and (with
-    images=True) portlab images no container uses; see portlab/prune.py."""
-    return prune_mod.prune(progress or Progress(quiet=True), images=images, current=current,
-                           dry_run=dry_run)
+    images=True) portlab images no container uses; see portlab/backend/docker/prune.py."""
+    return backends.get().prune(progress or Quiet(), images=images, current=current,
+                                dry_run=dry_run)
 
 
 def solve(name: str | None = None, *, instance: str | None = None,
-          wrong: str | None = None) -> tuple[runtime.Instance, str]:
+          wrong: str | None = None) -> tuple[Instance, str]:
     """Apply the reference solution (or a named wrong one) to a running instance.
 
     Returns the instance and what was applied ("solution" or the wrong one's name)."""
-    inst = runtime.find_instance(name, _asked(name, instance))
-    lab = get_lab(inst.lab)
+    inst = runtime.find(name, _asked(name, instance))
+    lab = lab_of(inst)
     where: tuple[str | int, ...]
     if wrong is None:
         scripts, where = lab.solution, ("solution",)
@@ -161,7 +180,7 @@ def solve(name: str | None = None, *, instance: str | None = None,
             raise UsageError(f"lab '{lab.name}' has no reference solution")
         applied = "solution"
     else:
-        found = next((w for w in lab.wrong_solutions if w.name == wrong), None)
+        found = lab.wrong(wrong)
         if found is None:
             names = ", ".join(w.name for w in lab.wrong_solutions) or "(none)"
             raise UsageError(f"lab '{lab.name}' has no wrong solution '{wrong}'. Known: {names}")
@@ -171,9 +190,24 @@ def solve(name: str | None = None, *, instance: str | None = None,
     return inst, applied
 
 
-def node_container(node: str, name: str | None = None, instance: str | None = None) -> Any:
-    inst = runtime.find_instance(name, _asked(name, instance))
-    container = inst.container(node)
-    if container.attrs.get("State", "running") != "running":
-        runtime.require_running(inst, [node])
-    return container
+def attach(node: str, argv: Sequence[str], *, name: str | None = None,
+           instance: str | None = None, tty: bool,
+           env: Mapping[str, str] | None = None) -> NoReturn:
+    """Become argv on a node of a running lab (a shell, `portlab exec`)."""
+    inst = runtime.find(name, _asked(name, instance))
+    info = inst.node(node)
+    if not info.running:
+        inst.require_running([node])
+    inst.backend.attach(info, argv, tty=tty, env=env)
+
+
+def image_tag() -> str:
+    return backends.get().image_tag()
+
+
+def image_exists(tag: str) -> bool:
+    return backends.get().image_exists(tag)
+
+
+def image_build(progress: Progress, *, offline: bool | None = None, force: bool = False) -> str:
+    return backends.get().build_image(progress, offline=offline, force=force)

@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     CHECKS_FAILED = 1
     USAGE = 2  # bad arguments, unknown lab or node, invalid lab file, lab state conflicts
-    RUNTIME = 3  # Docker, Compose or image problems
+    RUNTIME = 3  # Docker, Compose or image problems; a check that could not observe
     INTERNAL = 4  # a bug in portlab: reported in one line, traceback with --debug
     INTERRUPTED = 130
 
@@ -68,15 +68,20 @@ class RuntimeProblem(PortlabError):
     exit_code = ExitCode.RUNTIME
 
 
-class DockerUnreachable(RuntimeProblem):
-    """Docker does not answer: not running, not ours to use, or the connection was lost.
+class BackendUnreachable(RuntimeProblem):
+    """The engine (Docker) does not answer: not running, not ours to use, or the connection
+    was lost.
 
-    Nothing more can be learnt from Docker then, so code that would ask it why something
-    failed (e.g. which node stopped) lets this one through unchanged.
+    Nothing more can be learnt from it then, so code that would ask it why something
+    failed (e.g. which node stopped) lets this one through unchanged. `reason` is the
+    message without what was being done, so `during` can say it of other work.
     """
 
+    def __init__(self, message: str, *, hint: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason or message
 
-class Interrupted(PortlabError):
-    """The user pressed Ctrl-C (or portlab got SIGTERM)."""
-
-    exit_code = ExitCode.INTERRUPTED
+    def during(self, what: str) -> BackendUnreachable:
+        """The same problem, said of `what` (the work it cut short)."""
+        return BackendUnreachable(f"{what}: {self.reason}", hint=self.hint, reason=self.reason)

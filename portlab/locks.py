@@ -1,9 +1,13 @@
 """Machine-wide locks, so that concurrent portlab runs do not trip over each other.
 
-They are `flock` locks on files in the temporary directory: the kernel drops
-a lock the moment its holder dies, even by SIGKILL, so a killed portlab never
-leaves one behind. They hold no state (that lives in Docker's labels); the
-file only carries the holder's pid for the message.
+They are `flock` locks on files in one folder of the temporary directory,
+`portlab-locks`, shared by every user of the machine, since the Docker daemon
+they guard is shared too: the folder is world-writable (and sticky), its files
+are made readable and writable by all, and a file another user made that this
+one may only read is locked read-only (flock needs no write access). The
+kernel drops a lock the moment its holder dies, even by SIGKILL, so a killed
+portlab never leaves one behind. They hold no state (that lives in Docker's
+labels); the file only carries the holder's pid for the message.
 
 * `instance_lock`: one `portlab up` per instance and scope at a time. Without
   it, a second `up` of the same instance would take the first one's
@@ -29,13 +33,47 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from portlab.errors import UsageError
+from portlab.errors import RuntimeProblem, UsageError
+
+SHARED = 0o1777  # the folder: everyone may make files in it, and remove only their own
+EVERYONE = 0o666  # a lock file: every user's portlab may open and lock it
 
 
 def lock_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / f"portlab-locks-{os.getuid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
+    """The machine-wide folder of portlab's lock files (one for every user)."""
+    path = Path(tempfile.gettempdir()) / "portlab-locks"
+    try:
+        path.mkdir()
+        os.chmod(path, SHARED)  # as made, the umask took bits away
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RuntimeProblem(f"cannot make the lock folder {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RuntimeProblem(f"the lock folder {path} is not writable for this user",
+                             hint=f"make it shared for every user: `sudo chmod 1777 {path}`")
     return path
+
+
+def _open(path: Path) -> IO[str]:
+    """A lock file, made (for every user) if missing; read-only if another user made it so."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, EVERYONE)
+    except PermissionError:  # someone else's file, or a sticky folder's rule against O_CREAT
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except PermissionError:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except PermissionError:
+                raise RuntimeProblem(f"cannot open the lock file {path}",
+                                     hint=f"`sudo chmod 666 {path}` lets every user lock it"
+                                     ) from None
+            return os.fdopen(fd, "r")
+    else:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, EVERYONE)  # as made, the umask took bits away
+    return os.fdopen(fd, "r+")
 
 
 @contextmanager
@@ -43,7 +81,7 @@ def instance_lock(scope: str, instance: str) -> Iterator[None]:
     """Hold the lock of one instance, or say at once who holds it (no waiting)."""
     path = lock_dir() / f"up-{scope}-{instance}.lock"
     while True:
-        fh = open(path, "a+")  # noqa: SIM115 (closed below, or by the with)
+        fh = _open(path)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,8 +100,12 @@ def instance_lock(scope: str, instance: str) -> Iterator[None]:
             yield
         finally:
             # Remove the file while still holding it, so lock files do not pile up (one per
-            # instance name ever used). One left by a killed portlab is reused next time.
-            path.unlink(missing_ok=True)
+            # instance name ever used). One left by a killed portlab is reused next time;
+            # one another user made stays (the sticky folder keeps it theirs to remove).
+            try:
+                path.unlink(missing_ok=True)
+            except PermissionError:
+                pass
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
@@ -102,8 +144,8 @@ def build_lock() -> Iterator[None]:
         finally:
             _build_depth.n -= 1
         return
-    # One path for every user of the machine (the Docker daemon is shared too).
-    with _build_mutex, open(Path(tempfile.gettempdir()) / "portlab-image.lock", "a+") as fh:
+    # One file for every user of the machine (the Docker daemon is shared too).
+    with _build_mutex, _open(lock_dir() / "image.lock") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         _write_pid(fh)
         _build_depth.n = 1
@@ -132,7 +174,7 @@ SLOT_POLL = 0.05  # seconds between looks at the slots while queued
 def start_slot(waiting: Callable[[int], None] | None = None) -> Iterator[None]:
     """Hold one of the machine's start slots; `waiting(n)` is told once if all n are taken."""
     n = start_slots()
-    files = [open(lock_dir() / f"start-{i}.lock", "a+") for i in range(n)]  # noqa: SIM115
+    files = [_open(lock_dir() / f"start-{i}.lock") for i in range(n)]
     try:
         told = False
         while True:
@@ -157,6 +199,8 @@ def start_slot(waiting: Callable[[int], None] | None = None) -> Iterator[None]:
 
 
 def _write_pid(fh: IO[str]) -> None:
+    if not fh.writable():
+        return  # another user's file, locked read-only: the pid is only for messages
     fh.seek(0)
     fh.truncate()
     fh.write(f"{os.getpid()}\n")

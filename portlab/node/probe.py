@@ -15,6 +15,9 @@ Every result has "state": one of
                       (a scanner says "filtered")
     unreachable       no route, or ICMP host/network unreachable
     error             the other side answered with something that was not expected
+    probe-error       the probe could not send or listen at all (an unknown --device, a
+                      local port in use, a name that does not resolve): nothing was
+                      observed, so this is no verdict; the exit code is then 3
 plus "local" (the address:port this node sent from) and what came back.
 `listening` sends nothing: it reads this node's own sockets (/proc/net) and
 says which process listens on PORT ("listening" or "not-listening").
@@ -42,31 +45,57 @@ import subprocess
 import sys
 import time
 
+PROBE_ERROR = 3  # the exit code when the probe could not do its work (state probe-error)
+
+
+class CannotProbe(Exception):
+    """This node could not send (or listen): a problem of the probe, not a network verdict."""
+
+    def __init__(self, exc: OSError | str, cause: OSError | None = None, **where: str) -> None:
+        super().__init__(str(exc))
+        self.fields: dict = {"state": "probe-error", "error": str(exc), **where}
+        cause = cause or (exc if isinstance(exc, OSError) else None)
+        if cause is not None and cause.errno:
+            self.fields["errno"] = errno.errorcode.get(cause.errno, str(cause.errno))
+
 
 def classify(exc: OSError) -> str:
+    """What a failed connect or send says about the network. A failure that says nothing
+    about it (an errno no network answer causes) raises CannotProbe."""
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "filtered"
+    if isinstance(exc, socket.gaierror):
+        raise CannotProbe(f"cannot resolve the name: {exc}")
     code = exc.errno
     if code == errno.ECONNREFUSED:
         return "closed"
-    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN,
+                errno.EHOSTDOWN):
         return "unreachable"
     if code in (errno.EACCES, errno.EPERM):  # ICMP admin prohibited, or local firewall
         return "filtered"
-    if code == errno.ECONNRESET:
+    if code in (errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE):
         return "closed"
-    return "error"
+    raise CannotProbe(exc)
 
 
 def bind_socket(sock: socket.socket, device: str | None = None,
                 source_port: int | None = None) -> None:
     """--device: send only through that interface (SO_BINDTODEVICE), whatever the routes say;
     --source-port: a fixed local port, so a capture can tell this connection from others."""
-    if device:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
-    if source_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", source_port))
+    try:
+        if device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+        if source_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", source_port))
+    except OSError as exc:
+        sock.close()
+        where = {"device": device} if device else {}
+        if source_port:
+            where["source_port"] = str(source_port)
+        what = f"interface {device}" if exc.errno == errno.ENODEV else "the local socket"
+        raise CannotProbe(f"cannot use {what}: {exc.strerror or exc}", exc, **where) from None
 
 
 def connect(host: str, port: int, timeout: float, device: str | None = None,
@@ -77,8 +106,8 @@ def connect(host: str, port: int, timeout: float, device: str | None = None,
     start = time.monotonic()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
+    bind_socket(sock, device, source_port)
     try:
-        bind_socket(sock, device, source_port)
         sock.connect((host, port))
     except OSError as exc:
         sock.close()
@@ -252,8 +281,8 @@ def probe_udp(args: argparse.Namespace) -> dict:
     result: dict = {"target": f"{args.host}:{args.port}"}
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(args.timeout)
+    bind_socket(sock, args.device, args.source_port)
     try:
-        bind_socket(sock, args.device, args.source_port)
         sock.connect((args.host, args.port))
         local = sock.getsockname()
         result["local"] = f"{local[0]}:{local[1]}"
@@ -292,18 +321,22 @@ def proc_address(text: str) -> str:
 def listening_sockets(proto: str, port: int) -> dict[str, str]:
     """Socket inode -> local address, for this node's sockets listening on PORT."""
     found: dict[str, str] = {}
+    read = 0
     for table in (proto, proto + "6"):
         try:
             with open(f"/proc/net/{table}") as fh:
                 rows = fh.read().splitlines()[1:]
         except OSError:
             continue
+        read += 1
         for row in rows:
             parts = row.split()
             if len(parts) < 10 or parts[3] != SOCKET_LISTENING[proto]:
                 continue
             if int(parts[1].rsplit(":", 1)[1], 16) == port:
                 found[parts[9]] = proc_address(parts[1])
+    if not read:
+        raise CannotProbe(f"cannot read /proc/net/{proto}: this node's sockets are not visible")
     return found
 
 
@@ -385,10 +418,10 @@ def capture_start(args: argparse.Namespace) -> dict:
                 fh.write(str(proc.pid))
             return {"state": "capturing", "id": cid, "iface": args.iface, "pid": proc.pid}
         if proc.poll() is not None:
-            return {"state": "error", "error": f"tcpdump stopped: {text.strip()[-300:]}"}
+            raise CannotProbe(f"tcpdump stopped: {text.strip()[-300:]}", iface=args.iface)
         time.sleep(0.01)
     proc.kill()
-    return {"state": "error", "error": "tcpdump did not start listening within 10 s"}
+    raise CannotProbe("tcpdump did not start listening within 10 s", iface=args.iface)
 
 
 def capture_stop(args: argparse.Namespace) -> dict:
@@ -397,7 +430,7 @@ def capture_stop(args: argparse.Namespace) -> dict:
         with open(base + ".pid") as fh:
             pid = int(fh.read().strip())
     except (OSError, ValueError):
-        return {"state": "error", "error": f"no capture {args.id} on this node"}
+        raise CannotProbe(f"no capture {args.id} on this node") from None
     try:
         os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
@@ -411,7 +444,7 @@ def capture_stop(args: argparse.Namespace) -> dict:
         with open(base + ".pcap", "rb") as fh:
             packets, linktype = read_pcap(fh.read())
     except OSError as exc:
-        return {"state": "error", "error": f"cannot read the capture: {exc}"}
+        raise CannotProbe(f"cannot read the capture: {exc}") from None
     finally:
         for ext in (".pcap", ".log", ".pid"):
             try:
@@ -553,13 +586,17 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"tcp": probe_tcp, "http": probe_http, "minecraft": probe_minecraft,
                "udp": probe_udp, "listening": probe_listening,
                "capture": probe_capture}[args.kind]
-    result = handler(args)
+    code = 0
+    try:
+        result = handler(args)
+    except CannotProbe as exc:
+        result, code = exc.fields, PROBE_ERROR
     result["kind"] = args.kind
     text = json.dumps(result)
     if args.save:
         _save(args.save, text)
     print(text)
-    return 0
+    return code
 
 
 ANSWER_MAX_AGE = 600  # seconds an answer file is kept for a late reader

@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from pytest_docker.plugin import get_docker_services
 
-from portlab import compose, docker_api, image, render, runtime
-from portlab.lab import Lab
-from portlab.progress import Progress
+from portlab import runtime
+from portlab.backend.docker import client as docker_api
+from portlab.backend.docker import compose, image, render
+from portlab.model.types import Lab
+from portlab.progress import Quiet
+from portlab.views.progress import TerminalProgress
 from tests.integration.helpers import Running
 
 
@@ -41,7 +44,7 @@ def docker_ready() -> None:
 @pytest.fixture(scope="session")
 def node_image(docker_ready: None) -> str:
     """The node image, built if missing (offline with mmdebstrap where no registry answers)."""
-    return image.ensure(Progress(sys.stderr))
+    return image.ensure(TerminalProgress(sys.stderr))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +56,7 @@ def _no_leftovers_in_scope() -> Iterator[None]:
     except Exception:
         return
     if left:
-        runtime.down_all(Progress(quiet=True))
+        runtime.down_all(Quiet())
         raise AssertionError(f"tests left lab instances behind: {sorted(left)}")
 
 
@@ -70,12 +73,12 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
         path = tmp_path / f"{instance}.compose.yaml"
         path.write_text(render.compose(plan))
         services = get_docker_services(
-            compose.detect().command, str(path), plan.project,
+            compose.detect().command, str(path), compose.project_name(instance),
             ["up -d"], ["down -v --remove-orphans"])
         services.__enter__()
         stack.append((services, instance))
         inst = runtime.instances()[instance]
-        runtime.wait_ready(inst, Progress(quiet=True))
+        runtime.wait_ready(inst, Quiet())
         return inst
 
     yield start
@@ -83,7 +86,7 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
         try:
             services.__exit__(None, None, None)
         finally:
-            runtime.down(instance, Progress(quiet=True))
+            runtime.down(instance, Quiet())
 
 
 @pytest.fixture

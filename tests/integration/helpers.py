@@ -15,7 +15,8 @@ from typing import IO, Any
 
 import pytest
 
-from portlab import docker_api, runtime
+from portlab import runtime
+from portlab.backend.docker import client as docker_api
 from tests.unit.labfiles import text_of
 
 

@@ -29,8 +29,9 @@ from typing import Any
 import docker.errors
 import pytest
 
-from portlab import docker_api, image, render
-from portlab import lab as labs_mod
+from portlab.backend.docker import client as docker_api
+from portlab.backend.docker import compose, image
+from portlab.model import catalog
 from tests.integration.helpers import POLL, Running, labelled, labs_path, portlab
 from tests.unit.labfiles import minimal
 
@@ -67,7 +68,7 @@ def _name(obj: Any) -> str:
 def remains(instance: str) -> dict[str, list[str]]:
     """Containers and networks of the instance, by portlab's labels or by Compose's project."""
     c = docker_api.client()
-    by_project = {"label": [f"{COMPOSE_PROJECT}={render.project_name(instance)}"]}
+    by_project = {"label": [f"{COMPOSE_PROJECT}={compose.project_name(instance)}"]}
     mine = labelled(instance)
     containers = mine["containers"] + c.containers.list(all=True, sparse=True, filters=by_project)
     networks = mine["networks"] + c.networks.list(filters=by_project)
@@ -235,11 +236,11 @@ def _remove_repo(repo: str) -> None:
 
 def test_every_object_of_a_lab_carries_scope_and_instance_labels(node_image: str) -> None:
     instance = "labels"
-    lab = labs_mod.find("forwarding")
+    lab = catalog.find("forwarding")
     portlab("up", "forwarding", "--instance", instance, check_rc=0)
     try:
         c = docker_api.client()
-        by_project = {"label": [f"{COMPOSE_PROJECT}={render.project_name(instance)}"]}
+        by_project = {"label": [f"{COMPOSE_PROJECT}={compose.project_name(instance)}"]}
         containers = c.containers.list(all=True, filters=by_project)
         networks = c.networks.list(filters=by_project)
         assert len(containers) == len(lab.nodes)
@@ -329,7 +330,7 @@ KILL_CASES = [_case(point, sig, then) for point in ("networks", "containers", "w
 def files_left(tmp: Path) -> list[str]:
     """What portlab left in its temporary directory, apart from the machine-wide lock files
     that are meant to stay (the image build lock and the fixed set of start slots)."""
-    meant = re.compile(r"portlab-image\.lock|portlab-locks-\d+(/start-\d+\.lock)?")
+    meant = re.compile(r"portlab-locks(/image\.lock|/start-\d+\.lock)?")
     return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
                   if not meant.fullmatch(str(p.relative_to(tmp))))
 
@@ -350,7 +351,7 @@ def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: 
     """
     labs_env = {**labs_env, "TMPDIR": str(tmp_path)}
     instance = f"cut-{point}-{sig.name[3:].lower()}" + (f"-{then}" if then else "")
-    project = render.project_name(instance)
+    project = compose.project_name(instance)
     run = started("up", GATED_LAB, "--instance", instance, env=labs_env)
     try:
         if point == "networks":

@@ -35,8 +35,10 @@ from typing import Any
 import docker.errors
 import pytest
 
-from portlab import docker_api, image, names, runtime
-from portlab.progress import Progress
+from portlab import names, runtime
+from portlab.backend.docker import client as docker_api
+from portlab.backend.docker import image
+from portlab.progress import Quiet
 from tests.conftest import SESSION_SCOPE
 from tests.integration.helpers import POLL, Running, labelled, labs_path, portlab
 
@@ -233,7 +235,7 @@ def open_gate(instance: str) -> None:
 def cleanup(instance: str) -> None:
     """Remove the instance through the real socket, whatever the test left."""
     if labelled(instance) != NOTHING:
-        runtime.down(instance, Progress(quiet=True))
+        runtime.down(instance, Quiet())
 
 
 # --- bad input -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from portlab import core, runtime
-from portlab.checks.runner import run_checks
+from portlab.runtime import run_checks
 from tests.integration.helpers import lab_running
 
 INSTANCE = "t-firewall-focus"
@@ -35,7 +35,7 @@ def server(inst: runtime.Instance) -> runtime.Instance:
 
 
 def addr(inst: runtime.Instance, ref: str) -> str:
-    address: str = runtime.context_for(inst, LAB)["addr"][ref]
+    address: str = inst.binding(LAB).context["addr"][ref]
     return address
 
 

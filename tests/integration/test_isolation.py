@@ -27,10 +27,11 @@ from typing import Any
 
 import pytest
 
-from portlab import core, docker_api, runtime
-from portlab.checks.runner import run_checks
-from portlab.lab import Lab
-from portlab.progress import Progress
+from portlab import core, runtime
+from portlab.backend.docker import client as docker_api
+from portlab.model.types import Lab
+from portlab.progress import Quiet
+from portlab.runtime import run_checks
 
 LABS = [lab.name for lab in core.labs()]
 
@@ -47,19 +48,19 @@ def _up_all(names: dict[str, str]) -> dict[str, runtime.Instance]:
             started = list(pool.map(start, names.items()))
     except BaseException:
         for instance in names:
-            runtime.down(instance, Progress(quiet=True))
+            runtime.down(instance, Quiet())
         raise
     return {inst.name: inst for inst in started}
 
 
 def _down(names: list[str]) -> None:
     for instance in names:
-        runtime.down(instance, Progress(quiet=True))
+        runtime.down(instance, Quiet())
 
 
 def _addresses(inst: runtime.Instance) -> set[str]:
     lab = core.get_lab(inst.lab)
-    return set(runtime.context_for(inst, lab)["addr"].values())
+    return set(inst.binding(lab).context["addr"].values())
 
 
 def _host_addresses() -> set[str]:
@@ -73,9 +74,9 @@ def _host_addresses() -> set[str]:
 def _bridge_gateways(inst: runtime.Instance) -> set[str]:
     """The gateway address Docker reserved on each lab network (never held by the host)."""
     out = set()
-    for net in inst.networks.values():
-        net.reload()
-        for cfg in net.attrs["IPAM"]["Config"]:
+    for net in inst.info.networks.values():
+        found = docker_api.client().networks.get(net.engine_name)
+        for cfg in found.attrs["IPAM"]["Config"]:
             out.add(cfg["Gateway"])
     return out
 
@@ -130,7 +131,7 @@ def test_no_node_reaches_the_host_or_another_lab(every_lab: dict[str, runtime.In
 
     # The probe sees what answers: a neighbour in the same lab does.
     home = every_lab["seal-forwarding"]
-    neighbour = runtime.context_for(home, core.get_lab("forwarding"))["addr"]["router.wan"]
+    neighbour = home.binding(core.get_lab("forwarding")).context["addr"]["router.wan"]
     assert sorted(probe((home, "friend", [neighbour]))) == [
         f"seal-forwarding/friend -> {neighbour} {what}"
         for what in ("ping answered", "tcp 22 closed", "tcp 80 closed")]
@@ -183,8 +184,8 @@ def test_the_host_holds_no_address_and_no_route_in_any_lab(
         for subnet in inst.subnets().values():
             assert not any(ipaddress.ip_address(a) in subnet for a in host), (subnet, host)
             assert str(subnet) not in routes, (subnet, routes)
-        for net in inst.networks.values():
-            bridge = "br-" + net.id[:12]
+        for net in inst.info.networks.values():
+            bridge = "br-" + net.ref[:12]
             addr = subprocess.run(["ip", "-4", "-br", "addr", "show", "dev", bridge],
                                   capture_output=True, text=True, check=True).stdout.split()
             assert addr[2:] == [], f"the host has an address on {bridge}: {addr}"

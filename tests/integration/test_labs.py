@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from portlab import core, runtime
-from portlab.checks.runner import run_checks
-from portlab.lab import Lab
+from portlab.model.types import Lab
+from portlab.runtime import run_checks
 
 LABS = core.labs()
 WRONG = [(lab.name, wrong.name) for lab in LABS for wrong in lab.wrong_solutions]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from portlab import core, runtime
-from portlab.checks.runner import run_checks
+from portlab.runtime import run_checks
 from tests.integration.helpers import lab_running, portlab
 
 INSTANCE = "t-vpn-focus"
@@ -69,7 +69,7 @@ def test_untouched_status_and_the_isp_sees_the_request_in_the_clear(
     assert not result.passed
     [probe] = result.probes
     assert "in the clear" in probe.why
-    intranet = runtime.context_for(inst, LAB)["addr"]["intranet.lan"]
+    intranet = inst.binding(LAB).context["addr"]["intranet.lan"]
     own = [p for p in probe.data["packets"]
            if p.get("proto") == "tcp" and p.get("dst") == intranet and p.get("dport") == 80]
     assert own, probe.data["packets"]
@@ -87,7 +87,7 @@ def test_solved_status_names_the_wireguard_kind_and_isp_sees_only_udp(
 
     [result] = run_checks(LAB, inst, only=["isp-sees-only-wireguard"]).results
     assert result.passed, [(p.got, p.why) for p in result.probes]
-    ctx = runtime.context_for(inst, LAB)
+    ctx = inst.binding(LAB).context
     laptop, gateway = ctx["addr"]["laptop.wlan"], ctx["addr"]["vpn-gw.wan"]
     packets = result.probes[0].data["packets"]
     between = [p for p in packets if {p["src"], p["dst"]} == {laptop, gateway}]

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from portlab.lab import Lab, parse
+from portlab.model.loader import parse
+from portlab.model.types import Lab
 
 MINIMAL: dict[str, Any] = {
     "name": "mini",

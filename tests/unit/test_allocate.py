@@ -6,7 +6,13 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from portlab.allocate import DOCKER_DEFAULT_POOLS, AllocationError, Request, allocate, preferred
+from portlab.model.allocate import (
+    DOCKER_DEFAULT_POOLS,
+    AllocationError,
+    Request,
+    allocate,
+    preferred,
+)
 
 REQS = [Request("internet", "public", 24, IPv4Network("198.51.100.0/24")),
         Request("home", "private", 24, IPv4Network("10.0.0.0/24"))]

@@ -42,11 +42,18 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from portlab import allocate, brief, core, render, templating
+from portlab import core
+from portlab.backend.docker import render
 from portlab.cli import cli
 from portlab.errors import LabError, PortlabError, printable
-from portlab.lab import Lab, addresses, parse, template_context
-from portlab.yamlsrc import dotted
+from portlab.model import allocate, templating
+from portlab.model.context import Binding
+from portlab.model.loader import parse
+from portlab.model.plan import Plan
+from portlab.model.types import Lab
+from portlab.model.yamlsrc import dotted
+from portlab.names import check_instance_name
+from portlab.views import brief
 from tests.unit.labfiles import minimal
 
 FILE = "labs/mini/lab.yaml"
@@ -149,7 +156,7 @@ def assert_sane(lab: Lab) -> None:
         for other_name, other in nets[i + 1:]:
             assert not subnet.overlaps(other), (name, subnet, other_name, other)
     seen: set[str] = set()
-    for key, ip in addresses(lab, subnets).items():
+    for key, ip in Binding(lab, INSTANCE, subnets, TOKEN).addresses.items():
         node_name, _, iface_name = key.partition(".")
         node = lab.node(node_name)
         iface = node.interface(iface_name) if node else None
@@ -166,7 +173,9 @@ def assert_sane(lab: Lab) -> None:
 SERVICE_KEYS = {"image", "hostname", "init", "stop_grace_period", "cap_add", "sysctls",
                 "environment", "labels", "networks", "extra_hosts"}
 LABEL_KEYS = {"portlab.scope", "portlab.lab", "portlab.instance", "portlab.node", "portlab.token",
-              "portlab.interfaces", "portlab.subnets", "portlab.version"}
+              "portlab.interfaces", "portlab.subnets", "portlab.version",
+              # since the shape issue: the params it runs with, and its image as named at start
+              "portlab.params", "portlab.node-image"}
 WG_ENV = {"WG_QUICK_USERSPACE_IMPLEMENTATION", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"}
 
 
@@ -184,7 +193,7 @@ def strings(value: Any) -> Iterator[str]:
 
 def assert_renders_safely(lab: Lab) -> None:
     subnets = lab.preferred_subnets()
-    plan = render.Plan(lab, INSTANCE, subnets, TOKEN, IMAGE)
+    plan = Plan(Binding(lab, INSTANCE, subnets, TOKEN), IMAGE)
     try:
         text = render.compose(plan)
     except LabError as err:  # a template may fail for this instance only; then say where
@@ -199,8 +208,8 @@ def assert_renders_safely(lab: Lab) -> None:
     assert list(compose["networks"]) == [n.name for n in lab.networks if not n.virtual]
     for s in strings(compose):  # Compose must not substitute host variables into a lab
         assert "$" not in s.replace("$$", ""), s
-    ctx = template_context(lab, subnets, INSTANCE, TOKEN)
-    addr = addresses(lab, subnets)
+    ctx = plan.binding.context
+    addr = plan.binding.addresses
     for node in lab.nodes:
         svc = compose["services"][node.name]
         assert set(svc) == SERVICE_KEYS | ({"devices"} if node.vpn else set()), set(svc)
@@ -209,7 +218,7 @@ def assert_renders_safely(lab: Lab) -> None:
         assert svc["image"] == IMAGE and svc["hostname"] == node.name and svc["init"] is True
         assert svc.get("devices", []) == (["/dev/net/tun:/dev/net/tun"] if node.vpn else [])
         assert set(svc["environment"]) == {"PORTLAB_NODE"} | (WG_ENV if node.vpn else set())
-        assert set(svc["labels"]) == LABEL_KEYS
+        assert set(svc["labels"]) == LABEL_KEYS | ({"portlab.vpn"} if node.vpn else set())
         assert svc["labels"]["portlab.node"] == node.name
         assert svc["labels"]["portlab.lab"] == lab.name
         assert svc["labels"]["portlab.token"] == TOKEN
@@ -241,7 +250,7 @@ def assert_renders_safely(lab: Lab) -> None:
         assert spec["driver_opts"] == {"com.docker.network.bridge.enable_ip_masquerade": "false",
                                        "com.docker.network.bridge.inhibit_ipv4": "true"}
     try:  # the brief (`portlab show`) before any instance exists: token is a placeholder
-        brief.show(lab, subnets, instance=None, token="<token>", color=False)
+        brief.show(Binding.preview(lab), color=False)
     except LabError as err:
         assert_clear(err)
 
@@ -616,7 +625,8 @@ def test_hostile_labs_are_valid_or_one_clear_error(case: tuple[dict[str, Any], l
 
 def unknown_key_targets() -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
     """The closed mappings of the rich lab, each with the keys it allows."""
-    from portlab import lab as L
+    from portlab.model import checkspec as C
+    from portlab.model import loader as L
 
     return [
         ((), L.TOP_KEYS), (("networks", "net"), L.NETWORK_KEYS), (("nodes", "a"), L.NODE_KEYS),
@@ -624,7 +634,7 @@ def unknown_key_targets() -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
         (("nodes", "a", "services", 0), L.SERVICE_KEYS),
         (("nodes", "a", "services", 0, "ready"), L.READY_KEYS),
         (("nodes", "c", "routes", 0), L.ROUTE_KEYS), (("tasks", 0), L.TASK_KEYS),
-        (("checks", 0), L.CHECK_KEYS), (("checks", 1, "probes", 0, "expect"), ("state", "banner")),
+        (("checks", 0), C.CHECK_KEYS), (("checks", 1, "probes", 0, "expect"), ("state", "banner")),
         (("solution",), ("a", "b", "c")), (("wrong_solutions", 0), L.WRONG_KEYS),
         (("wrong_solutions", 0, "apply"), ("a", "b", "c")), (("untouched",), L.UNTOUCHED_KEYS),
     ]
@@ -959,7 +969,8 @@ def write_lab(root: Path, case: str) -> Path:
 @pytest.fixture
 def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything that reaches for Docker or Compose fails the test loudly."""
-    from portlab import compose, docker_api
+    from portlab.backend.docker import client as docker_api
+    from portlab.backend.docker import compose
 
     def touched(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("docker touched")
@@ -1007,13 +1018,13 @@ def test_cli_in_a_real_process_fails_fast_without_traceback(tmp_path: Path) -> N
 @pytest.mark.parametrize("name", ["x\n", "fuzz\n", "a" * 41, "-x", "X", "", "a b", "a\u2028"])
 def test_instance_names_are_checked_whole(name: str) -> None:
     with pytest.raises(PortlabError) as info:
-        render.check_instance_name(name)
+        check_instance_name(name)
     assert "not a valid instance name" in str(info.value)
 
 
 @pytest.mark.parametrize("scope", ["x\n", "a" * 21, "A", "a b"])
 def test_scope_names_are_checked_whole(scope: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from portlab import docker_api
+    from portlab.backend.docker import client as docker_api
 
     monkeypatch.setenv("PORTLAB_SCOPE", scope)
     with pytest.raises(PortlabError):

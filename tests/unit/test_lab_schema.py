@@ -8,7 +8,7 @@ import pytest
 
 from portlab import core
 from portlab.errors import LabError
-from portlab.lab import parse
+from portlab.model.loader import parse
 from tests.unit.labfiles import minimal, parse_data, text_of
 
 

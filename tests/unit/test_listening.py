@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from portlab.checks import ProbeRun, spec
-from portlab.docker_api import ExecResult
-from portlab.lab import Probe
+from portlab.backend.base import ExecResult
+from portlab.model.types import Probe
+from portlab.probes import run_for
+from portlab.probes.base import ProbeRun
+from tests.unit.fakes import FakeNodes
 from tests.unit.labfiles import minimal, parse_data
 
 NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
@@ -89,11 +91,9 @@ def run_kind(answer: dict[str, Any], expect: dict[str, Any]) -> Any:
         calls.append(argv)
         return ExecResult(0, json.dumps(answer) + "\n", "")
 
-    kind = spec("listening")
-    assert kind is not None
     probe = Probe("listening", "server", None, 22, {}, expect, "checks[0].probes[0]")
-    result = kind.run(ProbeRun(probe, "server", "203.0.113.10", None, "", {"addr": {}},
-                               fake_exec))
+    result = run_for("listening")(ProbeRun(probe, "server", "203.0.113.10", None, "",
+                                           {"addr": {}}, FakeNodes(fake_exec)))
     assert len(calls) == 1 and calls[0][:2] == ["portlab-probe", "--save"]
     assert calls[0][3:] == ["listening", "tcp", "22"]
     return result

@@ -7,14 +7,17 @@ from typing import Any
 import pytest
 import yaml
 
-from portlab import core, render
-from portlab.lab import find
+from portlab import core
+from portlab.backend.docker import render
+from portlab.model.catalog import find
+from portlab.model.context import Binding
+from portlab.model.plan import Plan
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Any]:
     lab = find("forwarding")
-    plan = render.Plan(lab, "forwarding", lab.preferred_subnets(), "tok123", "portlab/node:x")
+    plan = Plan(Binding(lab, "forwarding", lab.preferred_subnets(), "tok123"), "portlab/node:x")
     return yaml.safe_load(render.compose(plan))
 
 
@@ -63,7 +66,7 @@ def test_yaml_quote_round_trips_through_compose_interpolation(text: str) -> None
 
 def test_render_works_without_docker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    from portlab import docker_api
+    from portlab.backend.docker import client as docker_api
 
     docker_api.reset()
     try:

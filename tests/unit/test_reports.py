@@ -5,22 +5,24 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from portlab import report
-from portlab.checks import ProbeResult
-from portlab.checks.runner import CheckResult, Report
+from portlab.probes.base import Outcome, ProbeResult
+from portlab.probes.runner import CheckResult, Report
+from portlab.views import report
 
 
 def sample() -> Report:
-    bad = ProbeResult(False, "Minecraft status ping", "friend (198.51.100.10)",
+    bad = ProbeResult(Outcome.FAIL, "Minecraft status ping", "friend (198.51.100.10)",
                       "router.wan = 198.51.100.1:25565",
                       "the connection was refused at once (a scanner would say: closed)",
                       "no Minecraft status answer came back")
-    good = ProbeResult(True, "HTTP GET /", "gamer-pc (10.0.0.10)", "friend.wan = 198.51.100.10:80",
+    good = ProbeResult(Outcome.PASS, "HTTP GET /", "gamer-pc (10.0.0.10)",
+                       "friend.wan = 198.51.100.10:80",
                        "HTTP 200")
     return Report("forwarding", "forwarding", [
-        CheckResult("reach", "Friend reaches the server", "forward", False, [bad],
+        CheckResult("reach", "Friend reaches the server", "forward", Outcome.FAIL, [bad],
                     "Add a DNAT rule.", 0.2),
-        CheckResult("lan-internet", "LAN reaches the internet", None, True, [good], "", 0.1),
+        CheckResult("lan-internet", "LAN reaches the internet", None, Outcome.PASS, [good], "",
+                    0.1),
     ], 0.3)
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from portlab import wgkeys
-from portlab.checks import wireguard
 from portlab.errors import LabError
-from portlab.lab import SAMPLE_TOKEN, template_context
-from portlab.templating import render
+from portlab.model import wgkeys
+from portlab.model.context import SAMPLE_TOKEN, Binding
+from portlab.model.templating import render
+from portlab.probes import wireguard
 from tests.unit.labfiles import minimal, parse_data
 
 NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
@@ -93,11 +93,11 @@ def test_bad_keys_are_refused() -> None:
 
 def test_templates_get_key_functions_and_ip() -> None:
     lab = parse_data(minimal())
-    ctx = template_context(lab, lab.preferred_subnets(), "mini", SAMPLE_TOKEN)
+    ctx = Binding(lab, "mini", lab.preferred_subnets(), SAMPLE_TOKEN).context
     pub = render("{{ wg_public_key('gw') }}", ctx)
     assert pub == wgkeys.public_key(render("{{ wg_private_key('gw') }}", ctx))
     assert render("{{ ip('net', 7) }}", ctx) == "198.51.100.7"
-    placeholder = template_context(lab, lab.preferred_subnets(), "mini", "<token>")
+    placeholder = Binding(lab, "mini", lab.preferred_subnets(), "<token>").context
     assert "shown once the lab is up" in render("{{ wg_public_key('gw') }}", placeholder)
 
 

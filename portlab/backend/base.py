@@ -1,0 +1,216 @@
+"""The seam between portlab and a container engine: the one interface every backend implements.
+
+Everything portlab does to real machines goes through a `Backend`: start an
+instance from a plan, list and remove instances, run commands on a node
+(plain, or streaming line by line), copy files onto a node, follow a node's
+log, build its node image. Docker with Compose is the implementation today
+(`portlab.backend.docker`); docs/architecture.md says what a second one
+(Kubernetes with Multus networks) would implement.
+
+Everything that crosses the seam is one of the plain, typed values below, so
+the code above it (runtime, probes, views, CLI) never holds an engine's own
+objects and never imports an engine's SDK. State is the engine's own: an
+instance is what the engine lists with portlab's labels, never a state file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from typing import TYPE_CHECKING, NoReturn, Protocol
+
+from portlab.errors import PortlabError, RuntimeProblem
+from portlab.model.types import ParamValue
+
+if TYPE_CHECKING:  # kept out of the import: `portlab up` starts Compose before loading them
+    from portlab.model.plan import Plan
+    from portlab.progress import Progress
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """A command that ran on a node to its end."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of an instance, as the engine lists it."""
+
+    name: str  # the lab's name for it ("router")
+    ref: str  # the engine's id for it (a container id)
+    engine_name: str  # the engine's name for it (a container name)
+    state: str  # "running", "exited", "created", ...
+    status: str  # the engine's words for it: "Up 3 seconds", "Exited (137) 2 seconds ago"
+    image: str  # the node image it runs, as it was named at start
+    interfaces: dict[str, str] = field(default_factory=dict)  # lab interface -> "address/prefix"
+    vpn: bool = False  # it may run WireGuard (tun device, WireGuard environment)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def why_not_running(self) -> str:
+        return self.status or self.state
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str  # the lab's name for it ("home")
+    ref: str  # the engine's id for it
+    engine_name: str  # the engine's name for it
+    subnet: str
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """One lab instance (running, or half-started), from the engine's labels alone."""
+
+    name: str
+    lab: str
+    token: str
+    project: str  # the engine's name for the whole instance (a Compose project)
+    params: dict[str, ParamValue] = field(default_factory=dict)  # as it was started with
+    subnets: dict[str, IPv4Network] = field(default_factory=dict)  # virtual ones included
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    networks: dict[str, NetworkInfo] = field(default_factory=dict)
+
+
+@dataclass
+class Removed:
+    containers: int = 0
+    networks: int = 0
+
+
+@dataclass
+class Pruned:
+    """What `prune` removed (or, with dry_run, would remove)."""
+
+    instances: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)  # names
+    networks: list[str] = field(default_factory=list)  # names
+    images: list[str] = field(default_factory=list)  # tags
+    leftovers: list[str] = field(default_factory=list)  # image ids, folders
+    kept_images: list[str] = field(default_factory=list)  # unused old tags (without images=True)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class FileCopy:
+    """A file to put on a node: its content and its mode (owned by root)."""
+
+    content: bytes
+    mode: int = 0o644
+
+
+class Stream(Protocol):
+    """A command running on a node whose output is read as it comes, line by line.
+
+    Leaving the `with` block (or `stop()`) ends the command on the node, so nothing of
+    it keeps running there, whether the reader stopped early, was interrupted (Ctrl-C)
+    or the command ended by itself.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        """Lines of its standard output, without their line ends."""
+
+    def stop(self) -> None:
+        """End the command on the node (TERM, then KILL) and wait for it."""
+
+    @property
+    def exit_code(self) -> int | None:
+        """Its exit code once it ended, else None."""
+
+    @property
+    def stderr(self) -> str:
+        """What it wrote to standard error so far."""
+
+    def __enter__(self) -> Stream: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class NodeRunner(Protocol):
+    """Runs commands on the nodes of one instance, by the lab's node names (what probes get:
+    portlab.runtime.Instance is one)."""
+
+    def exec(self, node: str, argv: Sequence[str]) -> ExecResult: ...
+
+    def stream(self, node: str, argv: Sequence[str]) -> Stream: ...
+
+
+class SubnetTaken(RuntimeProblem):
+    """The engine refused a subnet of the plan: someone took it since it was allocated."""
+
+
+class Backend(Protocol):
+    """What portlab needs from a container engine. The only code that talks to one."""
+
+    name: str
+
+    # --- the node image ---
+    def image_tag(self) -> str:
+        """The node image this version of portlab uses (named by a hash of its content)."""
+
+    def image_exists(self, ref: str) -> bool: ...
+
+    def ensure_image(self, progress: Progress, *, offline: bool | None = None) -> str:
+        """The node image, built first if it is missing."""
+
+    def build_image(self, progress: Progress, *, offline: bool | None = None,
+                    force: bool = False) -> str: ...
+
+    # --- instances ---
+    def instances(self) -> dict[str, InstanceInfo]:
+        """Every instance of this scope the engine knows about, by name."""
+
+    def nodes(self, instance: str) -> dict[str, NodeInfo]:
+        """The nodes of one instance, asked afresh (a node killed a moment ago shows)."""
+
+    def taken_subnets(self) -> list[IPv4Network]:
+        """Subnets a new instance must not use: the engine's networks', the host's own."""
+
+    def render(self, plan: Plan) -> str:
+        """The engine's own description of the plan (a Compose file), as text."""
+
+    def early_start(self, instance: str) -> AbstractContextManager[object | None]:
+        """Start what can start before the plan exists; hand what it yields to `start`."""
+
+    def start(self, plan: Plan, progress: Progress, early: object | None = None) -> InstanceInfo:
+        """Create the instance's networks and nodes; raises SubnetTaken if the engine refuses
+        a subnet. Readiness is not waited for here (see portlab.runtime.ready)."""
+
+    def remove(self, instance: str, progress: Progress) -> Removed:
+        """Remove every object of the instance, until the engine lists none."""
+
+    def prune(self, progress: Progress, *, images: bool = False, current: bool = False,
+              dry_run: bool = False) -> Pruned:
+        """Remove every object of this scope and what interrupted builds left."""
+
+    # --- nodes ---
+    def exec(self, node: NodeInfo, argv: Sequence[str]) -> ExecResult:
+        """Run argv on the node (no shell around it) to its end."""
+
+    def stream(self, node: NodeInfo, argv: Sequence[str]) -> Stream:
+        """Run argv on the node and read its output as it comes."""
+
+    def copy(self, node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
+        """Put files on the node (absolute paths; missing folders are made)."""
+
+    def logs(self, node: NodeInfo, *, follow: bool = False,
+             tail: int | None = None) -> Iterator[bytes]:
+        """The node's log (its entrypoint's output): what is there, then, with follow=True,
+        what comes, until the node stops."""
+
+    def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
+               env: Mapping[str, str] | None = None) -> NoReturn:
+        """Replace this process with argv running on the node, attached to the terminal."""
+
+    # --- errors ---
+    def explain(self, exc: BaseException) -> PortlabError | None:
+        """An engine error that escaped (a cut connection, say) as a PortlabError, or None."""

@@ -1,0 +1,171 @@
+"""Commands and files on a node container: exec (plain and streaming), copy, logs, attach.
+
+Containers are reached by the id the listing gave (no inspect, no `docker
+compose exec`), through the low-level API, which is what `docker exec` does.
+A streamed command records its pid on the node (in /run/portlab/streams), so
+that stopping the stream ends it there too: Docker has no way to stop an
+exec, and a tcpdump left behind would run until the lab is removed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import shutil
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NoReturn
+
+from portlab.backend.base import ExecResult, FileCopy, NodeInfo
+from portlab.backend.docker import client as d
+from portlab.errors import RuntimeProblem
+
+STREAMS = "/run/portlab/streams"
+
+
+def _text(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", "replace")
+
+
+def exec_in(node: NodeInfo, argv: Sequence[str]) -> ExecResult:
+    """Run argv in the node's container (no shell on the host side) and collect its output."""
+    api = d.client().api
+    with d.guard(f"running {argv[0]} on {node.name}"):
+        exec_id = api.exec_create(node.ref, list(argv), stdout=True, stderr=True)["Id"]
+        output = api.exec_start(exec_id, demux=True)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    out, err = output if output else (None, None)
+    return ExecResult(exit_code=code if code is not None else -1, stdout=_text(out),
+                      stderr=_text(err))
+
+
+class DockerStream:
+    """A command on a node, read line by line as it writes (see backend.base.Stream)."""
+
+    def __init__(self, node: NodeInfo, argv: Sequence[str]) -> None:
+        self.node = node
+        self.argv = list(argv)
+        self._id = uuid.uuid4().hex
+        self._pidfile = f"{STREAMS}/{self._id}.pid"
+        self._err: list[bytes] = []
+        self._code: int | None = None
+        self._stopped = False
+        api = d.client().api
+        # The shell writes its pid, then becomes the command (exec): the pid is the command's.
+        wrapped = ["sh", "-c", f'mkdir -p {STREAMS} && echo $$ > "$0" && exec "$@"',
+                   self._pidfile, *self.argv]
+        with d.guard(f"running {self.argv[0]} on {node.name}"):
+            self._exec = api.exec_create(node.ref, wrapped, stdout=True, stderr=True)["Id"]
+            self._frames: Any = api.exec_start(self._exec, stream=True, demux=True)
+
+    def __iter__(self) -> Iterator[str]:
+        buf = b""
+        with d.guard(f"reading the output of {self.argv[0]} on {self.node.name}"):
+            for out, err in self._frames:
+                if err:
+                    self._err.append(err)
+                if not out:
+                    continue
+                buf += out
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    yield _text(line).rstrip("\r")
+        if buf:
+            yield _text(buf).rstrip("\r")
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._code is None:
+            with d.guard(f"looking at {self.argv[0]} on {self.node.name}"):
+                info = d.client().api.exec_inspect(self._exec)
+            if not info.get("Running"):
+                self._code = info.get("ExitCode")
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._code
+
+    @property
+    def stderr(self) -> str:
+        return _text(b"".join(self._err))
+
+    def stop(self) -> None:
+        """End the command on the node: TERM, then KILL after two seconds; remove its pid file."""
+        if self._stopped:
+            return
+        self._stopped = True
+        script = ('for i in $(seq 40); do [ -s "$1" ] && break; sleep 0.05; done; '
+                  'p=$(cat "$1" 2>/dev/null) || exit 0; '
+                  'kill -TERM "$p" 2>/dev/null; '
+                  'for i in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; '
+                  'kill -KILL "$p" 2>/dev/null; rm -f "$1"; true')
+        try:
+            exec_in(self.node, ["sh", "-c", script, "sh", self._pidfile])
+        except RuntimeProblem:
+            pass  # the node (or Docker) is gone: so is the command
+        try:
+            self._frames.close()
+        except Exception:  # closing a cut stream may raise anything
+            pass
+        try:
+            self._finish()
+        except RuntimeProblem:
+            pass
+
+    def __enter__(self) -> DockerStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
+    """Put files on the node, as root, making the folders they go in."""
+    folders: dict[str, dict[str, FileCopy]] = {}
+    for path, item in files.items():
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise RuntimeProblem(f"cannot copy to '{path}' on {node.name}: not an absolute path")
+        folders.setdefault(posixpath.dirname(path), {})[posixpath.basename(path)] = item
+    made = exec_in(node, ["mkdir", "-p", *sorted(folders)])
+    if made.exit_code != 0:
+        raise RuntimeProblem(f"cannot make {', '.join(sorted(folders))} on {node.name}: "
+                             f"{made.stderr.strip()}")
+    api = d.client().api
+    for folder, items in sorted(folders.items()):
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for name, item in sorted(items.items()):
+                info = tarfile.TarInfo(name)
+                info.size = len(item.content)
+                info.mode = item.mode
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(item.content))
+        with d.guard(f"copying files to {folder} on {node.name}"):
+            api.put_archive(node.ref, folder, archive.getvalue())
+
+
+def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> Iterator[bytes]:
+    """The container's log, stdout and stderr as they came; with follow, until it stops."""
+    api = d.client().api
+    with d.guard(f"reading the log of {node.name}"):
+        if follow:
+            yield from api.logs(node.ref, stdout=True, stderr=True, stream=True, follow=True,
+                                tail="all" if tail is None else tail)
+        else:
+            yield api.logs(node.ref, stdout=True, stderr=True,
+                           tail="all" if tail is None else tail)
+
+
+def attach(node: NodeInfo, argv: Sequence[str], *, tty: bool,
+           env: Mapping[str, str] | None = None) -> NoReturn:
+    """Become `docker exec` on the node: the terminal, signals and exit code are its own."""
+    path = shutil.which("docker")
+    if path is None:
+        raise RuntimeProblem("the `docker` command is not installed (needed for shells and exec)")
+    flags = ["-it"] if tty else ["-i"]
+    for key, value in (env or {}).items():
+        flags += ["-e", f"{key}={value}"]
+    os.execv(path, ["docker", "exec", *flags, node.ref, *argv])

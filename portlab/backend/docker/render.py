@@ -1,0 +1,138 @@
+"""Turn a plan into a Compose file (compose-templates/compose.yaml.j2), with portlab's labels.
+
+The rendered file is plain Compose format 2.4, which both `docker-compose`
+v1 and `docker compose` v2 accept; the project name is passed with `-p`
+(v1 rejects a top-level `name:`). It is complete on its own: `portlab render`
+prints it, and the tests start it with plain Compose through pytest-docker.
+What each node does at start comes from the plan (portlab.model.plan); this
+module adds only what is Docker's: services, networks, labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from portlab import __version__
+from portlab.backend.docker import client as d
+from portlab.backend.docker.compose import project_name
+from portlab.model.plan import Plan, hosts, node_config
+from portlab.model.types import Node
+from portlab.names import scope
+
+
+def templates_dir() -> Path:
+    here = Path(__file__).resolve().parents[2]
+    packaged = here / "_data" / "compose-templates"
+    return packaged if packaged.is_dir() else here.parent / "compose-templates"
+
+
+def yaml_quote(value: Any) -> str:
+    """A YAML double-quoted scalar that Compose v1 and v2 read back unchanged.
+
+    JSON strings are valid YAML; non-ASCII is escaped so that line separators
+    never reach the YAML reader raw, and `$` is doubled because Compose
+    interpolates variables in every value.
+    """
+    text = json.dumps(str(value), ensure_ascii=False)
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x80:
+            out.append(ch)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out).replace("$", "$$")
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(templates_dir())),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["q"] = yaml_quote
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=False)
+
+
+def service_model(plan: Plan, node: Node) -> dict[str, Any]:
+    lab = plan.lab
+    config = node_config(plan, node)
+    sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+    if node.forwarding:
+        sysctls["net.ipv4.ip_forward"] = "1"
+    env = {"PORTLAB_NODE": _json(config)}
+    devices = []
+    labels = {
+        d.LABEL_SCOPE: scope(),
+        d.LABEL_LAB: lab.name,
+        d.LABEL_INSTANCE: plan.instance,
+        d.LABEL_NODE: node.name,
+        d.LABEL_TOKEN: plan.token,
+        d.LABEL_INTERFACES: _json({i["name"]: f"{i['address']}/{i['prefix']}"
+                                   for i in config["interfaces"]}),
+        d.LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),
+        d.LABEL_PARAMS: _json(lab.params),
+        d.LABEL_NODE_IMAGE: plan.image,
+        "portlab.version": __version__,
+    }
+    if node.vpn:
+        sysctls["net.ipv4.conf.all.src_valid_mark"] = "1"
+        devices.append("/dev/net/tun:/dev/net/tun")
+        # wg-quick uses the kernel module when it loads and only then falls back to
+        # wireguard-go, which insists on this variable before it runs on Linux.
+        env["WG_QUICK_USERSPACE_IMPLEMENTATION"] = "wireguard-go"
+        env["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1"
+        labels[d.LABEL_VPN] = "true"
+    return {
+        "name": node.name,
+        "sysctls": sysctls,
+        "devices": devices,
+        "environment": env,
+        "labels": labels,
+        "networks": [{"name": i.network, "address": plan.address(node, i.network)}
+                     for i in node.interfaces],
+        "extra_hosts": [f"{name}:{ip}" for name, ip in hosts(plan, node)],
+    }
+
+
+def network_model(plan: Plan, name: str) -> dict[str, Any]:
+    subnet = plan.subnets[name]
+    return {
+        "name": name,
+        "subnet": str(subnet),
+        # Docker insists on a gateway address; keep it off the addresses labs use. With
+        # inhibit_ipv4 the host never takes it, so the host is not on any lab network.
+        "gateway": str(subnet.broadcast_address - 1),
+        "labels": {
+            d.LABEL_SCOPE: scope(),
+            d.LABEL_LAB: plan.lab.name,
+            d.LABEL_INSTANCE: plan.instance,
+            d.LABEL_NETWORK: name,
+            d.LABEL_SUBNET: str(subnet),
+            d.LABEL_TOKEN: plan.token,
+        },
+    }
+
+
+def compose(plan: Plan) -> str:
+    """The compose file for this plan, as text."""
+    template = _env.get_template("compose.yaml.j2")
+    return template.render(
+        version=__version__,
+        lab=plan.lab,
+        instance=plan.instance,
+        project=project_name(plan.instance),
+        image=plan.image,
+        nodes=[service_model(plan, n) for n in plan.lab.nodes],
+        networks=[network_model(plan, n.name) for n in plan.lab.networks if not n.virtual],
+    )

@@ -1,0 +1,97 @@
+"""The `portlab` command. Thin: each verb (one module each) parses, calls portlab.core, prints
+a view. Errors become one message and an exit code here.
+
+Exit codes: 0 ok, 1 checks failed, 2 usage or lab error, 3 Docker/Compose/image
+problem or a check that could not be judged, 4 internal error (a bug), 130
+interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, NoReturn
+
+import click
+
+from portlab import __version__
+from portlab.cli import check, down, image, prune, render, shell, show, solve, status, up
+from portlab.cli import list as list_
+from portlab.errors import ExitCode, PortlabError
+
+
+class PortlabGroup(click.Group):
+    """Turns portlab's errors into one message and an exit code (a traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug")) or os.environ.get("PORTLAB_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except PortlabError as exc:
+            if debug:
+                raise
+            _say(str(exc))
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("portlab: interrupted", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            lost = _explained(exc)  # the engine went away: not a bug
+            if lost is not None:
+                _say(str(lost))
+                ctx.exit(int(lost.exit_code))
+            click.echo(click.style("portlab: internal error: ", fg="red", bold=True) +
+                       f"{type(exc).__name__}: {exc}\n  run again with --debug for the "
+                       "traceback, and please report it", err=True)
+            ctx.exit(int(ExitCode.INTERNAL))
+
+
+def _say(message: str) -> None:
+    click.echo(click.style("portlab: ", fg="red", bold=True) + message, err=True)
+
+
+def _explained(exc: Exception) -> PortlabError | None:
+    try:
+        from portlab import backend
+
+        return backend.get().explain(exc)
+    except Exception:
+        return None
+
+
+def _sigterm(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _sigterm)
+    cli(prog_name="portlab")
+
+
+@click.group(cls=PortlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="portlab")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Learn ports, NAT, port forwarding, firewalls and VPNs on real Linux containers.
+
+    \b
+    A first session:
+      portlab list                 the labs
+      portlab show forwarding      the story, the network, your tasks
+      portlab up forwarding        start it (builds the node image the first time)
+      portlab shell router         a root shell on the lab's router
+      portlab check                prove your work with real traffic
+      portlab down forwarding      remove everything the lab started
+    """
+
+
+for _command in (list_.command, show.command, up.command, down.command, prune.command,
+                 status.command, check.command, solve.command, render.command, shell.shell,
+                 shell.exec_, image.group):
+    cli.add_command(_command)

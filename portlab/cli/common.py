@@ -1,0 +1,61 @@
+"""What the verbs share: the core (loaded on first use), options, and how output goes out."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from types import ModuleType
+
+import click
+
+from portlab.views.progress import TerminalProgress
+
+
+def core() -> ModuleType:
+    """portlab.core, imported on first use: `portlab up` starts Compose before loading it
+    (and the Docker SDK and Jinja2 with it), so that the two start-ups overlap."""
+    from portlab import core as core_module
+
+    return core_module
+
+
+def early_start(lab: str, instance: str | None) -> AbstractContextManager[object | None]:
+    """What the engine can start before portlab's core is loaded (see core.early_start: the
+    same, without the core's import)."""
+    from portlab import backend
+    from portlab.errors import PortlabError
+    from portlab.names import check_instance_name
+
+    try:
+        return backend.get().early_start(check_instance_name(lab if instance is None else instance))
+    except PortlabError:
+        return nullcontext()  # `up` says what is wrong with the name
+
+
+def color() -> bool | None:
+    """Styles on a terminal only (click strips them from pipes anyway)."""
+    return None if sys.stdout.isatty() else False
+
+
+def progress(quiet: bool = False) -> TerminalProgress:
+    return TerminalProgress(sys.stderr, quiet=quiet)
+
+
+instance_option = click.option(
+    "--instance", "-i", metavar="NAME",
+    help="Which instance of the lab (default: the lab's own name). Lets several copies of a "
+         "lab run side by side.")
+
+lab_option = click.option("--lab", "-l", "lab", metavar="LAB",
+                          help="Which lab, when more than one is up.")
+
+param_option = click.option(
+    "--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+    help="Give one of the lab's params another value (repeatable), e.g. --param "
+         "game_port=30000. `portlab show LAB` lists them under the lab's name.")
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, str] | None:
+    from portlab.model.params import assignments
+
+    return assignments(items) or None

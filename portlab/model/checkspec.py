@@ -1,0 +1,171 @@
+"""The `checks:` part of a lab file: checks, their probes, and what each probe may say.
+
+Which keys a probe takes depends on its kind (`portlab.model.probekinds`).
+Beyond types, the loader checks what it can before anything starts: every
+node a probe names exists, every `node.iface` exists, and an interface a
+probe sends through (`device:`) or captures on (`iface:`) is one of that
+node's own (or `lo`, or a tunnel the lab may bring up, like `wg0`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from portlab.model import templating
+from portlab.model.probekinds import IntRange, KindSchema, kinds, schema
+from portlab.model.reader import Reader, kind
+from portlab.model.types import Check, Node, Probe
+from portlab.model.yamlsrc import Path as KeyPath
+from portlab.model.yamlsrc import dotted
+
+ID_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
+CHECK_KEYS = ("id", "title", "task", "probes", "hint")
+PROBE_BASE_KEYS = ("kind", "from", "to", "port", "expect")
+# Interfaces a node has beyond the lab's own: loopback, and tunnels its scripts bring up.
+RUNTIME_IFACES = re.compile(r"^(lo|wg\d{1,4}|tun\d{1,4}|tap\d{1,4})$")
+IFACE_FORM = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # what Linux accepts (IFNAMSIZ)
+
+
+def read(r: Reader, value: Any, nodes: tuple[Node, ...], task_ids: set[str]) -> tuple[Check, ...]:
+    out = []
+    ids: set[str] = set()
+    items = r.seq(value, ("checks",), optional=False)
+    if not items:
+        raise r.error(("checks",), "a lab needs at least one check")
+    for i, spec in enumerate(items):
+        path: KeyPath = ("checks", i)
+        spec = r.mapping(spec, path, allowed=CHECK_KEYS, required=("id", "title", "probes"))
+        cid = r.unique(r.text(spec["id"], path + ("id",), pattern=ID_NAME, what="check id"),
+                       path + ("id",), ids, "check id")
+        task = r.text(spec.get("task"), path + ("task",), optional=True) or None
+        if task is not None and task not in task_ids:
+            raise r.error(path + ("task",), f"no task with id '{task}'")
+        raw_probes = r.seq(spec["probes"], path + ("probes",), optional=False)
+        if not raw_probes:
+            raise r.error(path + ("probes",), "a check needs at least one probe")
+        probes = tuple(_probe(r, pspec, path + ("probes", j), nodes)
+                       for j, pspec in enumerate(raw_probes))
+        out.append(Check(cid, r.text(spec["title"], path + ("title",)), task, probes,
+                         r.text(spec.get("hint"), path + ("hint",), optional=True)))
+    return tuple(out)
+
+
+def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Probe:
+    node_names = {n.name for n in nodes}
+    if not isinstance(pspec, dict):
+        raise r.error(ppath, f"expected a mapping, got {kind(pspec)}")
+    kind_name = r.text(pspec.get("kind"), ppath + ("kind",))
+    spec_of = schema(kind_name)
+    if spec_of is None:
+        raise r.error(ppath + ("kind",), f"unknown probe kind '{kind_name}'. Kinds: "
+                      f"{', '.join(kinds())}")
+    allowed = PROBE_BASE_KEYS + tuple(spec_of.options)
+    r.mapping(pspec, ppath, allowed=allowed, required=("kind", "from"))
+    source = r.text(pspec["from"], ppath + ("from",))
+    if source not in node_names:
+        raise r.error(ppath + ("from",), f"no node called '{source}'")
+    target = pspec.get("to")
+    if target is not None:
+        target = r.text(target, ppath + ("to",))
+        _check_target(r, target, ppath + ("to",), nodes)
+    elif spec_of.needs_target:
+        raise r.error(ppath, "missing required key 'to'")
+    port = pspec.get("port")
+    if port is not None:
+        port = r.integer(port, ppath + ("port",), low=1, high=65535)
+    elif spec_of.needs_port:
+        raise r.error(ppath, "missing required key 'port'")
+    options = {}
+    for key, typ in spec_of.options.items():
+        if key in pspec:
+            options[key] = typed(r, pspec[key], ppath + (key,), typ)
+    expect_raw = pspec.get("expect") or {}
+    expect_raw = r.mapping(expect_raw, ppath + ("expect",), allowed=tuple(spec_of.expects))
+    expect = {k: typed(r, v, ppath + ("expect", k), spec_of.expects[k])
+              for k, v in expect_raw.items()}
+    for key in ("seen_source", "peer", "tunnel"):
+        if isinstance(expect.get(key), str):
+            _check_target(r, expect[key], ppath + ("expect", key), nodes)
+    at = options.get("at")  # a node the probe also runs something on (capture)
+    if isinstance(at, str) and not templating.is_template(at) and at not in node_names:
+        raise r.error(ppath + ("at",), f"no node called '{at}'")
+    _check_interfaces(r, spec_of, source, options, ppath, nodes)
+    problem = spec_of.validate(options, expect) if spec_of.validate else None
+    if problem:
+        raise r.error(ppath, problem)
+    return Probe(kind_name, source, target, port, options, expect, dotted(ppath), ppath)
+
+
+def typed(r: Reader, value: Any, path: KeyPath, typ: Any) -> Any:
+    """A probe option or expectation of the given type (see portlab.model.probekinds)."""
+    if typ is bool:
+        return r.boolean(value, path)
+    if isinstance(typ, IntRange):
+        return r.integer(value, path, low=typ.low, high=typ.high)
+    if typ is float:
+        return r.seconds(value, path)
+    if typ is str:
+        return r.text(value, path)
+    if isinstance(typ, tuple):  # a choice
+        text = r.text(value, path)
+        if text not in typ:
+            raise r.error(path, f"expected one of: {', '.join(typ)}")
+        return text
+    raise AssertionError(typ)
+
+
+def _check_interfaces(r: Reader, spec_of: KindSchema, source: str, options: dict[str, Any],
+                      ppath: KeyPath, nodes: tuple[Node, ...]) -> None:
+    """Interface options (`device`, `iface`) name an interface the node has, or one it makes."""
+    for key, where in spec_of.interfaces.items():
+        name = options.get(key)
+        if not isinstance(name, str):
+            continue
+        if templating.is_template(name):
+            try:  # like numbers: a template over params alone, rendered now
+                name = templating.render(name, r.number_context()).strip()
+            except Exception as exc:
+                raise r.error(ppath + (key,), f"{templating.describe(exc)} (an interface name "
+                              "may be a template over params only)") from None
+            options[key] = name
+        if not IFACE_FORM.fullmatch(name):
+            raise r.error(ppath + (key,), f"'{name}' is not an interface name")
+        if where is None or name in spec_of.also or RUNTIME_IFACES.fullmatch(name):
+            continue
+        node_name = source if where == "from" else options.get(where)
+        node = next((n for n in nodes if n.name == node_name), None)
+        if node is None:
+            continue  # a templated `at`: its node is known only when the check runs
+        if node.interface(name) is None:
+            own = ", ".join(i.name for i in node.interfaces)
+            extra = ", ".join(("lo", *spec_of.also))
+            raise r.error(ppath + (key,), f"{node.name} has no interface '{name}'. Its "
+                          f"interfaces: {own} (and {extra}, or a tunnel it brings up, like wg0)")
+
+
+def _check_target(r: Reader, target: str, path: KeyPath, nodes: tuple[Node, ...]) -> None:
+    if templating.is_template(target):
+        return  # rendered when the check runs; tried with a sample instance at load
+    try:
+        ipaddress.IPv4Address(target)
+        return
+    except ValueError:
+        pass
+    node_name, _, iface = target.partition(".")
+    node = next((n for n in nodes if n.name == node_name), None)
+    if node is None or not iface or node.interface(iface) is None:
+        raise r.error(path, f"'{target}' is not a node.interface of this lab (like router.wan) "
+                      "or an IPv4 address")
+
+
+def check_ids(r: Reader, value: Any, path: KeyPath, checks: tuple[Check, ...]) -> tuple[str, ...]:
+    ids = {c.id for c in checks}
+    out = []
+    for i, cid in enumerate(r.seq(value, path, optional=False)):
+        text = r.text(cid, path + (i,))
+        if text not in ids:
+            raise r.error(path + (i,), f"no check with id '{text}'")
+        out.append(text)
+    return tuple(out)

@@ -1,0 +1,152 @@
+"""The one template context of a lab: a lab bound to an instance's subnets and token.
+
+Every text of a lab that is a template (the brief, node setup, files and
+services, check titles, probe targets and expectations, hints, solutions) is
+rendered here, in the context a `Binding` builds, and nowhere else. A binding
+comes from one of three places, and that is the only difference between them:
+
+* a plan, for `portlab up` (fresh subnets and token; `portlab.model.plan`);
+* a running instance, for `check`, `solve`, `show` and `status` (its labels);
+* a preview, for `portlab show` of a lab that is not up (preferred subnets,
+  and a placeholder token, so keys print as placeholders).
+
+What templates see is documented in docs/lab-format.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from portlab.errors import LabError
+from portlab.model import templating, wgkeys
+from portlab.model.templating import Table
+from portlab.model.types import Lab
+from portlab.model.yamlsrc import Path as KeyPath
+from portlab.model.yamlsrc import dotted
+
+SAMPLE_TOKEN = "0123456789abcdef"  # what loading renders every template with, to try it
+PREVIEW_TOKEN = "<token>"  # a lab shown before it is up: keys print as placeholders
+
+
+def address(subnet: IPv4Network, host: int) -> IPv4Address:
+    return subnet.network_address + host
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A lab bound to one instance: its subnets and its token."""
+
+    lab: Lab
+    instance: str
+    subnets: Mapping[str, IPv4Network]
+    token: str
+    running: bool = field(default=False, compare=False)  # bound to an instance that is up
+
+    @classmethod
+    def preview(cls, lab: Lab) -> Binding:
+        """The lab as a first instance would be on an empty machine (for `portlab show`)."""
+        return cls(lab, lab.name, lab.preferred_subnets(), PREVIEW_TOKEN)
+
+    @classmethod
+    def sample(cls, lab: Lab) -> Binding:
+        """What loading tries every template with."""
+        return cls(lab, lab.name, lab.preferred_subnets(), SAMPLE_TOKEN)
+
+    @cached_property
+    def addresses(self) -> dict[str, str]:
+        """"node.iface" -> that interface's address."""
+        out: dict[str, str] = {}
+        for node in self.lab.nodes:
+            for iface in node.interfaces:
+                out[f"{node.name}.{iface.name}"] = str(
+                    address(self.subnets[iface.network], iface.host))
+        return out
+
+    def address(self, ref: str) -> str:
+        """The address of "node.iface", or `ref` itself when it is no such reference."""
+        return self.addresses.get(ref, ref)
+
+    def first_address(self, node: str) -> str:
+        found = self.lab.node(node)
+        if found is None or not found.interfaces:
+            return ""
+        return self.addresses[f"{node}.{found.interfaces[0].name}"]
+
+    @cached_property
+    def context(self) -> dict[str, Any]:
+        """What every lab template sees (documented in docs/lab-format.md)."""
+        subnets = self.subnets
+
+        def ip(network: str, host: int) -> str:
+            """The address of host number `host` on `network`, e.g. ip('tunnel', 2)."""
+            if network not in subnets:
+                raise ValueError(f"ip(): no network called '{network}'")
+            return str(address(subnets[network], int(host)))
+
+        return {
+            "lab": self.lab.name,
+            "instance": self.instance,
+            "token": self.token,
+            "addr": Table("addr", self.addresses),
+            "subnet": Table("subnet", {name: str(net) for name, net in subnets.items()}),
+            "prefix": Table("prefix", {name: net.prefixlen for name, net in subnets.items()}),
+            "params": Table("params", self.lab.params),
+            "ip": ip,
+            **wgkeys.template_functions(self.token),
+        }
+
+    def render(self, path: KeyPath, text: str) -> str:
+        """One of the lab's templates (its key `path`), rendered. Loading tried each with a
+        sample instance, yet a template can depend on the instance or its token: a failure
+        here is a LabError too, naming the file, the line and the key."""
+        try:
+            return templating.render(text, self.context)
+        except Exception as exc:
+            raise LabError(self.lab.file, dotted(path), templating.describe(exc),
+                           self.lab.line(path)) from None
+
+    def first_problem(self) -> tuple[KeyPath, str] | None:
+        """The first template of the lab that does not render here, and why."""
+        for path, text in template_fields(self.lab):
+            if text:
+                problem = templating.problem(text, self.context)
+                if problem:
+                    return path, problem
+        return None
+
+
+def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
+    """Every text of a lab that is a Jinja2 template, with its key path."""
+    yield ("story",), lab.story
+    yield ("access",), lab.access
+    for i, task in enumerate(lab.tasks):
+        yield ("tasks", i, "title"), task.title
+        yield ("tasks", i, "text"), task.text
+    for node in lab.nodes:
+        base: KeyPath = ("nodes", node.name)
+        yield base + ("setup",), node.setup
+        for fpath, content in node.files.items():
+            yield base + ("files", fpath), content
+        for j, svc in enumerate(node.services):
+            yield base + ("services", j, "run"), svc.run
+    for i, check in enumerate(lab.checks):
+        yield ("checks", i, "title"), check.title
+        yield ("checks", i, "hint"), check.hint
+        for j, probe in enumerate(check.probes):
+            if probe.target:
+                yield ("checks", i, "probes", j, "to"), probe.target
+            for key, value in probe.options.items():
+                if isinstance(value, str):
+                    yield ("checks", i, "probes", j, key), value
+            for key, value in probe.expect.items():
+                if isinstance(value, str):
+                    yield ("checks", i, "probes", j, "expect", key), value
+    for node_name, script in lab.solution.items():
+        yield ("solution", node_name), script
+    for i, wrong in enumerate(lab.wrong_solutions):
+        for node_name, script in wrong.apply.items():
+            yield ("wrong_solutions", i, "apply", node_name), script

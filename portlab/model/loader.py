@@ -1,0 +1,307 @@
+"""Load labs/<name>/lab.yaml into a typed Lab, validating everything before anything starts.
+
+Unknown keys, wrong types, bad names, duplicate addresses, dangling
+references, interfaces a node does not have and templates that do not render
+are all reported with the file, the line and the key. Numbers may be
+templates over the lab's params; they are rendered and validated here. The
+format is documented in docs/lab-format.md; the checks' part is in
+`portlab.model.checkspec`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from portlab.errors import LabError
+from portlab.model import allocate, checkspec, context, params
+from portlab.model.reader import Reader
+from portlab.model.types import (
+    DIFFICULTIES,
+    Check,
+    Interface,
+    Lab,
+    Network,
+    Node,
+    Route,
+    Service,
+    Task,
+    WrongSolution,
+)
+from portlab.model.yamlsrc import Path as KeyPath
+from portlab.model.yamlsrc import load
+
+NODE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+NET_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,20}[a-z0-9])?$")
+IFACE_NAME = re.compile(r"^[a-z][a-z0-9]{0,14}$")
+ID_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
+LAB_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+RESERVED_IFACES = re.compile(r"^(lo|eth\d+|wg\d+|tun\d+|tap\d+|veth.*|docker.*|br.*)$")
+# Ranges no lab network can use (interfaces there would not carry the lab's traffic).
+UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8"): "loopback",
+            IPv4Network("169.254.0.0/16"): "link-local", IPv4Network("224.0.0.0/4"): "multicast",
+            IPv4Network("240.0.0.0/4"): "reserved"}
+
+TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
+            "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched")
+NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
+NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services")
+IFACE_KEYS = ("network", "host")
+ROUTE_KEYS = ("to", "via")
+SERVICE_KEYS = ("name", "run", "ready")
+READY_KEYS = ("tcp", "udp")
+TASK_KEYS = ("id", "title", "text", "stretch")
+WRONG_KEYS = ("name", "description", "apply", "fails")
+UNTOUCHED_KEYS = ("fails",)
+
+
+def parse(text: str, file: str, directory: Path | None = None,
+          overrides: Mapping[str, Any] | None = None, *, strict: bool = True) -> Lab:
+    """The lab in `text` (read from `file`), with its params set to `overrides` where given
+    (see portlab.model.params.apply for `strict`)."""
+    src = load(text, file)
+    r = Reader(src)
+    top = r.mapping(src.data, (), allowed=TOP_KEYS,
+                    required=("name", "title", "summary", "networks", "nodes", "checks"))
+    name = r.text(top["name"], ("name",), pattern=LAB_NAME, what="lab name")
+    if directory is not None and directory.name != name:
+        raise r.error(("name",), f"must match the lab's folder name '{directory.name}'")
+    difficulty = r.text(top.get("difficulty"), ("difficulty",), optional=True, default="beginner")
+    if difficulty not in DIFFICULTIES:
+        raise r.error(("difficulty",), f"expected one of {', '.join(DIFFICULTIES)}")
+    concepts = tuple(r.text(c, ("concepts", i)) for i, c in
+                     enumerate(r.seq(top.get("concepts"), ("concepts",))))
+    defaults = params.read(r, top.get("params"))
+    applied = params.apply(name, defaults, overrides or {}, strict=strict)
+    r = Reader(src, applied, {k: v for k, v in applied.items() if defaults[k] != v})
+
+    networks = _networks(r, top["networks"])
+    nodes = _nodes(r, top["nodes"], networks)
+    tasks = _tasks(r, top.get("tasks"))
+    checks = checkspec.read(r, top["checks"], nodes, {t.id for t in tasks})
+    solution = _scripts(r, top.get("solution"), ("solution",), nodes)
+    wrong = _wrong(r, top.get("wrong_solutions"), nodes, checks)
+    untouched: tuple[str, ...] = ()
+    if top.get("untouched") is not None:
+        u = r.mapping(top["untouched"], ("untouched",), allowed=UNTOUCHED_KEYS, required=("fails",))
+        untouched = checkspec.check_ids(r, u["fails"], ("untouched", "fails"), checks)
+
+    lab = Lab(
+        name=name,
+        title=r.text(top["title"], ("title",)),
+        summary=r.text(top["summary"], ("summary",)),
+        difficulty=difficulty,
+        concepts=concepts,
+        story=r.text(top.get("story"), ("story",), optional=True),
+        access=r.text(top.get("access"), ("access",), optional=True),
+        params=applied,
+        networks=networks,
+        nodes=nodes,
+        tasks=tasks,
+        checks=checks,
+        solution=solution,
+        wrong_solutions=wrong,
+        untouched_fails=untouched,
+        directory=directory or Path(file).parent,
+        file=file,
+        defaults=defaults,
+        lines=dict(src.lines),
+    )
+    try:
+        sample = context.Binding.sample(lab)
+    except allocate.AllocationError as exc:
+        raise r.error(("networks",), str(exc)) from None
+    problem = sample.first_problem()
+    if problem is not None:
+        raise r.error(*problem)
+    return lab
+
+
+def load_file(path: Path, overrides: Mapping[str, Any] | None = None, *,
+              strict: bool = True) -> Lab:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabError(str(path), "", f"cannot read: {exc}") from None
+    return parse(text, str(path), directory=path.parent, overrides=overrides, strict=strict)
+
+
+def _networks(r: Reader, value: Any) -> tuple[Network, ...]:
+    raw = r.names(value, ("networks",), NET_NAME, "network")
+    out = []
+    for name, spec in raw.items():
+        path: KeyPath = ("networks", name)
+        spec = r.mapping(spec if spec is not None else {}, path, allowed=NETWORK_KEYS,
+                         required=("kind",))
+        kind = r.text(spec["kind"], path + ("kind",))
+        if kind not in ("public", "private"):
+            raise r.error(path + ("kind",), "expected 'public' (the internet) or 'private' (a LAN)")
+        prefix = r.integer(spec.get("prefix", 24), path + ("prefix",), low=16, high=28)
+        prefer = None
+        if spec.get("prefer") is not None:
+            try:
+                prefer = IPv4Network(r.text(spec["prefer"], path + ("prefer",)))
+            except ValueError as exc:
+                raise r.error(path + ("prefer",), f"not an IPv4 subnet: {exc}") from None
+            if prefer.prefixlen != prefix:
+                raise r.error(path + ("prefer",), f"must be a /{prefix} (the network's prefix)")
+            if any(prefer.overlaps(p) for p in allocate.DOCKER_DEFAULT_POOLS):
+                raise r.error(path + ("prefer",), "lies in Docker's default address pools "
+                              "(172.16.0.0/12, 192.168.0.0/16), where Docker's own NAT rules "
+                              "would change the lab; pick another range")
+            for bad, what in UNUSABLE.items():
+                if prefer.overlaps(bad):
+                    raise r.error(path + ("prefer",), f"overlaps {bad} ({what}), which no "
+                                  "network can use; pick another range")
+        out.append(Network(
+            name=name, kind=kind, prefix=prefix, prefer=prefer,
+            label=r.text(spec.get("label"), path + ("label",), optional=True, default=name),
+            virtual=r.boolean(spec.get("virtual"), path + ("virtual",)),
+        ))
+    prefs = [(n.name, n.prefer) for n in out if n.prefer is not None]
+    for i, (a_name, a) in enumerate(prefs):
+        for b_name, b in prefs[i + 1:]:
+            if a is not None and b is not None and a.overlaps(b):
+                raise r.error(("networks", b_name, "prefer"),
+                              f"overlaps network '{a_name}' ({a})")
+    return tuple(out)
+
+
+def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, ...]:
+    raw = r.names(value, ("nodes",), NODE_NAME, "node")
+    nets = {n.name: n for n in networks}
+    used: dict[tuple[str, int], str] = {}
+    out = []
+    for name, spec in raw.items():
+        path: KeyPath = ("nodes", name)
+        spec = r.mapping(spec if spec is not None else {}, path, allowed=NODE_KEYS,
+                         required=("interfaces",))
+        ifaces = []
+        raw_ifaces = r.names(spec["interfaces"], path + ("interfaces",), IFACE_NAME, "interface")
+        seen_nets: dict[str, str] = {}
+        for iname, ispec in raw_ifaces.items():
+            ipath = path + ("interfaces", iname)
+            if RESERVED_IFACES.match(iname):
+                raise r.error(ipath, f"'{iname}' is reserved (Docker's or the kernel's own "
+                              "names); pick a name that says what the link is, like wan or lan")
+            ispec = r.mapping(ispec, ipath, allowed=IFACE_KEYS, required=("network", "host"))
+            net_name = r.text(ispec["network"], ipath + ("network",))
+            if net_name not in nets:
+                raise r.error(ipath + ("network",),
+                              f"no network called '{net_name}'. Networks: {', '.join(nets)}")
+            net = nets[net_name]
+            if net.virtual:
+                raise r.error(ipath + ("network",), f"'{net_name}' is virtual (it exists only "
+                              "inside nodes, like a VPN tunnel); nodes cannot be wired to it")
+            if net_name in seen_nets:
+                raise r.error(ipath + ("network",), f"node already has interface "
+                              f"'{seen_nets[net_name]}' on network '{net_name}'")
+            seen_nets[net_name] = iname
+            size = 2 ** (32 - net.prefix)
+            host = r.integer(ispec["host"], ipath + ("host",), low=1, high=size - 3)
+            if (net_name, host) in used:
+                raise r.error(ipath + ("host",), f"address .{host} on '{net_name}' is already "
+                              f"used by {used[(net_name, host)]}")
+            used[(net_name, host)] = f"{name}.{iname}"
+            ifaces.append(Interface(iname, net_name, host))
+        services = []
+        for i, sspec in enumerate(r.seq(spec.get("services"), path + ("services",))):
+            spath = path + ("services", i)
+            sspec = r.mapping(sspec, spath, allowed=SERVICE_KEYS, required=("name", "run"))
+            ready = r.mapping(sspec.get("ready") or {}, spath + ("ready",), allowed=READY_KEYS)
+            services.append(Service(
+                name=r.text(sspec["name"], spath + ("name",), pattern=ID_NAME, what="service name"),
+                run=r.text(sspec["run"], spath + ("run",)),
+                ready_tcp=(r.integer(ready["tcp"], spath + ("ready", "tcp"), low=1, high=65535)
+                           if "tcp" in ready else None),
+                ready_udp=(r.integer(ready["udp"], spath + ("ready", "udp"), low=1, high=65535)
+                           if "udp" in ready else None),
+            ))
+        files = spec.get("files") or {}
+        if not isinstance(files, dict):
+            raise r.error(path + ("files",), "expected a mapping of absolute paths to contents")
+        for fpath, content in files.items():
+            if not fpath.startswith("/") or ".." in fpath.split("/"):
+                raise r.error(path + ("files", fpath), "must be an absolute path without '..'")
+            r.text(content, path + ("files", fpath))
+        out.append(Node(
+            name=name,
+            role=r.text(spec.get("role"), path + ("role",), optional=True),
+            interfaces=tuple(ifaces),
+            routes=(),  # filled below, once all nodes are known
+            forwarding=r.boolean(spec.get("forwarding"), path + ("forwarding",)),
+            vpn=r.boolean(spec.get("vpn"), path + ("vpn",)),
+            setup=r.text(spec.get("setup"), path + ("setup",), optional=True),
+            files=dict(files),
+            services=tuple(services),
+        ))
+    by_name = {n.name: n for n in out}
+    final = []
+    for node in out:
+        path = ("nodes", node.name)
+        routes = []
+        for i, rspec in enumerate(r.seq(raw[node.name].get("routes"), path + ("routes",))):
+            rpath = path + ("routes", i)
+            rspec = r.mapping(rspec, rpath, allowed=ROUTE_KEYS, required=("to", "via"))
+            to = r.text(rspec["to"], rpath + ("to",))
+            if to != "default" and to not in nets:
+                try:
+                    IPv4Network(to)
+                except ValueError:
+                    raise r.error(rpath + ("to",), "expected 'default', a network name or an "
+                                  "IPv4 subnet like 10.0.0.0/24") from None
+            via = r.text(rspec["via"], rpath + ("via",))
+            gw_node, _, gw_iface = via.partition(".")
+            gw = by_name.get(gw_node)
+            gw_if = gw.interface(gw_iface) if gw else None
+            if gw is None or gw_if is None:
+                raise r.error(rpath + ("via",), f"'{via}' is not a node.interface of this lab "
+                              "(like router.lan)")
+            if gw_if.network not in {i.network for i in node.interfaces}:
+                raise r.error(rpath + ("via",), f"'{via}' is on network '{gw_if.network}', "
+                              f"which {node.name} is not attached to")
+            routes.append(Route(to, via))
+        final.append(Node(**{**node.__dict__, "routes": tuple(routes)}))
+    return tuple(final)
+
+
+def _tasks(r: Reader, value: Any) -> tuple[Task, ...]:
+    out = []
+    ids: set[str] = set()
+    for i, spec in enumerate(r.seq(value, ("tasks",))):
+        path: KeyPath = ("tasks", i)
+        spec = r.mapping(spec, path, allowed=TASK_KEYS, required=("id", "title", "text"))
+        tid = r.unique(r.text(spec["id"], path + ("id",), pattern=ID_NAME, what="task id"),
+                       path + ("id",), ids, "task id")
+        out.append(Task(tid, r.text(spec["title"], path + ("title",)),
+                        r.text(spec["text"], path + ("text",)),
+                        r.boolean(spec.get("stretch"), path + ("stretch",))))
+    return tuple(out)
+
+
+def _scripts(r: Reader, value: Any, path: KeyPath, nodes: tuple[Node, ...]) -> dict[str, str]:
+    if value is None:
+        return {}
+    raw = r.mapping(value, path, allowed=tuple(n.name for n in nodes))
+    return {node: r.text(script, path + (node,)) for node, script in raw.items()}
+
+
+def _wrong(r: Reader, value: Any, nodes: tuple[Node, ...],
+           checks: tuple[Check, ...]) -> tuple[WrongSolution, ...]:
+    out = []
+    names: set[str] = set()
+    for i, spec in enumerate(r.seq(value, ("wrong_solutions",))):
+        path: KeyPath = ("wrong_solutions", i)
+        spec = r.mapping(spec, path, allowed=WRONG_KEYS, required=("name", "apply", "fails"))
+        name = r.unique(r.text(spec["name"], path + ("name",), pattern=ID_NAME,
+                               what="wrong-solution name"), path + ("name",), names)
+        out.append(WrongSolution(
+            name=name,
+            description=r.text(spec.get("description"), path + ("description",), optional=True),
+            apply=_scripts(r, spec["apply"], path + ("apply",), nodes),
+            fails=checkspec.check_ids(r, spec["fails"], path + ("fails",), checks),
+        ))
+    return tuple(out)

@@ -1,0 +1,121 @@
+"""A plan: everything needed to start one instance of a lab, whatever the engine.
+
+The plan is a binding (the lab, the instance's subnets and token) and the
+node image. From it come, for each node, what the node's entrypoint
+(portlab/node/nodeinit.py) reads at start (`node_config`), the names it
+resolves (`hosts`) and its welcome text (`motd`). A backend turns a plan
+into its engine's own objects (for Docker, a Compose file); nothing here is
+Docker's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Any
+
+from portlab.model.context import Binding
+from portlab.model.types import Lab, Node
+from portlab.model.yamlsrc import Path as KeyPath
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Plan:
+    binding: Binding
+    image: str  # the node image, as the backend names it
+
+    @property
+    def lab(self) -> Lab:
+        return self.binding.lab
+
+    @property
+    def instance(self) -> str:
+        return self.binding.instance
+
+    @property
+    def subnets(self) -> dict[str, IPv4Network]:
+        return dict(self.binding.subnets)
+
+    @property
+    def token(self) -> str:
+        return self.binding.token
+
+    def address(self, node: Node, network: str) -> str:
+        iface = next(i for i in node.interfaces if i.network == network)
+        return self.binding.addresses[f"{node.name}.{iface.name}"]
+
+
+def node_config(plan: Plan, node: Node) -> dict[str, Any]:
+    """What nodeinit.py reads from $PORTLAB_NODE: interfaces, routes, setup, files, services."""
+    b = plan.binding
+    lab = plan.lab
+    addr = b.addresses
+    where: KeyPath = ("nodes", node.name)
+    routes = []
+    for route in node.routes:
+        if route.to == "default":
+            to = "default"
+        elif lab.network(route.to) is not None:
+            to = str(b.subnets[route.to])
+        else:
+            to = route.to
+        routes.append({"to": to, "via": addr[route.via]})
+    return {
+        "node": node.name,
+        "lab": lab.name,
+        "instance": plan.instance,
+        "interfaces": [
+            {"name": i.name, "address": addr[f"{node.name}.{i.name}"],
+             "prefix": b.subnets[i.network].prefixlen}
+            for i in node.interfaces
+        ],
+        "routes": routes,
+        "vpn": node.vpn,
+        "setup": b.render(where + ("setup",), node.setup),
+        "files": {path: b.render(where + ("files", path), text)
+                  for path, text in node.files.items()},
+        "services": [
+            {"name": s.name, "run": b.render(where + ("services", j, "run"), s.run),
+             "ready_tcp": s.ready_tcp, "ready_udp": s.ready_udp}
+            for j, s in enumerate(node.services)
+        ],
+        "motd": motd(plan, node),
+    }
+
+
+def motd(plan: Plan, node: Node) -> str:
+    """What a shell on the node greets the learner with."""
+    b = plan.binding
+    lab = plan.lab
+    lines = [f"portlab lab '{lab.name}' (instance {plan.instance}), node {node.name}"]
+    if node.role:
+        lines.append(f"  {node.role}")
+    for iface in node.interfaces:
+        net = lab.network(iface.network)
+        label = net.label if net else iface.network
+        ip = b.addresses[f"{node.name}.{iface.name}"]
+        lines.append(f"  {iface.name:<6} {ip}/{b.subnets[iface.network].prefixlen}  ({label})")
+    lines.append("  `portlab show " + lab.name + "` on your own machine shows the whole brief.")
+    return "\n".join(lines) + "\n"
+
+
+def hosts(plan: Plan, node: Node) -> list[tuple[str, str]]:
+    """The names a node resolves (/etc/hosts; never DNS): every node.iface, and plain names
+    for the peers it shares a network with."""
+    lab = plan.lab
+    addr = plan.binding.addresses
+    mine = {i.network for i in node.interfaces}
+    entries = []
+    for other in lab.nodes:
+        if other.name == node.name:
+            continue
+        shared = [i for i in other.interfaces if i.network in mine]
+        if shared:
+            entries.append((other.name, addr[f"{other.name}.{shared[0].name}"]))
+    entries += list(addr.items())
+    return entries

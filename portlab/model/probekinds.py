@@ -1,0 +1,108 @@
+"""The probe kinds of the lab format: which keys a probe of each kind takes, and their types.
+
+This is the format's side of a kind (what a lab file may write); what a kind
+does with real traffic is in `portlab.probes.<kind>`. The two registries name
+the same kinds (a unit test holds them to it). docs/probe-kinds.md documents
+every kind for lab authors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """A whole number from `low` to `high` (a template over params is allowed too)."""
+
+    low: int
+    high: int
+
+
+SECONDS = float  # a number of seconds, more than 0 and at most 60
+PORT = IntRange(1, 65535)
+COUNT = IntRange(0, 10**6)
+
+# Where an interface option's name is looked up: on the probe's own node ("from"), on the
+# node another option names ("at"), or nowhere (an interface made at run time, like wg0).
+FROM = "from"
+
+
+@dataclass(frozen=True)
+class KindSchema:
+    kind: str
+    summary: str
+    options: dict[str, Any] = field(default_factory=dict)  # key -> type (see _typed in checks)
+    expects: dict[str, Any] = field(default_factory=dict)
+    needs_target: bool = True
+    needs_port: bool = True
+    # option -> where the interface it names must exist: FROM, another option's node ("at"),
+    # or None (only the name's form is checked: it is made at run time)
+    interfaces: dict[str, str | None] = field(default_factory=dict)
+    also: tuple[str, ...] = ()  # interface names valid beyond the node's own (e.g. "any")
+    validate: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None
+
+
+# expect keys shared by the kinds that talk to portlab-serve servers
+ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": str}
+
+TCP_STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
+
+
+def _tcp(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if "state" not in expect and "banner" not in expect:
+        return "a tcp probe needs expect.state or expect.banner"
+    return None
+
+
+def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if "at" not in options:
+        return "a capture probe needs 'at': the node where the capture runs"
+    if ("tunnel" in expect) != ("tunnel_port" in expect):
+        return "expect.tunnel and expect.tunnel_port go together (address and UDP port)"
+    return None
+
+
+_SENDS = {"timeout": SECONDS, "device": str}
+_DEVICE: dict[str, str | None] = {"device": FROM}
+
+KINDS: dict[str, KindSchema] = {k.kind: k for k in (
+    KindSchema("tcp", "TCP connect: is the port open, closed or filtered from this node?",
+               options=_SENDS, expects={"state": TCP_STATES, "banner": str},
+               interfaces=_DEVICE, validate=_tcp),
+    KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
+               options={"path": str, **_SENDS},
+               expects={**ANSWER_EXPECTS, "status": IntRange(100, 599), "contains": str},
+               interfaces=_DEVICE),
+    KindSchema("minecraft",
+               "Minecraft Server List Ping: does a game server answer, and whom did it see?",
+               options=_SENDS, expects=ANSWER_EXPECTS, interfaces=_DEVICE),
+    KindSchema("udp", "UDP datagram: does the server reply, and whom did it see?",
+               options=_SENDS, expects=ANSWER_EXPECTS, interfaces=_DEVICE),
+    KindSchema("listening",
+               "Which process listens on this node's own port (from its sockets, no traffic)",
+               options={"proto": ("tcp", "udp")}, expects={"listening": bool, "process": str},
+               needs_target=False),
+    KindSchema("capture",
+               "Capture on a node of the path while an HTTP request runs: what could be seen "
+               "there?",
+               options={"at": str, "iface": str, "path": str, "timeout": SECONDS},
+               expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT},
+               interfaces={"iface": "at"}, also=("any",), validate=_capture),
+    KindSchema("wireguard",
+               "A node's WireGuard peers (wg show): a recent handshake, from whom, for which "
+               "address",
+               options={"iface": str},
+               expects={"peer": str, "allowed_ip": str, "handshake_within": COUNT},
+               needs_target=False, needs_port=False, interfaces={"iface": None}),
+)}
+
+
+def schema(kind: str) -> KindSchema | None:
+    return KINDS.get(kind)
+
+
+def kinds() -> list[str]:
+    return sorted(KINDS)

@@ -1,0 +1,156 @@
+"""A lab as typed data: the dataclasses the loader builds from lab.yaml.
+
+A `Lab` is a lab with its params applied: every number in it is a number
+(templates over `params` were rendered and validated when it was loaded), so
+a lab loaded with other params (a per-student variant, `--param`) is simply
+another `Lab`. The texts that depend on an instance (addresses, the token)
+stay templates here; `portlab.model.context` renders them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from portlab.model import allocate
+from portlab.model.yamlsrc import line_of
+
+ParamValue = str | int | float | bool
+
+DIFFICULTIES = ("beginner", "intermediate", "advanced")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    kind: str  # public | private
+    prefix: int
+    prefer: IPv4Network | None
+    label: str
+    virtual: bool  # exists only inside nodes (e.g. a VPN tunnel), no Docker network
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    network: str
+    host: int
+
+
+@dataclass(frozen=True)
+class Route:
+    to: str  # "default", a CIDR, or a network name
+    via: str  # "node.iface"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    run: str
+    ready_tcp: int | None
+    ready_udp: int | None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    interfaces: tuple[Interface, ...]
+    routes: tuple[Route, ...]
+    forwarding: bool
+    vpn: bool
+    setup: str
+    files: dict[str, str]
+    services: tuple[Service, ...]
+
+    def interface(self, name: str) -> Interface | None:
+        return next((i for i in self.interfaces if i.name == name), None)
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str
+    source: str  # node name ("from" in the file)
+    target: str | None  # "node.iface", an address, or None
+    port: int | None
+    options: dict[str, Any]
+    expect: dict[str, Any]
+    key: str  # where it was defined, dotted ("checks[0].probes[1]"), for messages
+    path: tuple[str | int, ...] = ()  # the same as a key path, for errors naming the line
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    task: str | None
+    probes: tuple[Probe, ...]
+    hint: str
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    text: str
+    stretch: bool
+
+
+@dataclass(frozen=True)
+class WrongSolution:
+    name: str
+    description: str
+    apply: dict[str, str]  # node -> script
+    fails: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    title: str
+    summary: str
+    difficulty: str
+    concepts: tuple[str, ...]
+    story: str
+    access: str
+    params: dict[str, ParamValue]  # as applied: the file's values, with any overrides
+    networks: tuple[Network, ...]
+    nodes: tuple[Node, ...]
+    tasks: tuple[Task, ...]
+    checks: tuple[Check, ...]
+    solution: dict[str, str]
+    wrong_solutions: tuple[WrongSolution, ...]
+    untouched_fails: tuple[str, ...]
+    directory: Path = field(compare=False)
+    file: str = field(compare=False)
+    defaults: dict[str, ParamValue] = field(default_factory=dict, compare=False)  # the file's
+    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, compare=False,
+                                                    repr=False)  # key path -> line in `file`
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of `path` in the lab file, or of the nearest key around it."""
+        return line_of(self.lines, path)
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def network(self, name: str) -> Network | None:
+        return next((n for n in self.networks if n.name == name), None)
+
+    def check(self, check_id: str) -> Check | None:
+        return next((c for c in self.checks if c.id == check_id), None)
+
+    def wrong(self, name: str) -> WrongSolution | None:
+        return next((w for w in self.wrong_solutions if w.name == name), None)
+
+    def requests(self) -> list[allocate.Request]:
+        return [allocate.Request(n.name, n.kind, n.prefix, n.prefer) for n in self.networks]
+
+    def preferred_subnets(self) -> dict[str, IPv4Network]:
+        return allocate.preferred(self.requests())
+
+    def changed_params(self) -> dict[str, ParamValue]:
+        """The params that differ from the file's own values (a variant's overrides)."""
+        return {k: v for k, v in self.params.items() if self.defaults.get(k) != v}

@@ -1,0 +1,88 @@
+"""What every probe kind shares: its inputs, its result, and its three outcomes.
+
+A probe sends real traffic from a lab node (with the node image's
+`portlab-probe` tool, or reads the node's own state) and compares what came
+back with the lab's `expect:`. Its outcome is one of three:
+
+* PASS and FAIL are verdicts about the learner's network;
+* ERROR means portlab could not observe (the node's tool is missing or
+  crashed, an interface it was told to use does not exist, its answer was
+  lost or garbled). It says why and what to do, and it is never counted as a
+  pass, whatever `expect` says: "nothing came back" is a verdict only when
+  the probe did send and did listen.
+
+A kind raises `CannotObserve` for an ERROR; the runner turns it into the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from portlab.backend.base import NodeRunner
+from portlab.model.types import Probe
+
+
+class Outcome(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+    @classmethod
+    def of(cls, passed: bool) -> Outcome:
+        return cls.PASS if passed else cls.FAIL
+
+
+class CannotObserve(Exception):
+    """The probe could not observe: its outcome is ERROR, never a verdict."""
+
+    def __init__(self, reason: str, fix: str = "", *, sent: str = "",
+                 data: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+        self.sent = sent
+        self.data = data or {}
+
+
+@dataclass
+class ProbeRun:
+    """One probe, resolved against a running instance: templates rendered, targets addressed."""
+
+    probe: Probe
+    source: str  # node name
+    source_address: str  # the node's first address, for messages
+    target: str | None  # IPv4 address, resolved
+    target_name: str  # what the lab file said ("router.wan") for messages
+    context: dict[str, Any]  # the lab's template context (addr, token, ...)
+    nodes: NodeRunner  # runs commands on the instance's nodes (the backend seam)
+
+    def address_of(self, ref: str) -> str:
+        return str(self.context["addr"].get(ref, ref))
+
+
+class Judged:
+    """Something with an outcome: a probe's result, a check's."""
+
+    outcome: Outcome
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASS
+
+    @property
+    def errored(self) -> bool:
+        return self.outcome is Outcome.ERROR
+
+
+@dataclass
+class ProbeResult(Judged):
+    outcome: Outcome
+    sent: str  # what was sent ("Minecraft status ping")
+    source: str  # "friend (198.51.100.10)"
+    target: str  # "router.wan = 198.51.100.1:25565"
+    got: str  # what came back, in words
+    why: str = ""  # for a failure: what it means; for an error: why nothing could be observed
+    data: dict[str, Any] = field(default_factory=dict)  # the raw probe answer
+    fix: str = ""  # for an error: what to do about it

@@ -1,0 +1,141 @@
+"""capture: what a node on the path sees while a request runs (tcpdump there, then analysed).
+
+The probe starts a capture on node `at` (interface `iface`), sends one HTTP
+GET from `from` to `to`:`port` with a source port of its own choosing, stops
+the capture and looks at what crossed `at`:
+
+* `in_clear`: were packets of that very request (its TCP connection, known
+  by its source port and the target port) visible at `at`? A VPN hides them
+  inside encrypted UDP; a plain route does not.
+* `tunnel` (+ `tunnel_port`): between the `from` node and that address, did
+  only UDP to/from that port cross `at` (and some did)? That is what an
+  eavesdropper on the path sees of a WireGuard tunnel: who talks to which
+  gateway, how much and when, never what.
+
+The request's answer is judged like the http kind's (answers, token,
+seen_source). Other checks may run at the same time; the verdict on the
+request's own packets is exact because it recognises them by port, and the
+`tunnel` verdict only counts traffic between `from` and the tunnel address.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
+from portlab.probes.common import endpoint, judge_answer, tool_on
+
+# Local ports below Linux's ephemeral range (32768-60999), so that no other
+# connection of the node picks the same one meanwhile.
+SOURCE_PORTS = (20000, 32000)
+
+
+def _fmt(pkt: dict[str, Any]) -> str:
+    src, dst = pkt.get("src", "?"), pkt.get("dst", "?")
+    if "sport" in pkt:
+        src, dst = f"{src}:{pkt['sport']}", f"{dst}:{pkt['dport']}"
+    flags = f" [{pkt['flags']}]" if pkt.get("flags") else ""
+    return f"{str(pkt.get('proto', '?')).upper()} {src} -> {dst}{flags}"
+
+
+def _own(pkt: dict[str, Any], source_port: int, port: int) -> bool:
+    """A packet of the probe's own TCP connection (either direction, before or after NAT)."""
+    if pkt.get("proto") != "tcp":
+        return False
+    ports = {pkt.get("sport"), pkt.get("dport")}
+    return ports == {source_port, port}
+
+
+def summarise(packets: list[dict[str, Any]]) -> str:
+    flows = Counter(_fmt({k: v for k, v in p.items() if k != "flags"}) for p in packets)
+    shown = [f"{n} x {flow}" if n > 1 else flow for flow, n in flows.most_common(6)]
+    more = len(flows) - len(shown)
+    return "; ".join(shown) + (f"; and {more} other flows" if more > 0 else "")
+
+
+def run(r: ProbeRun) -> ProbeResult:
+    opts = r.probe.options
+    expect = r.probe.expect
+    at = str(opts["at"])
+    iface = str(opts.get("iface", "any"))
+    path = str(opts.get("path", "/"))
+    port = int(r.probe.port or 80)
+    source_port = random.randint(*SOURCE_PORTS)
+    where = f"{at} ({iface})"
+    sent = (f"HTTP GET {path} from local port {source_port}, while {at} captured its "
+            f"interface {iface}")
+
+    started = tool_on(r, at, ["capture", "start", iface])
+    if started.get("state") != "capturing" or not started.get("id"):
+        raise CannotObserve(f"the capture on {where} did not start: {str(started)[:200]}",
+                            f"`portlab-probe capture start {iface}` on {at} shows why",
+                            sent=sent, data={"capture": started})
+    argv = ["http", str(r.target), str(port), "--path", path, "--source-port", str(source_port)]
+    if opts.get("timeout"):
+        argv += ["--timeout", str(opts["timeout"])]
+    try:
+        data = tool_on(r, r.source, argv)
+    finally:
+        stopped = tool_on(r, at, ["capture", "stop", str(started["id"])])
+    source = f"{r.source} ({r.source_address}:{source_port})"
+    if stopped.get("state") != "captured":
+        raise CannotObserve(f"the capture on {where} did not end with its packets: "
+                            f"{str(stopped)[:200]}", "run `portlab check` again", sent=sent,
+                            data={"request": data, "capture": stopped})
+    lost = (stopped.get("tcpdump") or {}).get("dropped_by_kernel", 0)
+    if lost or stopped.get("truncated") or not isinstance(stopped.get("packets"), list):
+        what = (f"the kernel dropped {lost} packets before tcpdump saw them" if lost else
+                "the capture held more packets than it reports")
+        raise CannotObserve(f"the capture on {where} is incomplete ({what}), so what crossed "
+                            f"{at} cannot be told", "run `portlab check` again", sent=sent,
+                            data={"request": data, "capture": stopped})
+    packets: list[dict[str, Any]] = stopped.get("packets") or []
+
+    answer = None
+    if data.get("state") == "open" and "status" in data:
+        body = data.get("json")
+        answer = body if isinstance(body, dict) else {"node": "?", "client": "?"}
+    outcome, got, why = judge_answer(r, data, answer, "HTTP")
+    passed = outcome is Outcome.PASS
+
+    own = [p for p in packets if _own(p, source_port, port)]
+    me = r.source_address
+    tunnel_ref = expect.get("tunnel")
+    tunnel_ip = r.address_of(str(tunnel_ref)) if tunnel_ref else None
+    tunnel_port = expect.get("tunnel_port")
+    between = [p for p in packets if tunnel_ip and {p.get("src"), p.get("dst")} == {me, tunnel_ip}]
+    # UDP whose port on the tunnel address's side is the tunnel's port
+    wrapped = [p for p in between if p.get("proto") == "udp" and tunnel_port ==
+               (p.get("dport") if p.get("dst") == tunnel_ip else p.get("sport"))]
+    other = [p for p in between if p not in wrapped]
+
+    seen = f"{len(packets)} packets crossed {where}"
+    if packets:
+        seen += " (with those of checks running meanwhile): " + summarise(packets)
+    if own:
+        seen += f". {len(own)} of them were the request's own TCP packets, readable there"
+    else:
+        seen += ". None of them was one of the request's own TCP packets"
+    got = f"{got}. {seen}"
+
+    # What was seen on the path comes first: a request that leaked in the clear is the
+    # finding, whether or not it was answered.
+    want_clear = expect.get("in_clear")
+    if want_clear is False and own:
+        passed, why = False, (f"the request crossed {at} in the clear ({_fmt(own[0])}): anyone "
+                              f"there can read it; it should travel inside the tunnel")
+    elif passed and want_clear is True and not own:
+        passed, why = False, f"the request's packets were not visible at {at}"
+    elif passed and tunnel_ref:
+        if other:
+            passed, why = False, (f"between {r.source} and {tunnel_ref} = {tunnel_ip} more than "
+                                  f"UDP port {tunnel_port} crossed {at}: {_fmt(other[0])}")
+        elif not wrapped:
+            passed, why = False, (f"no UDP to {tunnel_ref} = {tunnel_ip}:{tunnel_port} crossed "
+                                  f"{at} while the request ran: it did not go through the tunnel")
+    return ProbeResult(Outcome.of(passed), sent, source, endpoint(r), got, why,
+                       {"request": data, "capture": {k: v for k, v in stopped.items()
+                                                     if k != "packets"},
+                        "packets": packets[:200]})

@@ -1,0 +1,66 @@
+"""listening: which process listens on a port of the node itself (its sockets, not traffic).
+
+This probe sends nothing. It reads the node's own sockets (/proc/net/tcp) and
+the processes holding them, the way `ss -ltnp` does. It answers "is the
+service still running?", which traffic from outside cannot: a firewall that
+drops port 22 looks the same from outside as a stopped sshd, and a connection
+from the node to itself may be dropped by the very rule being checked. It is
+process state, never firewall configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
+from portlab.probes.common import FRESH, run_tool, source_text
+
+
+def names_of(process: dict[str, Any]) -> set[str]:
+    """What a process may be called: its name (comm) and its program's base name."""
+    names = {str(process.get("name", ""))}
+    argv0 = str(process.get("cmdline", "")).split(" ", 1)[0]
+    names.add(os.path.basename(argv0).rstrip(":"))
+    return names - {""}
+
+
+def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
+    sockets = data.get("sockets") or []
+    if not sockets:
+        return f"nothing listens on {proto.upper()} port {port}"
+    where: dict[str, list[str]] = {}  # "sshd (pid 22)" -> its listening addresses
+    for sock in sockets:
+        procs = sock.get("processes") or []
+        who = ", ".join(f"{p.get('name', '?')} (pid {p.get('pid', '?')})" for p in procs)
+        where.setdefault(who or "a socket with no visible process", []).append(
+            str(sock.get("local")))
+    return "; ".join(f"{who} listens on {', '.join(addrs)}" for who, addrs in where.items())
+
+
+def run(r: ProbeRun) -> ProbeResult:
+    proto = r.probe.options.get("proto", "tcp")
+    port = r.probe.port
+    data = run_tool(r, ["listening", proto, str(port)])
+    expect = r.probe.expect
+    want_listening = expect.get("listening", True)
+    want_process = expect.get("process")
+    sockets = data.get("sockets")
+    if not isinstance(sockets, list) or (data["state"] == "listening") != bool(sockets):
+        raise CannotObserve(f"portlab-probe on {r.source} gave a list of sockets that does not "
+                            f"add up: {str(data)[:200]}",
+                            f"the node's own tools are broken: {FRESH}", data=data)
+    got = describe(data, proto, port)
+    passed, why = True, ""
+    if not want_listening:
+        if sockets:
+            passed, why = False, f"expected nothing to listen on {proto.upper()} port {port}"
+    elif not sockets:
+        passed, why = False, "no program listens on that port, so nothing can answer there"
+    elif want_process:
+        owners = [p for s in sockets for p in s.get("processes") or []]
+        if not any(want_process in names_of(p) for p in owners):
+            passed, why = False, f"the program listening there is not {want_process}"
+    sent = f"nothing: read {r.source}'s own listening sockets and their processes (like ss -lnp)"
+    target = f"{r.source}, {proto.upper()} port {port}"
+    return ProbeResult(Outcome.of(passed), sent, source_text(r), target, got, why, data)

@@ -1,0 +1,130 @@
+"""Run a lab's checks against a running instance. Checks run in parallel; probes in order.
+
+A check passes when each of its probes passes, and fails at its first probe
+that fails (later probes build on the earlier ones). A check with a probe
+that could not observe is an ERROR: the lab could not be judged there, and
+that is never a pass nor blamed on the learner as a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from portlab.backend.base import NodeRunner
+from portlab.errors import UsageError, printable
+from portlab.model.context import Binding
+from portlab.model.types import Check, Lab, Probe
+from portlab.probes import run_for
+from portlab.probes.base import CannotObserve, Judged, Outcome, ProbeResult, ProbeRun
+from portlab.probes.common import FRESH, endpoint
+
+
+@dataclass
+class CheckResult(Judged):
+    id: str
+    title: str
+    task: str | None
+    outcome: Outcome
+    probes: list[ProbeResult]
+    hint: str
+    seconds: float
+
+
+@dataclass
+class Report:
+    lab: str
+    instance: str
+    results: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def outcome(self) -> Outcome:
+        """ERROR if any check could not be judged, else FAIL if any failed, else PASS."""
+        outcomes = {r.outcome for r in self.results}
+        for worst in (Outcome.ERROR, Outcome.FAIL):
+            if worst in outcomes:
+                return worst
+        return Outcome.PASS
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASS
+
+    def result(self, check_id: str) -> CheckResult:
+        return next(r for r in self.results if r.id == check_id)
+
+    def failed_ids(self) -> list[str]:
+        """The checks that failed (a verdict), not the ones that could not be judged."""
+        return [r.id for r in self.results if r.outcome is Outcome.FAIL]
+
+    def errored_ids(self) -> list[str]:
+        return [r.id for r in self.results if r.outcome is Outcome.ERROR]
+
+
+def resolve(probe: Probe, binding: Binding, nodes: NodeRunner) -> ProbeRun:
+    """The probe with its templates rendered and its target turned into an address."""
+    def text(key: str, template: str) -> str:
+        return binding.render((*probe.path, key), template)
+
+    target_name = text("to", probe.target) if probe.target else ""
+    target = binding.address(target_name) if target_name else None
+    options = {k: text(k, v) if isinstance(v, str) else v for k, v in probe.options.items()}
+    expect = {k: binding.render((*probe.path, "expect", k), v) if isinstance(v, str) else v
+              for k, v in probe.expect.items()}
+    resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, expect,
+                     probe.key, probe.path)
+    return ProbeRun(resolved, probe.source, binding.first_address(probe.source), target,
+                    target_name, binding.context, nodes)
+
+
+def run_probe(run: ProbeRun) -> ProbeResult:
+    """One probe; a probe that could not observe is an ERROR result saying why."""
+    try:
+        return run_for(run.probe.kind)(run)
+    except CannotObserve as exc:
+        lab, instance = run.context.get("lab", "LAB"), run.context.get("instance", "")
+        flag = "" if instance in ("", lab) else f" --instance {instance}"
+        fresh = (f"start the lab afresh with `portlab down {lab}{flag}` and `portlab up "
+                 f"{lab}{flag}` (changes made on its nodes are lost)")
+        return ProbeResult(Outcome.ERROR, exc.sent or f"a {run.probe.kind} probe",
+                           f"{run.source} ({run.source_address})", endpoint(run),
+                           "nothing could be observed", exc.reason, exc.data,
+                           exc.fix.replace(FRESH, fresh))
+
+
+def run_check(check: Check, binding: Binding, nodes: NodeRunner) -> CheckResult:
+    start = time.monotonic()
+    lab = binding.lab
+    results = []
+    for probe in check.probes:
+        result = run_probe(resolve(probe, binding, nodes))
+        results.append(result)
+        if not result.passed:
+            break  # later probes of a check build on the earlier ones
+    outcome = results[-1].outcome
+    where = ("checks", lab.checks.index(check))
+    hint = ""
+    if check.hint and outcome is Outcome.FAIL:
+        hint = binding.render((*where, "hint"), check.hint)
+    title = binding.render((*where, "title"), check.title)
+    return CheckResult(check.id, title, check.task, outcome, results, hint.strip(),
+                       time.monotonic() - start)
+
+
+def run_checks(lab: Lab, binding: Binding, nodes: NodeRunner,
+               only: list[str] | None = None) -> Report:
+    """Run the lab's checks (or the ones named in `only`) on the instance `binding` is of."""
+    checks = list(lab.checks)
+    if only:
+        unknown = [c for c in only if lab.check(c) is None]
+        if unknown:
+            raise UsageError(f"lab '{lab.name}' has no check "
+                             + ", ".join(f"'{printable(c)}'" for c in unknown) + ". Checks: "
+                             + ", ".join(c.id for c in lab.checks))
+        checks = [c for c in checks if c.id in only]
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(checks)))) as pool:
+        results = list(pool.map(lambda c: run_check(c, binding, nodes), checks))
+    return Report(lab.name, binding.instance, results, time.monotonic() - start)

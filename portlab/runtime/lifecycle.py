@@ -1,0 +1,152 @@
+"""Bring instances up and down, through the backend: plan, start, wait, clean up.
+
+`up` holds the instance's lock (one `portlab up` per instance at a time),
+removes the leftovers of an interrupted start, builds the node image if it is
+missing, allocates subnets inside a start slot (so that it sees the labs
+created while it queued), starts the instance, and waits until every node is
+ready. Whatever goes wrong, or Ctrl-C, it removes what it started.
+"""
+
+from __future__ import annotations
+
+from portlab import locks
+from portlab.backend.base import Backend, Removed, SubnetTaken
+from portlab.errors import PortlabError, RuntimeProblem, UsageError
+from portlab.model import allocate
+from portlab.model.context import Binding
+from portlab.model.plan import Plan, new_token
+from portlab.model.types import Lab
+from portlab.names import check_instance_name, scope
+from portlab.progress import Progress, Quiet
+from portlab.runtime.instance import Instance
+from portlab.runtime.ready import is_ready, wait_ready
+
+START_ATTEMPTS = 5
+
+
+def instances(backend: Backend) -> dict[str, Instance]:
+    """Every instance of this scope, by name."""
+    return {name: Instance(info, backend) for name, info in backend.instances().items()}
+
+
+def plan(backend: Backend, lab: Lab, instance: str, image: str, *,
+         token: str | None = None) -> Plan:
+    """Allocate subnets against what exists now and fix the token: a plan ready to start."""
+    try:
+        subnets = allocate.allocate(lab.requests(), instance, backend.taken_subnets())
+    except allocate.AllocationError as exc:
+        raise RuntimeProblem(str(exc)) from None
+    return Plan(Binding(lab, instance, subnets, token or new_token()), image)
+
+
+def up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
+       offline: bool | None = None, early: object | None = None) -> Instance:
+    """Start an instance of `lab` and wait until every node is ready.
+
+    Refuses if the instance is already up and whole; removes it first if it is
+    a leftover of an interrupted start. On any failure or interruption,
+    removes everything it started.
+    """
+    check_instance_name(instance)
+    with locks.instance_lock(scope(), instance):
+        return _up(backend, lab, instance, progress, offline=offline, early=early)
+
+
+def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
+        offline: bool | None, early: object | None) -> Instance:
+    existing = instances(backend).get(instance)
+    if existing is not None:
+        if existing.lab == lab.name and _whole_and_ready(existing, lab):
+            raise UsageError(
+                f"lab '{lab.name}' is already up as instance '{instance}'; nothing was changed",
+                hint=f"use it (`portlab shell <node>`), stop it (`portlab down {instance}`), or "
+                     "start another with --instance NAME")
+        if existing.lab != lab.name:
+            raise UsageError(f"instance name '{instance}' is taken by lab '{existing.lab}'",
+                             hint="pick another with --instance NAME")
+        progress.note(f"found a half-started instance '{instance}'; removing it first")
+        down(backend, instance, progress)
+    image = backend.ensure_image(progress, offline=offline)
+    try:
+        with progress.phase(f"starting lab '{lab.name}' (instance {instance}, "
+                            f"{len(lab.nodes)} nodes)"):
+            started = _start(backend, lab, instance, image, progress, early)
+        with progress.phase("waiting until every node is ready"):
+            wait_ready(started, progress)
+        return started
+    except BaseException:
+        progress.note(f"cleaning up instance '{instance}' ...")
+        try:
+            backend.remove(instance, Quiet())
+        except Exception as exc:  # keep the original error; say what is left
+            why = exc.message if isinstance(exc, PortlabError) else exc
+            progress.note(f"could not clean up ({why}); `portlab down --instance {instance}` "
+                          "removes what is left")
+        raise
+
+
+def _start(backend: Backend, lab: Lab, instance: str, image: str, progress: Progress,
+           early: object | None) -> Instance:
+    problem = ""
+    for _attempt in range(START_ATTEMPTS):
+        # Subnets are allocated inside the slot, so they see the networks of the labs that
+        # were created while this one was queued.
+        with locks.start_slot(lambda n: progress.detail(
+                f"{n} labs are being created on this machine; waiting for a turn")):
+            p = plan(backend, lab, instance, image)
+            progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
+            try:
+                return Instance(backend.start(p, progress, early), backend)
+            except SubnetTaken as exc:
+                # Someone (perhaps another `portlab up` started at the same time) took one of
+                # our subnets between allocation and creation: clean up and allocate again.
+                problem = exc.message
+                early = None  # used up
+        progress.detail("a subnet was taken meanwhile; allocating again")
+        backend.remove(instance, Quiet())
+    raise RuntimeProblem(f"could not find free subnets for the lab in {START_ATTEMPTS} tries: "
+                         f"{problem}")
+
+
+def _whole_and_ready(inst: Instance, lab: Lab) -> bool:
+    if set(inst.nodes) != {n.name for n in lab.nodes}:
+        return False
+    if {n.name for n in lab.networks if not n.virtual} - set(inst.info.networks):
+        return False
+    return all(is_ready(inst, node) for node in inst.nodes.values())
+
+
+def down(backend: Backend, instance: str, progress: Progress) -> Removed:
+    """Remove every object of the instance, and its lock file."""
+    removed = backend.remove(instance, progress)
+    locks.forget_stale(scope(), instance)
+    return removed
+
+
+def down_all(backend: Backend, progress: Progress) -> Removed:
+    total = Removed()
+    for name in sorted(backend.instances()):
+        got = backend.remove(name, progress)
+        total.containers += got.containers
+        total.networks += got.networks
+    locks.forget_stale(scope())
+    return total
+
+
+def find(backend: Backend, lab: str | None = None, instance: str | None = None) -> Instance:
+    """The one running instance matching lab and/or instance name, or a clear error."""
+    running = instances(backend)
+    matches = [i for i in running.values()
+               if (instance is None or i.name == instance) and (lab is None or i.lab == lab)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        what = f"instance '{instance}'" if instance else (f"lab '{lab}'" if lab else "lab")
+        if running:
+            names = ", ".join(f"{i.name} ({i.lab})" for i in running.values())
+            raise UsageError(f"no running {what}. Running: {names}")
+        raise UsageError(f"no running {what}: nothing is up",
+                         hint=f"start one with `portlab up {lab or '<lab>'}`")
+    names = ", ".join(f"{i.name} ({i.lab})" for i in matches)
+    raise UsageError(f"more than one instance is running: {names}",
+                     hint="say which with --instance NAME")

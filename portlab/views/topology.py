@@ -1,0 +1,101 @@
+"""Draw a lab's topology in the terminal: networks as buses, nodes hanging from them.
+
+    the internet · 198.51.100.0/24 · public
+    ═══╤═════════════════════╤═══════════════
+       │ wan .10             │ wan .1
+     [friend]             [router]
+                             │ lan .1
+    ═════════════════════════╧═════════╤═════
+    your home LAN · 10.0.0.0/24 · private
+                                       │ lan .10
+                                   [gamer-pc]
+
+A node hangs below the first network it is on; a node on a later network too
+(a router) continues down to that network's bus.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from portlab.model.context import address
+from portlab.model.types import Lab, Network, Node
+
+
+def draw(lab: Lab, subnets: dict[str, IPv4Network]) -> str:
+    nets = [n for n in lab.networks if not n.virtual]
+    home: dict[str, str] = {}
+    order: list[str] = []
+    for net in nets:
+        for node in lab.nodes:
+            if node.name not in home and any(i.network == net.name for i in node.interfaces):
+                home[node.name] = net.name
+                order.append(node.name)
+
+    def label(node: str, net: str) -> str:
+        n = lab.node(node)
+        assert n is not None
+        iface = next(i for i in n.interfaces if i.network == net)
+        ip = address(subnets[net], iface.host)
+        return f"{iface.name} {ip}"
+
+    width = max([len(f"[{n}]") for n in order] +
+                [len(label(n.name, i.network)) + 2 for n in lab.nodes for i in n.interfaces]) + 3
+    col = {name: 3 + k * width for k, name in enumerate(order)}
+    total = 3 + width * max(1, len(order))
+
+    def line(marks: dict[int, str], fill: str = " ") -> str:
+        chars = [fill] * total
+        for pos, text in marks.items():
+            for j, ch in enumerate(text):
+                if pos + j < total:
+                    chars[pos + j] = ch
+                else:
+                    chars.append(ch)
+        return "".join(chars).rstrip()
+
+    out: list[str] = []
+    later: dict[str, list[str]] = {}  # node -> networks it still has to reach
+    for node in lab.nodes:
+        if node.name in home:
+            later[node.name] = [i.network for i in node.interfaces if i.network != home[node.name]]
+    for net in nets:
+        attached = [n for n in order
+                    if any(i.network == net.name for i in _node(lab, n).interfaces)]
+        from_above = [n for n in attached if home[n] != net.name]
+        below = [n for n in attached if home[n] == net.name]
+        passing = [n for n in order if later.get(n) and net.name not in later[n]
+                   and home[n] != net.name and _reached(nets, home[n], net.name)]
+        title = f"{net.label} · {subnets[net.name]} · {net.kind}"
+        if from_above:
+            out.append(line({col[n]: "│" for n in passing + from_above}))
+            out.append(line({col[n]: ("╧" if n in from_above else "│") for n in attached +
+                             passing} | {c: "╤" for c in [col[n] for n in below]}, "═"))
+            out.append("  " + title)
+        else:
+            out.append("  " + title)
+            out.append(line({col[n]: "╤" for n in below} | {col[n]: "│" for n in passing}, "═"))
+        if below:
+            out.append(line({col[n]: "│ " + label(n, net.name) for n in below} |
+                            {col[n]: "│" for n in passing}))
+            out.append(line({max(0, col[n] - 1): f"[{n}]" for n in below} |
+                            {col[n]: "│" for n in passing}))
+        for n in from_above:
+            if net.name in later.get(n, []):
+                later[n].remove(net.name)
+        downs = [n for n in below if later.get(n)]
+        if downs:
+            out.append(line({col[n]: "│ " + label(n, later[n][0]) for n in downs} |
+                            {col[n]: "│" for n in passing}))
+    return "\n".join(out)
+
+
+def _node(lab: Lab, name: str) -> Node:
+    node = lab.node(name)
+    assert node is not None
+    return node
+
+
+def _reached(nets: list[Network], start: str, here: str) -> bool:
+    names = [n.name for n in nets]
+    return names.index(start) < names.index(here)

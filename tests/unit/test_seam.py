@@ -1,0 +1,215 @@
+"""The seam: only the backend talks to the engine, and everything above it works through it.
+
+* Loading every lab, `portlab list` and `portlab show` never import the Docker SDK, and
+  work on a machine where it cannot be imported at all.
+* No module outside portlab/backend/docker imports the Docker SDK or runs Compose
+  (read from the source, so a new module that does is caught).
+* A whole `portlab check` runs against a backend that is not Docker: a fake one whose
+  nodes answer from a table. Checks see only the seam.
+* The lab format's probe kinds and the probe modules name the same kinds.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from portlab import backend, core, probes
+from portlab.backend.base import (
+    Backend,
+    ExecResult,
+    FileCopy,
+    InstanceInfo,
+    NodeInfo,
+    Pruned,
+    Removed,
+    Stream,
+)
+from portlab.errors import PortlabError
+from portlab.model import probekinds
+from portlab.model.plan import Plan
+from portlab.probes.base import Outcome
+from portlab.progress import Progress
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "portlab"
+FACTORY = PACKAGE / "backend" / "__init__.py"  # picks the backend in use: it names them
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_only_the_docker_backend_imports_the_docker_sdk_or_runs_compose() -> None:
+    engine = PACKAGE / "backend" / "docker"
+    for path in PACKAGE.rglob("*.py"):
+        if engine in path.parents or path.parent.name == "node" or path == FACTORY:
+            continue
+        mods = _imports(path)
+        sdk = {m for m in mods if m == "docker" or m.startswith("docker.")
+               or m in ("requests", "urllib3") or m.startswith("portlab.backend.docker")}
+        assert not sdk, f"{path.relative_to(ROOT)} imports {sdk}"
+        text = path.read_text()
+        assert "docker-compose" not in text and '"compose"' not in text, path
+        assert "subprocess" not in mods or path.name == "children.py", \
+            f"{path.relative_to(ROOT)} runs programs: only the backend does"
+
+
+def test_loading_labs_never_imports_the_docker_sdk() -> None:
+    code = ("import sys\n"
+            "from portlab.model import catalog\n"
+            "found = catalog.scan()\n"
+            "assert found.labs and not found.broken, found.broken\n"
+            "from portlab.model.context import Binding\n"
+            "from portlab.views import brief\n"
+            "for lab in found.labs: brief.show(Binding.preview(lab), color=False)\n"
+            "bad = sorted(m for m in sys.modules if m == 'docker' or m.startswith('docker.'))\n"
+            "print(bad)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_list_and_show_work_where_the_docker_sdk_cannot_be_imported(tmp_path: Path) -> None:
+    blocked = tmp_path / "docker"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('the docker SDK is not installed')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    for args in (["list"], ["show", "forwarding"], ["show", "vpn", "--param", "wg_port=41000"]):
+        proc = subprocess.run([sys.executable, "-m", "portlab", *args], capture_output=True,
+                              text=True, timeout=60, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert "41000" in proc.stdout
+
+
+def test_the_format_and_the_probes_name_the_same_kinds() -> None:
+    assert probekinds.kinds() == probes.kinds()
+    for kind in probes.kinds():
+        assert callable(probes.run_for(kind))
+
+
+# --- a backend that is not Docker -----------------------------------------------------------
+
+
+class TableBackend:
+    """A Backend whose one instance is a table: nodes answer portlab-probe from `answers`."""
+
+    name = "table"
+
+    def __init__(self, info: InstanceInfo, answers: dict[tuple[str, str], dict[str, object]]):
+        self.info = info
+        self.answers = answers  # (node, probe kind) -> the JSON portlab-probe prints
+        self.ran: list[tuple[str, list[str]]] = []
+
+    def image_tag(self) -> str:
+        return "table/node:1"
+
+    def image_exists(self, ref: str) -> bool:
+        return True
+
+    def ensure_image(self, progress: Progress, *, offline: bool | None = None) -> str:
+        return self.image_tag()
+
+    def build_image(self, progress: Progress, *, offline: bool | None = None,
+                    force: bool = False) -> str:
+        return self.image_tag()
+
+    def instances(self) -> dict[str, InstanceInfo]:
+        return {self.info.name: self.info}
+
+    def nodes(self, instance: str) -> dict[str, NodeInfo]:
+        return dict(self.info.nodes)
+
+    def taken_subnets(self) -> list[IPv4Network]:
+        return []
+
+    def render(self, plan: Plan) -> str:
+        return plan.instance
+
+    def early_start(self, instance: str) -> AbstractContextManager[object | None]:
+        return nullcontext()
+
+    def start(self, plan: Plan, progress: Progress, early: object | None = None) -> InstanceInfo:
+        raise AssertionError("not started here")
+
+    def remove(self, instance: str, progress: Progress) -> Removed:
+        return Removed()
+
+    def prune(self, progress: Progress, *, images: bool = False, current: bool = False,
+              dry_run: bool = False) -> Pruned:
+        return Pruned()
+
+    def exec(self, node: NodeInfo, argv: Sequence[str]) -> ExecResult:
+        self.ran.append((node.name, list(argv)))
+        kind = argv[3]
+        answer = self.answers[(node.name, kind)]
+        return ExecResult(0, json.dumps({**answer, "kind": kind}) + "\n", "")
+
+    def stream(self, node: NodeInfo, argv: Sequence[str]) -> Stream:
+        raise AssertionError("no streams in checks")
+
+    def copy(self, node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
+        raise AssertionError("no copies in checks")
+
+    def logs(self, node: NodeInfo, *, follow: bool = False,
+             tail: int | None = None) -> Iterator[bytes]:
+        yield b"portlab-ready\n"
+
+    def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
+               env: Mapping[str, str] | None = None) -> NoReturn:
+        raise AssertionError("no terminal here")
+
+    def explain(self, exc: BaseException) -> PortlabError | None:
+        return None
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> TableBackend:
+    lab = core.get_lab("forwarding")
+    subnets = lab.preferred_subnets()
+    nodes = {n.name: NodeInfo(n.name, f"id-{n.name}", n.name, "running", "Up", "table/node:1")
+             for n in lab.nodes}
+    info = InstanceInfo("forwarding", "forwarding", "tok42", "forwarding",
+                        dict(lab.params), subnets, nodes)
+    seen = {"client": "198.51.100.10:40000", "node": "gamer-pc", "token": "tok42"}
+    fake = TableBackend(info, {
+        ("friend", "minecraft"): {"state": "open", "status": {"portlab": seen}},
+        ("router", "http"): {"state": "open", "status": 200, "json": {**seen, "client":
+                                                                      "10.0.0.1:4000"}},
+        ("friend", "tcp"): {"state": "filtered"},
+        ("gamer-pc", "http"): {"state": "open", "status": 200,
+                               "json": {"client": "198.51.100.1:5000", "node": "friend",
+                                        "token": "tok42"}},
+    })
+    _check: Backend = fake  # a Backend by its type: mypy checks the seam here
+    monkeypatch.setattr(backend, "_backend", _check)
+    return fake
+
+
+def test_a_whole_check_runs_through_a_backend_that_is_not_docker(table: TableBackend) -> None:
+    report = core.check("forwarding")
+    assert report.outcome is Outcome.PASS, [(r.id, [p.why for p in r.probes])
+                                            for r in report.results]
+    assert {node for node, _ in table.ran} == {"friend", "router", "gamer-pc"}
+    assert all(argv[:2] == ["portlab-probe", "--save"] for _, argv in table.ran)
+    assert [i["name"] for i in core.status()[0]["nodes"]] == ["friend", "gamer-pc", "router",
+                                                               "tv"]
