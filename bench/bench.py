@@ -12,6 +12,7 @@ asserts; it prints figures (and the issue's targets beside them) and, with
     bench/bench.py --labs forwarding,vpn --runs 3
     bench/bench.py --concurrent 1,10,25,50  N forwarding labs at once
     bench/bench.py --cold                   cold start: both image layers built offline
+    bench/bench.py --grade 50               a class of 50 forwarding submissions graded at once
 
 It works in its own scope (PORTLAB_SCOPE=bench), builds cold images under
 scratch repositories (portlab-bench/...), and removes what it starts. Run it
@@ -343,6 +344,48 @@ def print_cold(r: dict[str, Any]) -> None:
           f"= {floor:.1f}s")
 
 
+def bench_grade(n: int, lab_name: str = "forwarding", parallel: int | None = None
+                ) -> dict[str, Any]:
+    """`portlab grade --submissions` of N students: reference solutions and each wrong one in
+    turn, each student's rendered for their own variant; every grade checked against what it
+    must be (full marks, or exactly the points of the checks a wrong one still passes)."""
+    lab = core.get_lab(lab_name)
+    image.ensure(TerminalProgress(sys.stderr))
+    kinds = [None, *[w.name for w in lab.wrong_solutions]]
+    expected: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "class"
+        root.mkdir()
+        for k in range(n):
+            wrong = kinds[k % len(kinds)]
+            student = f"s{k:03d}-{wrong or 'ref'}"
+            core.classroom_solution(lab_name, root / student, student=student, wrong=wrong)
+            fails = lab.wrong(wrong).fails if wrong else ()
+            expected[student] = sum(p for c, p in lab.points.items() if c not in fails)
+        argv = [*PORTLAB, "grade", lab_name, "--submissions", str(root), "--csv",
+                str(Path(tmp) / "g.csv")]
+        if parallel:
+            argv += ["--parallel", str(parallel)]
+        took = timed(lambda: run(argv))
+        import csv
+
+        rows = {r["student"]: r for r in csv.DictReader((Path(tmp) / "g.csv").open())}
+    wrong = [s for s, want in expected.items()
+             if rows.get(s, {}).get("score") != str(want)]
+    return {"n": n, "lab": lab_name, "grade_all_s": took, "correct": n - len(wrong),
+            "incorrect": wrong, "per_grade_s": took / n, "left_behind": sorted(runtime.instances())}
+
+
+def print_grade(r: dict[str, Any]) -> None:
+    print(f"\n{r['n']} {r['lab']} submissions graded at once (reference and wrong ones):")
+    print(f"  all graded: {r['grade_all_s']:.1f} s ({r['per_grade_s']:.2f} s a grade); "
+          f"target under 120 s")
+    print(f"  graded correctly: {r['correct']}/{r['n']}"
+          + (f"; wrong: {', '.join(r['incorrect'])}" if r["incorrect"] else ""))
+    if r["left_behind"]:
+        print(f"  left behind: {', '.join(r['left_behind'])}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,10 +395,16 @@ def main() -> int:
     parser.add_argument("--concurrent", default="", help="comma-separated N, e.g. 1,10,25,50")
     parser.add_argument("--cold", action="store_true", help="also time a cold start")
     parser.add_argument("--skip-warm", action="store_true", help="no warm per-lab figures")
+    parser.add_argument("--grade", type=int, default=0, metavar="N",
+                        help="grade N forwarding submissions at once (`portlab grade "
+                             "--submissions`)")
+    parser.add_argument("--parallel", type=int, default=0, metavar="N",
+                        help="with --grade: grades at once (default: portlab's own)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = parser.parse_args()
 
-    results: dict[str, Any] = {"machine": machine(), "labs": [], "concurrent": [], "cold": None}
+    results: dict[str, Any] = {"machine": machine(), "labs": [], "concurrent": [], "cold": None,
+                               "grade": None}
     m = results["machine"]
     print(f"machine: {m['cpus']} cores, {m['memory_gib']} GiB, kernel {m['kernel']}, "
           f"Docker {m['docker']} ({m['storage_driver']}), {m['compose']}, "
@@ -374,6 +423,9 @@ def main() -> int:
         if args.cold:
             results["cold"] = bench_cold()
             print_cold(results["cold"])
+        if args.grade:
+            results["grade"] = bench_grade(args.grade, parallel=args.parallel or None)
+            print_grade(results["grade"])
     finally:
         try:
             runtime.down_all(Quiet())

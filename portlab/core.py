@@ -9,6 +9,7 @@ its checks, solutions and brief agree with its servers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from portlab import backend as backends
@@ -16,9 +17,10 @@ from portlab import runtime
 from portlab.backend.base import Pruned, Removed
 from portlab.errors import BackendUnreachable, PortlabError, RuntimeProblem, UsageError
 from portlab.model import catalog as catalog_mod
-from portlab.model.context import Binding
+from portlab.model.context import PREVIEW_TOKEN, Binding
 from portlab.model.plan import Plan, new_token
 from portlab.model.types import Lab
+from portlab.model.variant import Variant, course_salt, student_id
 from portlab.names import check_instance_name
 from portlab.probes.runner import Report
 from portlab.progress import Progress, Quiet
@@ -71,15 +73,28 @@ def _running(lab: Lab, instance: str | None) -> Instance | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def variant(name: str, student: str | None, salt: str | None = None) -> tuple[Lab, Variant]:
+    """The lab of a student's variant (`student` None: the one CI names), and the variant."""
+    from portlab.grading.grade import variant_lab
+
+    return variant_lab(name, student_id(student), course_salt(salt))
+
+
 def show(name: str, *, instance: str | None = None, params: Mapping[str, Any] | None = None,
-         color: bool = False) -> str:
-    """The brief; of the running instance (its addresses, keys and params) if one is up."""
+         student: str | None = None, salt: str | None = None, color: bool = False) -> str:
+    """The brief; of the running instance (its addresses, keys and params) if one is up; of a
+    student's variant with `student`."""
     from portlab.views import brief
 
+    if student is not None:
+        lab, var = variant(name, student, salt)
+        binding = Binding(lab, lab.name, var.subnets, PREVIEW_TOKEN, key_seed=var.key_seed)
+        return brief.show(binding, color=color, student=var.student)
     lab = get_lab(name, params)
     running = None if params else _running(lab, _instance_name(instance))
     if running is not None:
-        return brief.show(running.binding(lab_of(running)), color=color)
+        return brief.show(running.binding(lab_of(running)), color=color,
+                          student=running.info.student)
     return brief.show(Binding.preview(lab), color=color)
 
 
@@ -100,11 +115,23 @@ def render_compose(name: str, *, instance: str | None = None, image_tag: str | N
 
 def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
        offline: bool | None = None, early: object | None = None,
-       params: Mapping[str, Any] | None = None) -> Instance:
-    """Start a lab (with `params` set, where given). `early`: from early_start."""
-    lab = get_lab(name, params)
+       params: Mapping[str, Any] | None = None, student: str | None = None,
+       salt: str | None = None) -> Instance:
+    """Start a lab (with `params` set, where given; a student's variant with `student`).
+    `early`: what the backend started early."""
+    shape = None
+    if student is not None:
+        if params:
+            raise UsageError("--student and --param do not go together: a student's variant "
+                             "sets its params itself")
+        from portlab.grading.grade import shape as variant_shape
+
+        lab, var = variant(name, student, salt)
+        shape = variant_shape(lab, var)
+    else:
+        lab = get_lab(name, params)
     return runtime.up(lab, lab.name if instance is None else instance, progress or Quiet(),
-                      offline=offline, early=early)
+                      offline=offline, early=early, shape=shape)
 
 
 def down(name: str | None = None, *, instance: str | None = None, everything: bool = False,
@@ -211,3 +238,60 @@ def image_exists(tag: str) -> bool:
 
 def image_build(progress: Progress, *, offline: bool | None = None, force: bool = False) -> str:
     return backends.get().build_image(progress, offline=offline, force=force)
+
+
+# --- grading ------------------------------------------------------------------------------------
+
+
+def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,
+          progress: Progress | None = None, settings: Any = None) -> Any:
+    """Grade one submission folder for a student (portlab.grading.grade.grade)."""
+    from portlab.grading.grade import grade as grade_one
+
+    return grade_one(name, folder, student_id(student), salt=course_salt(salt),
+                     settings=settings, progress=progress)
+
+
+def grade_class(name: str, root: Path, *, salt: str | None = None, parallel: int | None = None,
+                progress: Progress | None = None, settings: Any = None,
+                on_done: Any = None) -> Any:
+    """Grade a folder of submission folders, one per student (portlab.grading.batch)."""
+    from portlab.grading.batch import grade_all
+
+    return grade_all(name, root, salt=course_salt(salt), parallel=parallel, settings=settings,
+                     progress=progress, on_done=on_done)
+
+
+def classroom_init(name: str, folder: Path, *, salt: str | None = None,
+                   install: str = "portlab") -> list[str]:
+    """Write a starter repository for the lab into `folder` (new or empty). Its files."""
+    from portlab.grading import classroom
+    from portlab.views import starter
+
+    lab = get_lab(name)
+    if not lab.submission:
+        raise UsageError(f"lab '{lab.name}' takes no submission (its lab file has no "
+                         "`submission:`), so it cannot be graded")
+    the_salt = course_salt(salt)
+    files = {
+        "README.md": starter.readme(lab, the_salt),
+        "INSTRUCTORS.md": starter.instructors(lab, the_salt, install),
+        ".github/workflows/classroom.yml": starter.github_workflow(lab, the_salt, install),
+        ".gitlab-ci.yml": starter.gitlab_ci(lab, the_salt, install),
+        ".gitignore": f"{starter.JSON}\n{starter.JUNIT}\n",
+    }
+    for entry in lab.submission:
+        files[f"{starter.SUBMISSION_DIR}/{entry.file}"] = starter.starter_file(lab, entry)
+    return classroom.write(folder, files)
+
+
+def classroom_solution(name: str, folder: Path, *, student: str | None = None,
+                       salt: str | None = None, wrong: str | None = None
+                       ) -> tuple[Variant, list[str]]:
+    """Write the reference (or a known wrong) solution of a student's variant into `folder`,
+    as a submission."""
+    from portlab.grading import classroom
+
+    var, files = classroom.solution_files(name, student_id(student), salt=course_salt(salt),
+                                          wrong=wrong)
+    return var, classroom.write(folder, files)

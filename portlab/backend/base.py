@@ -67,7 +67,7 @@ class NetworkInfo:
     subnet: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class InstanceInfo:
     """One lab instance (running, or half-started), from the engine's labels alone."""
 
@@ -79,6 +79,10 @@ class InstanceInfo:
     subnets: dict[str, IPv4Network] = field(default_factory=dict)  # virtual ones included
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     networks: dict[str, NetworkInfo] = field(default_factory=dict)
+    student: str = ""  # whose variant it runs, if a student's
+    key_seed: str = ""  # what its WireGuard keys are derived from, if not its token
+    # node -> the grader beside it (a grade's instance: see portlab.model.plan.Plan.graders)
+    graders: dict[str, NodeInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -206,6 +210,10 @@ class Backend(Protocol):
              tail: int | None = None) -> Iterator[bytes]:
         """The node's log (its entrypoint's output): what is there, then, with follow=True,
         what comes, until the node stops."""
+
+    def written(self, node: NodeInfo) -> int:
+        """Bytes written to the node's own filesystem since it started (its writable layer):
+        what a grade holds a submission's disk use to."""
 
     def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
                env: Mapping[str, str] | None = None) -> NoReturn:

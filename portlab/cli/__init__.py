@@ -15,7 +15,20 @@ from typing import Any, NoReturn
 import click
 
 from portlab import __version__
-from portlab.cli import check, down, image, prune, render, shell, show, solve, status, up
+from portlab.cli import (
+    check,
+    classroom,
+    down,
+    grade,
+    image,
+    prune,
+    render,
+    shell,
+    show,
+    solve,
+    status,
+    up,
+)
 from portlab.cli import list as list_
 from portlab.errors import ExitCode, PortlabError
 
@@ -93,5 +106,5 @@ def cli(debug: bool) -> None:
 
 for _command in (list_.command, show.command, up.command, down.command, prune.command,
                  status.command, check.command, solve.command, render.command, shell.shell,
-                 shell.exec_, image.group):
+                 shell.exec_, grade.command, classroom.group, image.group):
     cli.add_command(_command)

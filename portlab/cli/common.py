@@ -55,6 +55,15 @@ param_option = click.option(
          "game_port=30000. `portlab show LAB` lists them under the lab's name.")
 
 
+student_option = click.option(
+    "--student", "-s", metavar="ID",
+    help="A student's variant of the lab: the ports and addresses that student gets, and is "
+         "graded on (derived from the ID and the course salt).")
+salt_option = click.option(
+    "--salt", metavar="SALT", envvar="PORTLAB_COURSE_SALT", show_envvar=True,
+    help="The course's salt, which makes its variants its own.")
+
+
 def parse_params(items: tuple[str, ...]) -> dict[str, str] | None:
     from portlab.model.params import assignments
 

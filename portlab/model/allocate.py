@@ -16,7 +16,7 @@ meaning), and the host's own connected routes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
@@ -79,15 +79,27 @@ def allocate(
     taken: Iterable[IPv4Network],
     *,
     use_preferred: bool = True,
+    pinned: Mapping[str, IPv4Network] | None = None,
 ) -> dict[str, IPv4Network]:
     """Pick one free subnet per request.
 
     `taken` lists what is already in use (existing Docker networks, host
-    routes); Docker's default pools are always avoided.
+    routes); Docker's default pools are always avoided. A network in `pinned`
+    gets exactly that subnet (a student's variant: the addresses they were
+    shown), or an AllocationError says what is in the way.
     """
     busy = list(taken) + DOCKER_DEFAULT_POOLS
     result: dict[str, IPv4Network] = {}
     for req in requests:
+        if pinned and req.name in pinned:
+            want = pinned[req.name]
+            clash = next((other for other in busy if want.overlaps(other)), None)
+            if clash is not None:
+                raise AllocationError(f"network '{req.name}' must be {want} (this variant's), "
+                                      f"but {clash} is in use on this machine")
+            result[req.name] = want
+            busy.append(want)
+            continue
         pool = PUBLIC_POOL if req.kind == "public" else PRIVATE_POOL
         options: list[IPv4Network] = []
         if use_preferred and req.prefer is not None:

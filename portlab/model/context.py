@@ -45,6 +45,9 @@ class Binding:
     subnets: Mapping[str, IPv4Network]
     token: str
     running: bool = field(default=False, compare=False)  # bound to an instance that is up
+    # What WireGuard keys are derived from: the token, unless the instance is a student's
+    # variant, whose keys stay the same from `portlab show --student` to the grade.
+    key_seed: str = ""
 
     @classmethod
     def preview(cls, lab: Lab) -> Binding:
@@ -96,7 +99,7 @@ class Binding:
             "prefix": Table("prefix", {name: net.prefixlen for name, net in subnets.items()}),
             "params": Table("params", self.lab.params),
             "ip": ip,
-            **wgkeys.template_functions(self.token),
+            **wgkeys.template_functions(self.key_seed or self.token),
         }
 
     def render(self, path: KeyPath, text: str) -> str:
@@ -150,3 +153,6 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
     for i, wrong in enumerate(lab.wrong_solutions):
         for node_name, script in wrong.apply.items():
             yield ("wrong_solutions", i, "apply", node_name), script
+    for i, item in enumerate(lab.submission):
+        yield ("submission", i, "run"), item.run
+        yield ("submission", i, "solution"), item.solution

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portlab.errors import LabError
-from portlab.model import allocate, checkspec, context, params
+from portlab.model import allocate, checkspec, context, gradespec, params
 from portlab.model.reader import Reader
 from portlab.model.types import (
     DIFFICULTIES,
@@ -46,7 +46,8 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
             IPv4Network("240.0.0.0/4"): "reserved"}
 
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
-            "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched")
+            "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
+            "submission", "points", "pass_mark", "vary")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services")
 IFACE_KEYS = ("network", "host")
@@ -89,6 +90,7 @@ def parse(text: str, file: str, directory: Path | None = None,
         u = r.mapping(top["untouched"], ("untouched",), allowed=UNTOUCHED_KEYS, required=("fails",))
         untouched = checkspec.check_ids(r, u["fails"], ("untouched", "fails"), checks)
 
+    points = gradespec.points(r, top.get("points"), checks)
     lab = Lab(
         name=name,
         title=r.text(top["title"], ("title",)),
@@ -109,6 +111,10 @@ def parse(text: str, file: str, directory: Path | None = None,
         file=file,
         defaults=defaults,
         lines=dict(src.lines),
+        submission=gradespec.submission(r, top.get("submission"), nodes, solution),
+        points=points,
+        pass_mark=gradespec.pass_mark(r, top.get("pass_mark"), sum(points.values())),
+        vary=gradespec.vary(r, top.get("vary"), defaults, networks),
     )
     try:
         sample = context.Binding.sample(lab)

@@ -25,9 +25,23 @@ def new_token() -> str:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one node may use (for grading: a submission runs inside its nodes only)."""
+
+    pids: int = 512
+    memory_mib: int = 384
+
+
+@dataclass(frozen=True)
 class Plan:
     binding: Binding
     image: str  # the node image, as the backend names it
+    student: str = ""  # whose variant it is, if a student's
+    limits: Limits | None = None  # per node, where a submission will run
+    # Nodes that get a grader beside them: a container of the grader's own that shares the
+    # node's network and processes but not its files, where probes of that node run, so that
+    # nothing a submission writes on the node can change what a probe reports.
+    graders: tuple[str, ...] = ()
 
     @property
     def lab(self) -> Lab:

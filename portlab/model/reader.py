@@ -74,13 +74,13 @@ class Reader:
             raise self.error(path, f"expected a number from {low} to {high}, got {value}{source}")
         return value
 
-    def seconds(self, value: Any, path: KeyPath) -> float:
+    def seconds(self, value: Any, path: KeyPath, *, high: float = 60) -> float:
         value, source = self._number(value, path, whole=False)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(path, f"expected a number, got {kind(value)}")
-        if not 0 < value <= 60:
-            raise self.error(path, f"expected a number of seconds from 0 to 60, got {value}"
-                             f"{source}")
+        if not 0 < value <= high:
+            raise self.error(path, f"expected a number of seconds from 0 to {high:g}, got "
+                             f"{value}{source}")
         return float(value)
 
     def _number(self, value: Any, path: KeyPath, *, whole: bool) -> tuple[Any, str]:

@@ -107,6 +107,39 @@ class WrongSolution:
 
 
 @dataclass(frozen=True)
+class SubmissionFile:
+    """One file a student hands in, and what happens to it on its node."""
+
+    file: str  # its path in the submission folder ("router.sh", "laptop/wg0.conf")
+    node: str
+    path: str | None  # where it goes on the node; None: a shell script, run as root there
+    mode: int  # its mode on the node
+    run: str  # for a placed file: a command run on the node after it is placed (template)
+    comment: str  # what the starter file says about it
+    timeout: float  # seconds it may take (the script, or the command)
+    solution: str = ""  # the reference content (template); a script's default: solution[node]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A whole number from `low` to `high`, for a varied param."""
+
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class Vary:
+    """What differs from one student to the next: params, and the subnets of networks."""
+
+    params: dict[str, Range | tuple[ParamValue, ...]] = field(default_factory=dict)
+    networks: dict[str, IPv4Network] = field(default_factory=dict)  # network -> drawn within
+
+    def __bool__(self) -> bool:
+        return bool(self.params or self.networks)
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     title: str
@@ -128,6 +161,10 @@ class Lab:
     defaults: dict[str, ParamValue] = field(default_factory=dict, compare=False)  # the file's
     lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, compare=False,
                                                     repr=False)  # key path -> line in `file`
+    submission: tuple[SubmissionFile, ...] = ()
+    points: dict[str, int] = field(default_factory=dict)  # check id -> points (every check)
+    pass_mark: int = 0  # points needed to pass a grade
+    vary: Vary = field(default_factory=Vary)
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of `path` in the lab file, or of the nearest key around it."""
@@ -150,6 +187,10 @@ class Lab:
 
     def preferred_subnets(self) -> dict[str, IPv4Network]:
         return allocate.preferred(self.requests())
+
+    @property
+    def max_points(self) -> int:
+        return sum(self.points.values())
 
     def changed_params(self) -> dict[str, ParamValue]:
         """The params that differ from the file's own values (a variant's overrides)."""

@@ -23,7 +23,18 @@ from portlab.probes.common import FRESH, source_text
 
 DEFAULT_WITHIN = 180
 # The node's clock, then its view of the interface; `wg` missing is exit 127 (no verdict).
-SCRIPT = 'date +%s && { command -v wg >/dev/null || exit 127; } && wg show "$1" dump'
+# wireguard-go answers on a socket in the node's /run/wireguard; run from a grader beside the
+# node (its processes, not its files), `wg` reaches that socket through the process's root.
+SCRIPT = """date +%s && { command -v wg >/dev/null || exit 127; } &&
+if [ ! -S "/run/wireguard/$1.sock" ]; then
+  for root in /proc/[0-9]*/root; do
+    if [ -S "$root/run/wireguard/$1.sock" ]; then
+      mkdir -p /run/wireguard && ln -sf "$root/run/wireguard/$1.sock" "/run/wireguard/$1.sock"
+      break
+    fi
+  done 2>/dev/null
+fi
+wg show "$1" dump"""
 # What `wg show` says of an interface that is not up: "No such device" where the kernel has
 # WireGuard, "Protocol not supported" where it has not (and no wireguard-go runs it either).
 NO_INTERFACE = ("No such device", "Protocol not supported")

@@ -22,11 +22,12 @@ from portlab.probes.runner import Report
 from portlab.progress import Progress, Quiet
 from portlab.runtime import lifecycle
 from portlab.runtime.instance import Instance
+from portlab.runtime.lifecycle import Shape
 from portlab.runtime.ready import wait_ready
 from portlab.runtime.scripts import run_scripts
 from portlab.runtime.status import status
 
-__all__ = ["Instance", "down", "down_all", "find", "instances", "plan", "run_checks",
+__all__ = ["Instance", "Shape", "down", "down_all", "find", "instances", "plan", "run_checks",
            "run_scripts", "status", "up", "wait_ready"]
 
 
@@ -39,14 +40,16 @@ def find(lab: str | None = None, instance: str | None = None) -> Instance:
     return lifecycle.find(backends.get(), lab, instance)
 
 
-def plan(lab: Lab, instance: str, image: str, *, token: str | None = None) -> Plan:
-    return lifecycle.plan(backends.get(), lab, instance, image, token=token)
+def plan(lab: Lab, instance: str, image: str, *, token: str | None = None,
+         shape: Shape | None = None) -> Plan:
+    return lifecycle.plan(backends.get(), lab, instance, image, token=token, shape=shape)
 
 
 def up(lab: Lab, instance: str, progress: Progress | None = None, *,
-       offline: bool | None = None, early: object | None = None) -> Instance:
+       offline: bool | None = None, early: object | None = None,
+       shape: Shape | None = None) -> Instance:
     return lifecycle.up(backends.get(), lab, instance, progress or Quiet(), offline=offline,
-                        early=early)
+                        early=early, shape=shape)
 
 
 def down(instance: str, progress: Progress | None = None) -> Removed:

@@ -60,7 +60,8 @@ class Instance:
 
     def binding(self, lab: Lab) -> Binding:
         """The lab's one template context for this instance (lab loaded with its params)."""
-        return Binding(lab, self.name, self.subnets(), self.token, running=True)
+        return Binding(lab, self.name, self.subnets(), self.token, running=True,
+                       key_seed=self.info.key_seed)
 
     def node(self, name: str) -> NodeInfo:
         if name not in self.info.nodes:

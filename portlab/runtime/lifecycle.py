@@ -9,12 +9,15 @@ ready. Whatever goes wrong, or Ctrl-C, it removes what it started.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+
 from portlab import locks
 from portlab.backend.base import Backend, Removed, SubnetTaken
 from portlab.errors import PortlabError, RuntimeProblem, UsageError
 from portlab.model import allocate
 from portlab.model.context import Binding
-from portlab.model.plan import Plan, new_token
+from portlab.model.plan import Limits, Plan, new_token
 from portlab.model.types import Lab
 from portlab.names import check_instance_name, scope
 from portlab.progress import Progress, Quiet
@@ -29,18 +32,35 @@ def instances(backend: Backend) -> dict[str, Instance]:
     return {name: Instance(info, backend) for name, info in backend.instances().items()}
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What an instance is beyond its lab: a student's variant (its subnets pinned), and for
+    a grade the limits of its nodes and the graders beside them."""
+
+    student: str = ""
+    subnets: dict[str, IPv4Network] = field(default_factory=dict)  # pinned: exactly these
+    key_seed: str = ""  # WireGuard keys from this, not from the token (a variant's)
+    limits: Limits | None = None
+    graders: tuple[str, ...] = ()
+
+
 def plan(backend: Backend, lab: Lab, instance: str, image: str, *,
-         token: str | None = None) -> Plan:
+         token: str | None = None, shape: Shape | None = None) -> Plan:
     """Allocate subnets against what exists now and fix the token: a plan ready to start."""
+    shape = shape or Shape()
     try:
-        subnets = allocate.allocate(lab.requests(), instance, backend.taken_subnets())
+        subnets = allocate.allocate(lab.requests(), instance, backend.taken_subnets(),
+                                    pinned=shape.subnets)
     except allocate.AllocationError as exc:
         raise RuntimeProblem(str(exc)) from None
-    return Plan(Binding(lab, instance, subnets, token or new_token()), image)
+    return Plan(Binding(lab, instance, subnets, token or new_token(), key_seed=shape.key_seed),
+                image,
+                student=shape.student, limits=shape.limits, graders=shape.graders)
 
 
 def up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
-       offline: bool | None = None, early: object | None = None) -> Instance:
+       offline: bool | None = None, early: object | None = None,
+       shape: Shape | None = None) -> Instance:
     """Start an instance of `lab` and wait until every node is ready.
 
     Refuses if the instance is already up and whole; removes it first if it is
@@ -49,11 +69,12 @@ def up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
     """
     check_instance_name(instance)
     with locks.instance_lock(scope(), instance):
-        return _up(backend, lab, instance, progress, offline=offline, early=early)
+        return _up(backend, lab, instance, progress, offline=offline, early=early,
+                   shape=shape or Shape())
 
 
 def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
-        offline: bool | None, early: object | None) -> Instance:
+        offline: bool | None, early: object | None, shape: Shape) -> Instance:
     existing = instances(backend).get(instance)
     if existing is not None:
         if existing.lab == lab.name and _whole_and_ready(existing, lab):
@@ -70,7 +91,7 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
     try:
         with progress.phase(f"starting lab '{lab.name}' (instance {instance}, "
                             f"{len(lab.nodes)} nodes)"):
-            started = _start(backend, lab, instance, image, progress, early)
+            started = _start(backend, lab, instance, image, progress, early, shape)
         with progress.phase("waiting until every node is ready"):
             wait_ready(started, progress)
         return started
@@ -86,14 +107,14 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
 
 
 def _start(backend: Backend, lab: Lab, instance: str, image: str, progress: Progress,
-           early: object | None) -> Instance:
+           early: object | None, shape: Shape) -> Instance:
     problem = ""
     for _attempt in range(START_ATTEMPTS):
         # Subnets are allocated inside the slot, so they see the networks of the labs that
         # were created while this one was queued.
         with locks.start_slot(lambda n: progress.detail(
                 f"{n} labs are being created on this machine; waiting for a turn")):
-            p = plan(backend, lab, instance, image)
+            p = plan(backend, lab, instance, image, shape=shape)
             progress.detail(", ".join(f"{n} {s}" for n, s in p.subnets.items()))
             try:
                 return Instance(backend.start(p, progress, early), backend)
@@ -102,6 +123,10 @@ def _start(backend: Backend, lab: Lab, instance: str, image: str, progress: Prog
                 # our subnets between allocation and creation: clean up and allocate again.
                 problem = exc.message
                 early = None  # used up
+                if shape.subnets:  # a variant's own subnets: allocating again changes nothing
+                    backend.remove(instance, Quiet())
+                    raise RuntimeProblem(f"a subnet of this variant was taken meanwhile: "
+                                         f"{problem}") from None
         progress.detail("a subnet was taken meanwhile; allocating again")
         backend.remove(instance, Quiet())
     raise RuntimeProblem(f"could not find free subnets for the lab in {START_ATTEMPTS} tries: "

@@ -49,6 +49,7 @@ def status(inst: Instance) -> dict[str, Any]:
         "image": images[0] if len(images) == 1 else images,
         "image_present": all(present.values()),
         "params": inst.params,
+        "student": inst.info.student or None,
         "networks": networks,
         "nodes": nodes,
     }

@@ -12,7 +12,7 @@ from portlab.views import topology
 from portlab.views.markdown import markdown
 
 
-def show(binding: Binding, *, color: bool) -> str:
+def show(binding: Binding, *, color: bool, student: str = "") -> str:
     lab = binding.lab
 
     def text(path: KeyPath, template: str) -> str:
@@ -28,6 +28,8 @@ def show(binding: Binding, *, color: bool) -> str:
         click.style(lab.title, bold=True) if color else lab.title,
         f"lab '{lab.name}' · {lab.difficulty} · concepts: {', '.join(lab.concepts)}",
     ]
+    if student:
+        parts.append(f"the variant of student '{student}': its own ports and addresses")
     if lab.params:
         changed = lab.changed_params()
         shown = [f"{k}={v}" + (f" (the lab's own: {lab.defaults[k]})" if k in changed else "")

@@ -125,6 +125,11 @@ class DockerBackend:
 
         return nodes.logs(node, follow=follow, tail=tail)
 
+    def written(self, node: NodeInfo) -> int:
+        from portlab.backend.docker import nodes
+
+        return nodes.written(node)
+
     def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
                env: Mapping[str, str] | None = None) -> NoReturn:
         from portlab.backend.docker import nodes

@@ -38,6 +38,9 @@ LABEL_IMAGE = "portlab.image"
 LABEL_SCOPE = "portlab.scope"
 LABEL_PARAMS = "portlab.params"
 LABEL_VPN = "portlab.vpn"
+LABEL_STUDENT = "portlab.student"  # an instance of a student's variant
+LABEL_KEY_SEED = "portlab.key-seed"  # what its WireGuard keys come from, if not the token
+LABEL_GRADER = "portlab.grader"  # on a grader: the node it sits beside
 LABEL_NODE_IMAGE = "portlab.node-image"  # on a node: its image as named at start (the engine
 # lists a container whose image tag was deleted by the image's id)
 

@@ -40,7 +40,7 @@ def _node(obj: Any) -> NodeInfo:
     labels = d.labels_of(obj)
     names = attrs.get("Names") or [obj.id[:12]]
     return NodeInfo(
-        name=labels.get(d.LABEL_NODE, obj.id),
+        name=labels.get(d.LABEL_NODE) or labels.get(d.LABEL_GRADER) or obj.id,
         ref=obj.id,
         engine_name=str(names[0]).lstrip("/"),
         state=str(attrs.get("State") or "unknown"),
@@ -81,12 +81,17 @@ def instances() -> dict[str, InstanceInfo]:
         if not labels.get(d.LABEL_INSTANCE):
             continue  # not one of portlab's lab objects (`portlab prune` removes such strays)
         inst = instance(labels)
+        if labels.get(d.LABEL_GRADER):
+            inst.graders[labels[d.LABEL_GRADER]] = _node(obj)
+            continue
         node = _node(obj)
         inst.nodes[node.name] = node
         if not inst.subnets:
             inst.subnets.update(_subnets(labels.get(d.LABEL_SUBNETS)))
         if not inst.params:
             inst.params.update(_json(labels.get(d.LABEL_PARAMS), {}))
+        inst.student = inst.student or labels.get(d.LABEL_STUDENT, "")
+        inst.key_seed = inst.key_seed or labels.get(d.LABEL_KEY_SEED, "")
     for net in networks:
         labels = net.attrs.get("Labels") or {}
         if not labels.get(d.LABEL_INSTANCE):
@@ -110,6 +115,8 @@ def nodes(instance: str) -> dict[str, NodeInfo]:
                     filters=d.scope_filter(**{d.LABEL_INSTANCE: instance}))
     out = {}
     for obj in listed:
+        if d.LABEL_GRADER in d.labels_of(obj):
+            continue  # graders are no nodes of the lab
         node = _node(obj)
         out[node.name] = node
     return out
@@ -156,14 +163,19 @@ def host_routes() -> list[IPv4Network]:
 
 def start(plan: Plan, early: compose.Ahead | None = None) -> InstanceInfo:
     """Create the lab with Compose (`early`: one started ahead for it, used if it fits)."""
+    _compose_up(plan, early)
+    inst = instances().get(plan.instance)
+    if inst is None:
+        raise RuntimeProblem(f"the lab was created but no container is labelled for instance "
+                             f"'{plan.instance}'")
+    return inst
+
+
+def _compose_up(plan: Plan, early: compose.Ahead | None) -> None:
     project = compose.project_name(plan.instance)
     proc = compose.run(project, render.compose(plan), compose.UP_ARGS, early=early)
     if proc.returncode == 0:
-        inst = instances().get(plan.instance)
-        if inst is None:
-            raise RuntimeProblem("compose reported success but no container is labelled "
-                                 f"for instance '{plan.instance}'")
-        return inst
+        return
     said = (proc.stderr or proc.stdout).strip()
     if "overlap" in said.lower():
         # Someone (perhaps another `portlab up` started at the same time) took one of our

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
+import docker.errors
+
 from portlab.backend.base import ExecResult, FileCopy, NodeInfo
 from portlab.backend.docker import client as d
 from portlab.errors import RuntimeProblem
@@ -129,10 +131,6 @@ def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
         if not path.startswith("/") or ".." in path.split("/"):
             raise RuntimeProblem(f"cannot copy to '{path}' on {node.name}: not an absolute path")
         folders.setdefault(posixpath.dirname(path), {})[posixpath.basename(path)] = item
-    made = exec_in(node, ["mkdir", "-p", *sorted(folders)])
-    if made.exit_code != 0:
-        raise RuntimeProblem(f"cannot make {', '.join(sorted(folders))} on {node.name}: "
-                             f"{made.stderr.strip()}")
     api = d.client().api
     for folder, items in sorted(folders.items()):
         archive = io.BytesIO()
@@ -144,7 +142,14 @@ def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
                 info.mtime = int(time.time())
                 tar.addfile(info, io.BytesIO(item.content))
         with d.guard(f"copying files to {folder} on {node.name}"):
-            api.put_archive(node.ref, folder, archive.getvalue())
+            try:
+                api.put_archive(node.ref, folder, archive.getvalue())
+            except docker.errors.NotFound:  # the folder is not there yet: make it first
+                made = exec_in(node, ["mkdir", "-p", folder])
+                if made.exit_code != 0:
+                    raise RuntimeProblem(f"cannot make {folder} on {node.name}: "
+                                         f"{made.stderr.strip()}") from None
+                api.put_archive(node.ref, folder, archive.getvalue())
 
 
 def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> Iterator[bytes]:
@@ -157,6 +162,15 @@ def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> It
         else:
             yield api.logs(node.ref, stdout=True, stderr=True,
                            tail="all" if tail is None else tail)
+
+
+def written(node: NodeInfo) -> int:
+    """The container's writable layer, in bytes (Docker's SizeRw: `docker ps --size`)."""
+    api = d.client().api
+    with d.guard(f"looking at the disk use of {node.name}"):
+        found = api._result(api._get(api._url("/containers/{0}/json", node.ref),
+                                     params={"size": 1}), True)
+    return int(found.get("SizeRw") or 0)
 
 
 def attach(node: NodeInfo, argv: Sequence[str], *, tty: bool,

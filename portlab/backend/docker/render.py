@@ -93,8 +93,16 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
         env["WG_QUICK_USERSPACE_IMPLEMENTATION"] = "wireguard-go"
         env["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1"
         labels[d.LABEL_VPN] = "true"
+    if plan.student:
+        labels[d.LABEL_STUDENT] = plan.student
+    if plan.binding.key_seed:
+        labels[d.LABEL_KEY_SEED] = plan.binding.key_seed
+    limits = None
+    if plan.limits is not None:
+        limits = {"pids": plan.limits.pids, "memory": f"{plan.limits.memory_mib}m"}
     return {
         "name": node.name,
+        "limits": limits,
         "sysctls": sysctls,
         "devices": devices,
         "environment": env,
@@ -103,6 +111,21 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
                      for i in node.interfaces],
         "extra_hosts": [f"{name}:{ip}" for name, ip in hosts(plan, node)],
     }
+
+
+def grader_model(plan: Plan, node: str) -> dict[str, Any]:
+    labels = {
+        d.LABEL_SCOPE: scope(),
+        d.LABEL_LAB: plan.lab.name,
+        d.LABEL_INSTANCE: plan.instance,
+        d.LABEL_GRADER: node,
+        d.LABEL_TOKEN: plan.token,
+        d.LABEL_NODE_IMAGE: plan.image,
+    }
+    return {"name": f"{GRADER_PREFIX}{node}", "node": node, "labels": labels}
+
+
+GRADER_PREFIX = "grader."  # node names have no dot: a grader's service name never clashes
 
 
 def network_model(plan: Plan, name: str) -> dict[str, Any]:
@@ -134,5 +157,6 @@ def compose(plan: Plan) -> str:
         project=project_name(plan.instance),
         image=plan.image,
         nodes=[service_model(plan, n) for n in plan.lab.nodes],
+        graders=[grader_model(plan, n) for n in plan.graders],
         networks=[network_model(plan, n.name) for n in plan.lab.networks if not n.virtual],
     )

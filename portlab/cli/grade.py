@@ -1,0 +1,143 @@
+"""`portlab grade`: one student's submission, or a whole class's."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from portlab.cli.common import color, core, progress, salt_option
+from portlab.errors import ExitCode, UsageError
+
+
+def _writable(path: str | None, what: str) -> Path | None:
+    if path is None:
+        return None
+    target = Path(path)
+    if not target.parent.resolve().is_dir():
+        raise UsageError(f"cannot write the {what} {path}: its folder does not exist")
+    return target
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write the {what} {path}: {exc.strerror or exc}") from None
+
+
+@click.command("grade")
+@click.argument("lab")
+@click.option("--submission", "folder", metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The student's submission folder (the files the lab's `submission:` "
+                   "declares).")
+@click.option("--submissions", "class_folder", metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="A whole class: one subfolder per student, named by their ID.")
+@click.option("--student", metavar="ID",
+              help="Whose variant to grade on. Default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN, "
+                   "then $PORTLAB_STUDENT.")
+@salt_option
+@click.option("--json", "json_out", metavar="FILE",
+              help="Write the grade as JSON (docs/grade-json.md); with --submissions, a "
+                   "folder for one JSON per student.")
+@click.option("--junit", metavar="FILE", help="Write JUnit XML: one testcase per check.")
+@click.option("--classroom", is_flag=True,
+              help="Hand the points to GitHub Classroom: its reporter's payload as the step "
+                   "output `result` ($GITHUB_OUTPUT), or printed when there is none.")
+@click.option("--gradescope", metavar="FILE", help="Write Gradescope's results.json.")
+@click.option("--csv", "csv_out", metavar="FILE",
+              help="With --submissions: a line per student (score, max, passed, per check).")
+@click.option("--parallel", type=click.IntRange(1, 64), metavar="N",
+              help="With --submissions: grades at once (default: two per core).")
+def command(lab: str, folder: Path | None, class_folder: Path | None, student: str | None,
+            salt: str | None, json_out: str | None, junit: str | None, classroom: bool,
+            gradescope: str | None, csv_out: str | None, parallel: int | None) -> None:
+    """Grade a submission by real traffic, on a fresh instance of the student's variant.
+
+    Applies the submitted files in the lab's order, runs its checks, gives
+    each check its points, and removes everything it started (Ctrl-C too).
+    The verdict comes only from the grader's own probes.
+
+    \b
+    Exit codes: 0 the pass mark was met, 1 it was not, 2 the submission is
+    unusable (the message names the file), 3 grading could not run (Docker,
+    or a probe that could not observe): never a score that blames the student.
+    With --submissions: 0 when every submission was graded, 3 when some could
+    not be, 2 for an unusable folder.
+    """
+    if (folder is None) == (class_folder is None):
+        raise UsageError("give --submission DIR (one student) or --submissions DIR (a class)")
+    if class_folder is not None:
+        _batch(lab, class_folder, salt, json_out, csv_out, parallel, junit, classroom,
+               gradescope, student)
+        return
+    assert folder is not None
+    if csv_out or parallel:
+        raise UsageError("--csv and --parallel go with --submissions (a class)")
+    outputs = {what: _writable(path, what) for what, path in
+               (("JSON file", json_out), ("JUnit file", junit),
+                ("Gradescope file", gradescope))}
+    from portlab.grading.grade import Status
+    from portlab.views import grade as view
+
+    result = core().grade(lab, folder, student=student, salt=salt, progress=progress())
+    click.echo(view.terminal(result, color=color()))
+    writers: dict[str, Any] = {"JSON file": view.as_json, "JUnit file": view.junit,
+                               "Gradescope file": lambda g: json.dumps(view.gradescope(g),
+                                                                       indent=2)}
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        if what == "Gradescope file" and result.status is Status.ERROR:
+            click.echo(f"portlab: no {path} written: this grade could not run, and Gradescope "
+                       "then reports the autograder's failure instead of a score", err=True)
+            continue
+        _write(path, writers[what](result), what)
+    if classroom:
+        _classroom(view.classroom_output(result))
+    sys.exit(int({Status.PASSED: ExitCode.OK, Status.FAILED: ExitCode.CHECKS_FAILED,
+                  Status.ERROR: ExitCode.RUNTIME}[result.status]))
+
+
+def _classroom(payload: str) -> None:
+    target = os.environ.get("GITHUB_OUTPUT")
+    if target:
+        with open(target, "a") as fh:
+            fh.write(f"result={payload}\n")
+    else:
+        click.echo(f"result={payload}")
+
+
+def _batch(lab: str, root: Path, salt: str | None, json_dir: str | None, csv_out: str | None,
+           parallel: int | None, junit: str | None, classroom: bool, gradescope: str | None,
+           student: str | None) -> None:
+    if junit or classroom or gradescope or student:
+        raise UsageError("with --submissions, grades go to --csv FILE and --json DIR (one per "
+                         "student); --junit, --classroom, --gradescope and --student are for one "
+                         "submission")
+    out_dir = Path(json_dir) if json_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = _writable(csv_out, "CSV file")
+    from portlab.grading.batch import Entry
+    from portlab.views import grade as view
+
+    def done(entry: Entry) -> None:
+        if out_dir is not None and entry.grade is not None:
+            _write(out_dir / f"{entry.student}.json", view.as_json(entry.grade), "JSON file")
+
+    batch = core().grade_class(lab, root, salt=salt, parallel=parallel, progress=progress(),
+                               on_done=done)
+    ids = [c.id for c in core().get_lab(lab).checks]
+    rows = [(e.student, e.grade, e.problem) for e in batch.entries]
+    if csv_path is not None:
+        _write(csv_path, view.csv_text(rows, ids), "CSV file")
+    click.echo(view.class_table(batch), nl=False)
+    broken = [e for e in batch.entries if e.grade is not None and e.grade.status.value == "error"]
+    sys.exit(int(ExitCode.RUNTIME if broken else ExitCode.OK))

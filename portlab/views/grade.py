@@ -1,0 +1,219 @@
+"""A grade for people (a table with feedback) and for CI systems: JSON (docs/grade-json.md),
+JUnit XML, GitHub Classroom's reporter payload, Gradescope's results.json, a class's CSV."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import click
+
+from portlab.grading.grade import CheckGrade, Grade, Status
+from portlab.probes.base import Outcome
+from portlab.views.report import MARKS, _wrap
+
+JSON_FORMAT = 1
+WORDS = {Status.PASSED: "passed", Status.FAILED: "not passed",
+         Status.ERROR: "could not be graded"}
+
+
+def variant_line(grade: Grade) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(grade.variant.params.items()))
+    nets = ", ".join(f"{k} {v}" for k, v in grade.variant.subnets.items())
+    return "; ".join(part for part in (params, nets) if part)
+
+
+def terminal(grade: Grade, *, color: bool | None = None) -> str:
+    def style(text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if color else text
+
+    lines = [f"Grading lab '{grade.lab}' for student {grade.student}",
+             f"  variant: {variant_line(grade)}"]
+    for f in grade.files:
+        if f.command:
+            code = "stopped at its time limit" if f.timed_out else f"exit {f.exit_code}"
+            lines.append(f"  {f.file} on {f.node}: `{f.command}`, {code}, {f.seconds:.1f}s")
+        else:
+            lines.append(f"  {f.file} on {f.node}: placed")
+        if f.exit_code not in (0, None) and f.output.strip():
+            tail = "\n".join(f.output.strip().splitlines()[-5:])
+            lines.append(_wrap("        said: ", tail))
+    width = max([len(c.id) for c in grade.checks] + [5])
+    for c in grade.checks:
+        word, fg = MARKS[c.outcome] if c.outcome is not None else ("-", "white")
+        mark = style(word, fg=fg, bold=True) + " " * (5 - len(word))
+        lines.append(f"  {mark} {c.id:<{width}}  {c.points:>2}/{c.max_points:<2}  {c.title}")
+        if c.outcome is Outcome.PASS:
+            continue
+        if c.outcome is None:
+            lines.append(_wrap("        ", c.message))
+            continue
+        for p in c.probes:
+            if p.passed:
+                continue
+            lines += [f"        sent:  {p.sent}", f"        from:  {p.source}",
+                      f"        to:    {p.target}"]
+            if p.errored:
+                lines.append(_wrap("        could not observe: ", p.why))
+                if p.fix:
+                    lines.append(_wrap("        what to do: ", p.fix))
+            else:
+                lines.append(_wrap("        got:   ", p.got))
+                if p.why:
+                    lines.append(_wrap("        so:    ", p.why))
+        if c.hint:
+            lines.append(style(_wrap("        hint:  ", c.hint), fg="yellow"))
+    summary = (f"Score: {grade.score}/{grade.max_score} (pass mark {grade.pass_mark}): "
+               f"{WORDS[grade.status]}.")
+    if grade.status is Status.ERROR:
+        summary = f"No score: {grade.message}. This says nothing about the submission."
+    elif grade.message:
+        summary += f" {grade.message}."
+    lines.append(style(summary, bold=True))
+    return "\n".join(lines)
+
+
+def _check(c: CheckGrade) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "title": c.title,
+        "status": c.outcome.value if c.outcome is not None else "not-run",
+        "points": c.points,
+        "max_points": c.max_points,
+        "message": c.message,
+        "hint": c.hint,
+        "probes": [{"passed": p.passed, "sent": p.sent, "from": p.source, "to": p.target,
+                    "got": p.got, "why": p.why} for p in c.probes],
+    }
+
+
+def as_dict(grade: Grade) -> dict[str, Any]:
+    """The documented JSON of a grade (docs/grade-json.md)."""
+    return {
+        "format": JSON_FORMAT,
+        "lab": grade.lab,
+        "student": grade.student,
+        "variant": {"params": grade.variant.params,
+                    "subnets": {k: str(v) for k, v in grade.variant.subnets.items()}},
+        "status": grade.status.value,
+        "passed": grade.passed,
+        "score": grade.score if grade.status is not Status.ERROR else None,
+        "max_score": grade.max_score,
+        "pass_mark": grade.pass_mark,
+        "message": grade.message,
+        "seconds": round(grade.seconds, 3),
+        "files": [{"file": f.file, "node": f.node, "command": f.command,
+                   "exit_code": f.exit_code, "timed_out": f.timed_out,
+                   "seconds": round(f.seconds, 3), "output": f.output} for f in grade.files],
+        "checks": [_check(c) for c in grade.checks],
+    }
+
+
+def as_json(grade: Grade) -> str:
+    return json.dumps(as_dict(grade), indent=2)
+
+
+def junit(grade: Grade) -> str:
+    """One testcase per check, classname the lab; failures and errors with the feedback."""
+    failures = sum(1 for c in grade.checks if c.outcome in (Outcome.FAIL, None))
+    errors = sum(1 for c in grade.checks if c.outcome is Outcome.ERROR)
+    suite = ET.Element("testsuite", name=f"{grade.lab} ({grade.student})",
+                       tests=str(len(grade.checks)), failures=str(failures),
+                       errors=str(errors), time=f"{grade.seconds:.3f}")
+    for c in grade.checks:
+        case = ET.SubElement(suite, "testcase", classname=grade.lab, name=c.id,
+                             time="0.000")
+        if c.outcome is Outcome.PASS:
+            continue
+        body = "\n".join(f"sent: {p.sent}\nfrom: {p.source}\nto: {p.target}\n"
+                         f"got: {p.got}\nso: {p.why}" for p in c.probes if not p.passed)
+        body = "\n".join(part for part in (f"points: {c.points}/{c.max_points}", body,
+                                           f"hint: {c.hint}" if c.hint else "") if part)
+        tag = "error" if c.outcome is Outcome.ERROR else "failure"
+        node = ET.SubElement(case, tag, message=c.message or c.title,
+                             type="could-not-observe" if tag == "error" else "check-failed")
+        node.text = body
+    out = ET.Element("testsuites", name=f"portlab grade {grade.lab}",
+                     tests=str(len(grade.checks)), failures=str(failures),
+                     errors=str(errors), time=f"{grade.seconds:.3f}")
+    out.append(suite)
+    return ET.tostring(out, encoding="unicode", xml_declaration=True)
+
+
+CLASSROOM_STATUS = {Status.PASSED: "pass", Status.FAILED: "fail", Status.ERROR: "error"}
+
+
+def classroom(grade: Grade) -> dict[str, Any]:
+    """What GitHub Classroom's autograding-grading-reporter reads from a step's `result`
+    output (decoded): it sums the tests' `score` into "Points N/M"."""
+    tests = []
+    for c in grade.checks:
+        status = {Outcome.PASS: "pass", Outcome.ERROR: "error"}.get(c.outcome, "fail") \
+            if c.outcome is not None else "fail"
+        tests.append({"name": f"{c.id}: {c.title}", "status": status, "score": c.points,
+                      "message": c.message or ("passed" if status == "pass" else c.title),
+                      "test_code": f"portlab grade {grade.lab}", "filename": "",
+                      "line_no": 0, "duration": 0})
+    return {"version": 1, "status": CLASSROOM_STATUS[grade.status],
+            "max_score": grade.max_score, "tests": tests}
+
+
+def classroom_output(grade: Grade) -> str:
+    """The reporter's payload: base64 of its JSON."""
+    raw = json.dumps(classroom(grade), separators=(",", ":")).encode()
+    return base64.b64encode(raw).decode()
+
+
+def gradescope(grade: Grade) -> dict[str, Any]:
+    """Gradescope's results.json (its autograder specification)."""
+    tests = [{"name": f"{c.id}: {c.title}", "score": c.points, "max_score": c.max_points,
+              "status": "passed" if c.outcome is Outcome.PASS else "failed",
+              "output": c.message if c.outcome is not Outcome.PASS else "",
+              "visibility": "visible"} for c in grade.checks]
+    summary = f"Score {grade.score}/{grade.max_score} (pass mark {grade.pass_mark})"
+    if grade.message:
+        summary += f": {grade.message}"
+    return {"score": grade.score, "execution_time": round(grade.seconds),
+            "output": summary, "visibility": "visible", "tests": tests}
+
+
+def csv_text(grades: list[tuple[str, Grade | None, str]], check_ids: list[str]) -> str:
+    """A class's grades: student, score, max, passed, status, message, per-check points."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["student", "score", "max_score", "passed", "status", "message",
+                     *check_ids])
+    for student, grade, problem in grades:
+        if grade is None:
+            writer.writerow([student, "", "", False, "unusable", problem, *[""] * len(check_ids)])
+            continue
+        points = {c.id: c.points for c in grade.checks}
+        score = grade.score if grade.status is not Status.ERROR else ""
+        writer.writerow([student, score, grade.max_score, grade.passed, grade.status.value,
+                         grade.message, *[points.get(cid, "") for cid in check_ids]])
+    return out.getvalue()
+
+
+def class_table(batch: Any) -> str:
+    """A class's grades, a line each, and how long the whole batch took."""
+    lines = [f"Graded {len(batch.entries)} submissions to lab '{batch.lab}' in "
+             f"{batch.seconds:.1f}s:"]
+    width = max([len(e.student) for e in batch.entries] + [7])
+    for e in batch.entries:
+        if e.grade is None:
+            lines.append(f"  {e.student:<{width}}  not graded: {e.problem}")
+            continue
+        g = e.grade
+        if g.status is Status.ERROR:
+            lines.append(f"  {e.student:<{width}}  could not be graded: {g.message}")
+            continue
+        extra = f" ({g.message})" if g.message else ""
+        lines.append(f"  {e.student:<{width}}  {g.score:>3}/{g.max_score:<3} "
+                     f"{WORDS[g.status]}{extra}")
+    passed = sum(1 for e in batch.entries if e.grade is not None and e.grade.passed)
+    lines.append(f"{passed} of {len(batch.entries)} passed.")
+    return "".join(line + "\n" for line in lines)
