@@ -316,15 +316,20 @@ def test_prune_removes_this_scopes_labs_and_strays_and_nothing_else(
 INT, TERM, KILL = signal.SIGINT, signal.SIGTERM, signal.SIGKILL
 
 
-def _case(point: str, sig: signal.Signals, then: str | None = None) -> Any:
-    name = f"{point}-{sig.name}" + (f"-then-{then}" if then else "")
-    return pytest.param(point, sig, then, id=name)
+def _case(point: str, sig: signal.Signals, then: str | None = None,
+          creator: str = "api") -> Any:
+    name = f"{point}-{sig.name}" + (f"-then-{then}" if then else "") + \
+        ("-compose" if creator == "compose" else "")
+    return pytest.param(point, sig, then, creator, id=name)
 
 
 # After SIGKILL, nothing of portlab runs: the next `up` (which must remove the leftovers
-# first) or `down` cleans up. Each point is followed by each of the two.
+# first) or `down` cleans up. Each point is followed by each of the two. `up` creates labs
+# through the Docker API; with PORTLAB_CREATE=compose, Compose does, and is cut off too.
+SIGNALS = ((INT, None), (TERM, None), (KILL, "up"), (KILL, "down"))
 KILL_CASES = [_case(point, sig, then) for point in ("networks", "containers", "waiting")
-              for sig, then in ((INT, None), (TERM, None), (KILL, "up"), (KILL, "down"))]
+              for sig, then in SIGNALS] + \
+    [_case("networks", sig, then, "compose") for sig, then in SIGNALS]
 
 
 def files_left(tmp: Path) -> list[str]:
@@ -335,9 +340,9 @@ def files_left(tmp: Path) -> list[str]:
                   if not meant.fullmatch(str(p.relative_to(tmp))))
 
 
-@pytest.mark.parametrize(("point", "sig", "then"), KILL_CASES)
+@pytest.mark.parametrize(("point", "sig", "then", "creator"), KILL_CASES)
 def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: str | None,
-                                         started: Callable[..., Running],
+                                         creator: str, started: Callable[..., Running],
                                          labs_env: dict[str, str], tmp_path: Path) -> None:
     """Signal `up` at a point of its work; SIGKILL then `up` again or `down`: all clean.
 
@@ -349,15 +354,18 @@ def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: 
     own here, which holds only the lock files meant to stay (the instance lock a SIGKILL
     left is removed by the next `up` or `down` of that instance).
     """
-    labs_env = {**labs_env, "TMPDIR": str(tmp_path)}
-    instance = f"cut-{point}-{sig.name[3:].lower()}" + (f"-{then}" if then else "")
+    labs_env = {**labs_env, "TMPDIR": str(tmp_path), "PORTLAB_CREATE": creator}
+    instance = f"cut-{point}-{sig.name[3:].lower()}" + (f"-{then}" if then else "") + \
+        ("-c" if creator == "compose" else "")
     project = compose.project_name(instance)
     run = started("up", GATED_LAB, "--instance", instance, env=labs_env)
     try:
         if point == "networks":
             run.wait_for("a network exists", lambda: bool(labelled(instance)["networks"]))
-            # Compose is still at work (which also shows that compose_processes sees it)
-            assert compose_processes(project), "Compose is not running while it creates the lab"
+            if creator == "compose":
+                # Compose is still at work (which also shows that compose_processes sees it)
+                assert compose_processes(project), \
+                    "Compose is not running while it creates the lab"
         elif point == "containers":
             run.wait_for("a container exists", lambda: bool(labelled(instance)["containers"]))
         else:

@@ -16,7 +16,7 @@ the Docker SDK has even loaded.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, NoReturn
 
@@ -83,6 +83,12 @@ class DockerBackend:
         return render.compose(plan)
 
     def early_start(self, instance: str) -> AbstractContextManager[object | None]:
+        """With Compose ($PORTLAB_CREATE=compose): Compose itself, started at once; through
+        the API (the default) there is nothing to start early."""
+        import os
+
+        if os.environ.get("PORTLAB_CREATE", "api") != "compose":
+            return nullcontext()
         from portlab.backend.docker import compose
 
         return compose.ahead(compose.project_name(instance), compose.UP_ARGS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
@@ -20,7 +21,7 @@ import docker.errors
 
 from portlab.backend.base import InstanceInfo, NetworkInfo, NodeInfo, Removed, SubnetTaken
 from portlab.backend.docker import client as d
-from portlab.backend.docker import compose, render
+from portlab.backend.docker import compose, create, render
 from portlab.errors import RuntimeProblem
 from portlab.model.plan import Plan
 from portlab.progress import Progress
@@ -162,8 +163,14 @@ def host_routes() -> list[IPv4Network]:
 
 
 def start(plan: Plan, early: compose.Ahead | None = None) -> InstanceInfo:
-    """Create the lab with Compose (`early`: one started ahead for it, used if it fits)."""
-    _compose_up(plan, early)
+    """Create the lab: through the Docker API (create.py), or with Compose where
+    $PORTLAB_CREATE=compose says so (`early`: a Compose started ahead for it)."""
+    if os.environ.get("PORTLAB_CREATE", "api") == "compose":
+        _compose_up(plan, early)
+    else:
+        if early is not None:
+            early.cancel()
+        create.create(plan)
     inst = instances().get(plan.instance)
     if inst is None:
         raise RuntimeProblem(f"the lab was created but no container is labelled for instance "

@@ -1,0 +1,112 @@
+"""Create an instance through the Docker API: the same networks and containers as its Compose file.
+
+`render.compose(plan)` is the instance as a Compose file (what `portlab render`
+prints, and what plain Compose starts on its own). Starting it here makes the
+very same objects from the very same models (`render.service_model`,
+`render.network_model`, `render.grader_model`) by API calls, without a Compose
+process: Compose v1 is a Python program, and its start-up and its own
+bookkeeping cost more CPU than the lab's own creation on a small machine
+(docs/scaling.md has the figures). Objects carry Compose's project and
+service labels too, so `docker compose -p PROJECT` sees them as its own.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker.errors
+import docker.types
+
+from portlab import __version__
+from portlab.backend.base import SubnetTaken
+from portlab.backend.docker import client as d
+from portlab.backend.docker import render
+from portlab.backend.docker.compose import project_name
+from portlab.model.plan import Plan
+
+CAPS = ["NET_ADMIN", "NET_RAW"]
+
+
+def _compose_labels(project: str, service: str | None = None) -> dict[str, str]:
+    labels = {"com.docker.compose.project": project, "com.docker.compose.version": "portlab"}
+    if service is not None:
+        labels.update({"com.docker.compose.service": service,
+                       "com.docker.compose.container-number": "1",
+                       "com.docker.compose.oneoff": "False"})
+    return labels
+
+
+def create(plan: Plan) -> None:
+    """Create and start the plan's networks and containers. Raises SubnetTaken when Docker
+    refuses a subnet (someone took it since it was allocated), RuntimeProblem otherwise."""
+    c = d.client()
+    project = project_name(plan.instance)
+    networks: dict[str, str] = {}  # lab network -> Docker network name
+    with d.guard(f"creating the networks of instance '{plan.instance}'"):
+        for lab_net in plan.lab.networks:
+            if lab_net.virtual:
+                continue
+            model = render.network_model(plan, lab_net.name)
+            name = f"{project}_{lab_net.name}"
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+                subnet=model["subnet"], gateway=model["gateway"])])
+            try:
+                c.api.create_network(name, driver="bridge", ipam=ipam, options={
+                    "com.docker.network.bridge.enable_ip_masquerade": "false",
+                    "com.docker.network.bridge.inhibit_ipv4": "true"},
+                    labels={**model["labels"], **_compose_labels(project),
+                            "com.docker.compose.network": lab_net.name}, check_duplicate=True)
+            except docker.errors.APIError as exc:
+                said = str(exc.explanation or exc)
+                if "overlap" in said.lower():
+                    raise SubnetTaken(said) from None
+                raise
+            networks[lab_net.name] = name
+    ids: dict[str, str] = {}
+    with d.guard(f"creating the nodes of instance '{plan.instance}'"):
+        for node in plan.lab.nodes:
+            ids[node.name] = _node(c, plan, node.name, project, networks)
+        graders = {g: _grader(c, plan, g, project, ids[g]) for g in plan.graders}
+    with d.guard(f"starting the nodes of instance '{plan.instance}'"), \
+            ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(c.api.start, ids.values()))
+        list(pool.map(c.api.start, graders.values()))
+
+
+def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str]) -> str:
+    node = plan.lab.node(name)
+    assert node is not None
+    model = render.service_model(plan, node)
+    first, *rest = model["networks"]
+    endpoint = c.api.create_endpoint_config(ipv4_address=first["address"])
+    limits: dict[str, Any] = {}
+    if model["limits"]:
+        limits = {"pids_limit": model["limits"]["pids"], "mem_limit": model["limits"]["memory"],
+                  "memswap_limit": model["limits"]["memory"]}
+    host = c.api.create_host_config(
+        init=True, cap_add=CAPS, sysctls=model["sysctls"], devices=model["devices"] or None,
+        extra_hosts=model["extra_hosts"], network_mode=networks[first["name"]], **limits)
+    created = c.api.create_container(
+        plan.image, name=f"{project}_{name}_1", hostname=name, environment=model["environment"],
+        labels={**model["labels"], **_compose_labels(project, name)}, host_config=host,
+        networking_config=c.api.create_networking_config({networks[first["name"]]: endpoint}),
+        stop_timeout=1)
+    for net in rest:
+        c.api.connect_container_to_network(created["Id"], networks[net["name"]],
+                                           ipv4_address=net["address"])
+    return str(created["Id"])
+
+
+def _grader(c: Any, plan: Plan, node: str, project: str, node_id: str) -> str:
+    model = render.grader_model(plan, node)
+    host = c.api.create_host_config(
+        cap_add=CAPS, network_mode=f"container:{node_id}", pid_mode=f"container:{node_id}",
+        read_only=True, tmpfs={"/run": "", "/tmp": ""})
+    created = c.api.create_container(
+        plan.image, name=f"{project}_{model['name']}_1", entrypoint=["sleep", "infinity"],
+        labels={**model["labels"], **_compose_labels(project, model["name"]),
+                "portlab.version": __version__},
+        host_config=host, stop_timeout=1)
+    return str(created["Id"])
+
