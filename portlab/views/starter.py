@@ -3,6 +3,7 @@ their comments, the GitHub Actions workflow, the GitLab CI file and INSTRUCTORS.
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from portlab.model.context import Binding
@@ -85,7 +86,7 @@ def starter_file(lab: Lab, entry: SubmissionFile) -> str:
 
 
 def github_workflow(lab: Lab, salt: str, install: str) -> str:
-    env = f"      PORTLAB_COURSE_SALT: {salt!r}\n" if salt else ""
+    env = f"      PORTLAB_COURSE_SALT: {json.dumps(salt)}\n" if salt else ""
     command = _grade_command(lab, f"--classroom --junit {JUNIT} --json {JSON}")
     return f"""# Grades each push with portlab, by real traffic, and hands the points to GitHub
 # Classroom (autograding-grading-reporter sums the checks' points: partial credit).
@@ -103,12 +104,15 @@ jobs:
     runs-on: ubuntu-latest
     if: github.actor != 'github-classroom[bot]'
     env:
-      PORTLAB_INSTALL: {install!r}
+      PORTLAB_INSTALL: {json.dumps(install)}
 {env}    steps:
     - name: Checkout code
       uses: actions/checkout@v4
     - name: Install portlab
-      run: python3 -m pip install --quiet "$PORTLAB_INSTALL"
+      run: |
+        python3 -m venv "$RUNNER_TEMP/portlab"
+        "$RUNNER_TEMP/portlab/bin/pip" install --quiet "$PORTLAB_INSTALL"
+        echo "$RUNNER_TEMP/portlab/bin" >> "$GITHUB_PATH"
     - name: Grade
       id: portlab
       run: {command}
@@ -123,7 +127,7 @@ jobs:
 
 
 def gitlab_ci(lab: Lab, salt: str, install: str) -> str:
-    salt_line = f"  PORTLAB_COURSE_SALT: {salt!r}\n" if salt else ""
+    salt_line = f"  PORTLAB_COURSE_SALT: {json.dumps(salt)}\n" if salt else ""
     command = _grade_command(lab, f"--junit {JUNIT} --json {JSON}")
     return f"""# Grades each push with portlab, by real traffic, in Docker-in-Docker (the runner
 # must allow privileged containers: see INSTRUCTORS.md). The JUnit report shows each check
@@ -134,7 +138,7 @@ grade:
     - docker:27-dind
   variables:
     DOCKER_TLS_CERTDIR: "/certs"
-    PORTLAB_INSTALL: {install!r}
+    PORTLAB_INSTALL: {json.dumps(install)}
 {salt_line}  before_script:
     - apk add --no-cache python3 py3-pip
     - python3 -m venv /opt/portlab && /opt/portlab/bin/pip install --quiet "$PORTLAB_INSTALL"
@@ -179,8 +183,9 @@ The student ID is `$GITLAB_USER_LOGIN`.
 
 ## portlab itself
 
-CI installs portlab with `pip install "{install}"` (the `PORTLAB_INSTALL` variable of
-both files): change it to where your course gets portlab from.
+CI installs portlab into a virtualenv with `pip install "{install}"` (the
+`PORTLAB_INSTALL` variable of both files): change it to where your course gets portlab
+from (a name on your package index, a git URL, a wheel's URL).
 
 ## Variants
 
