@@ -153,10 +153,18 @@ def probe_tcp(args: argparse.Namespace) -> dict:
     return result
 
 
+# Once a connection is open, the other side did answer: an answer that is slow to come (a
+# busy machine, fifty labs at once) is waited for this long at least, so that it is not
+# mistaken for "not what this probe speaks". Connecting keeps the probe's own timeout:
+# that one tells filtered from closed.
+ANSWER_WAIT = 5.0
+
+
 def probe_http(args: argparse.Namespace) -> dict:
     sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
     if sock is None:
         return result
+    sock.settimeout(max(args.timeout, ANSWER_WAIT))
     request = (f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n"
                f"User-Agent: portlab-probe\r\nConnection: close\r\n\r\n")
     try:
@@ -235,6 +243,7 @@ def probe_minecraft(args: argparse.Namespace) -> dict:
     sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
     if sock is None:
         return result
+    sock.settimeout(max(args.timeout, ANSWER_WAIT))
     try:
         handshake = varint(765) + mc_string(args.host) + struct.pack(">H", args.port) + varint(1)
         sock.sendall(packet(0x00, handshake) + packet(0x00, b""))
