@@ -20,7 +20,11 @@ class Progress(Protocol):
         """A step of work; says when it is done (or stopped) and how long it took."""
 
     def detail(self, text: str) -> None:
-        """What is happening inside the current phase right now."""
+        """What is happening inside the current phase right now, in words."""
+
+    def output(self, text: str) -> None:
+        """One line of a tool's raw output (a build log): shown only when asked for
+        (--verbose); the work keeps it in its log file anyway."""
 
 
 class Quiet:
@@ -37,4 +41,7 @@ class Quiet:
         return self._nothing()
 
     def detail(self, text: str) -> None:
+        pass
+
+    def output(self, text: str) -> None:
         pass

@@ -37,8 +37,14 @@ def color() -> bool | None:
     return None if sys.stdout.isatty() else False
 
 
-def progress(quiet: bool = False) -> TerminalProgress:
-    return TerminalProgress(sys.stderr, quiet=quiet)
+def progress(quiet: bool = False, verbose: bool = False) -> TerminalProgress:
+    return TerminalProgress(sys.stderr, quiet=quiet, verbose=verbose)
+
+
+verbose_option = click.option(
+    "--verbose", "-v", is_flag=True,
+    help="Also print the raw output of an image build (mmdebstrap's, Docker's); it is always "
+         "kept in the build log that errors name.")
 
 
 instance_option = click.option(

@@ -15,6 +15,7 @@ from portlab.cli.common import (
     progress,
     salt_option,
     student_option,
+    verbose_option,
 )
 
 
@@ -29,15 +30,18 @@ from portlab.cli.common import (
 @click.option("--registry", "offline", flag_value=False,
               help="Build a missing node image from debian:bookworm-slim via a registry.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
+@verbose_option
 def command(lab: str, instance: str | None, params: tuple[str, ...], student: str | None,
-            salt: str | None, offline: bool | None, quiet: bool) -> None:
+            salt: str | None, offline: bool | None, quiet: bool, verbose: bool) -> None:
     """Start a lab: build the node image if missing, start its containers, wait until ready.
 
-    Running it again while the lab is up changes nothing (and says so). If a
-    previous `up` was interrupted, its leftovers are removed first. With
-    --param, the lab runs with those values; with --student, that student's
-    variant (its ports, addresses and keys, as `portlab grade` uses them).
-    `check`, `solve` and `show` then use them too.
+    The first time, the node image is built (about a minute, shown in steps;
+    --verbose adds the build tools' raw output). Running it again while the lab
+    is up changes nothing (and says so). If a previous `up` was interrupted,
+    its leftovers are removed first. With --param, the lab runs with those
+    values; with --student, that student's variant (its ports, addresses and
+    keys, as `portlab grade` uses them). `check`, `solve` and `show` then use
+    them too.
     """
     from portlab.views import lifecycle
 
@@ -45,6 +49,6 @@ def command(lab: str, instance: str | None, params: tuple[str, ...], student: st
     # The engine starts what it can now (Compose's own start-up, half a second for v1),
     # before portlab has even loaded its core, and is handed the plan when it is ready.
     with early_start(lab, instance) as early:
-        inst = core().up(lab, instance=instance, progress=progress(quiet), offline=offline,
+        inst = core().up(lab, instance=instance, progress=progress(quiet, verbose), offline=offline,
                          early=early, params=parse_params(params), student=student, salt=salt)
     click.echo(lifecycle.up_summary(inst, time.monotonic() - start))

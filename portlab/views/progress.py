@@ -18,9 +18,11 @@ from typing import TextIO
 class TerminalProgress:
     """portlab.progress.Progress written to a stream (stderr)."""
 
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False,
+                 verbose: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
+        self.verbose = verbose
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._lock = threading.Lock()
         self._phase: str | None = None
@@ -83,6 +85,14 @@ class TerminalProgress:
                 self._draw(f"{self._phase or ''} [{elapsed:4.0f}s] {text}")
             else:
                 self._write(f"  {text}\n")
+
+    def output(self, text: str) -> None:
+        """A tool's raw output: printed as it is with --verbose, else left to the log."""
+        if self.quiet or not self.verbose or not text.strip():
+            return
+        with self._lock:
+            self._clear()
+            self._write(f"    | {text.rstrip()}\n")
 
     def _draw(self, line: str) -> None:
         width = 100

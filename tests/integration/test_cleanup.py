@@ -101,14 +101,14 @@ def assert_no_compose_left(project: str) -> None:
 
 
 def build_leftovers(repo: str) -> list[str]:
-    """Layers of an unfinished node build for `repo` that no tag or later layer holds."""
+    """Images of an unfinished node build for `repo` that no tag holds."""
     c = docker_api.client()
     found = c.images.list(filters={"dangling": True, "label": f"{image.LABEL_BUILDING}={repo}"})
     return sorted(img.short_id for img in found)
 
 
 def build_containers(repo: str) -> list[str]:
-    """Containers a node build for `repo` runs its steps in (they carry the layers' labels)."""
+    """The container a node build for `repo` makes its layer in (created, never started)."""
     c = docker_api.client()
     found = c.containers.list(all=True, sparse=True,
                               filters={"label": f"{image.LABEL_BUILDING}={repo}"})
@@ -217,6 +217,8 @@ def scratch_repo(node_image: str) -> Iterator[str]:
 
 def _remove_repo(repo: str) -> None:
     c = docker_api.client()
+    for x in c.containers.list(all=True, filters={"label": f"{image.LABEL_BUILDING}={repo}"}):
+        x.remove(force=True)
     for img in c.images.list(filters={"label": f"{image.LABEL_BUILDING}={repo}"}):
         try:
             c.images.remove(img.id)
@@ -413,38 +415,39 @@ def test_killed_up_leaves_nothing_behind(point: str, sig: signal.Signals, then: 
 def test_killed_image_build_leaves_no_half_built_image(sig: signal.Signals, scratch_repo: str,
                                                        started: Callable[..., Running],
                                                        labs_env: dict[str, str]) -> None:
-    """Signal `up` while it builds the node image (in a scratch repository).
+    """Signal `up` while it builds the node image (in a scratch repository), with the
+    build's container made and the layer not yet committed (PORTLAB_BUILD_HOLD holds it
+    there).
 
-    SIGINT/SIGTERM: exit 130; `portlab prune` then removes the unfinished layers.
-    SIGKILL: `portlab up` again builds the image (removing what the killed build
-    left) and starts the lab. No tag ever names an unfinished image.
+    SIGINT/SIGTERM: exit 130, and the build's container is gone. SIGKILL: the
+    container stays; `portlab up` again removes it, builds the image and starts
+    the lab. No tag ever names an unfinished image.
     """
     instance = f"cut-build-{sig.name[3:].lower()}"
     env = {**labs_env, "PORTLAB_NODE_REPO": scratch_repo}
-    run = started("up", QUICK_LAB, "--instance", instance, env=env)
+    run = started("up", QUICK_LAB, "--instance", instance,
+                  env={**env, "PORTLAB_BUILD_HOLD": "60"})
     try:
-        run.wait_for("the node image build", lambda: run.said(f"building {scratch_repo}:"))
-        run.wait_for("a layer of the build", lambda: bool(build_leftovers(scratch_repo)))
+        run.wait_for("the node image build", lambda: run.said(f"the base: {scratch_repo}:"))
+        run.wait_for("the build's container", lambda: bool(build_containers(scratch_repo)))
         code = run.stop(sig)
-        # the daemon drops the cancelled build's step container within a moment
-        deadline = time.monotonic() + 30
-        while build_containers(scratch_repo) and time.monotonic() < deadline:
-            time.sleep(POLL)
-        assert build_containers(scratch_repo) == []
         assert_tags_complete(scratch_repo)
+        assert not docker_api.client().images.list(name=scratch_repo), "a tag was made"
         assert remains(instance) == NOTHING
 
         if sig != KILL:
             assert code == 130, (code, run.stdout, run.stderr)
             assert "interrupted" in run.stderr
             assert "Traceback" not in run.stderr and "internal error" not in run.stderr
+            assert build_containers(scratch_repo) == [], run.stderr
             proc = portlab("prune", env=env, check_rc=0)
             assert "Traceback" not in proc.stderr
         else:
             assert code == -signal.SIGKILL
-            assert build_leftovers(scratch_repo), "the killed build left no layer to clean up"
+            assert build_containers(scratch_repo), "the killed build left no container"
             again = portlab("up", QUICK_LAB, "--instance", instance, env=env)
             assert again.returncode == 0, (again.stdout, again.stderr)
+            assert "left by an interrupted build" in again.stderr
             assert f"is up as instance '{instance}'" in again.stdout
             assert docker_api.client().images.list(name=scratch_repo), "no image was built"
             portlab("down", "--instance", instance, env=env, check_rc=0)

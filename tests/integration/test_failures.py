@@ -586,7 +586,7 @@ def test_image_deleted_under_a_running_lab(scratch_repo: str, labs_env: dict[str
 
         # the way back: the next `up` builds the image again by itself
         proc = portlab("up", SLOW_CHECK, "--instance", second, env=env, check_rc=0)
-        assert f"building {scratch_repo}:" in proc.stderr
+        assert f"adding portlab's tools to the base: {scratch_repo}:" in proc.stderr
         c.images.get(tag)
         for name in (first, second):
             status = json.loads(portlab("status", "--json", "--instance", name, env=env).stdout)

@@ -6,21 +6,24 @@ Two layers:
   portlab/node/packages.txt. Built from Dockerfile.base on debian:bookworm-slim
   when a registry is reachable (the "registry" path), or, where none is (the
   "offline" path), as a root filesystem made by mmdebstrap from Debian's
-  package mirrors and loaded with `docker import`. Both read the same
-  packages.txt and dpkg-excludes.
+  package mirrors and streamed into `docker import` (rootfs.py). Both read
+  the same packages.txt and dpkg-excludes.
 * node, `portlab/node:<hash>`: the base plus portlab's own tools
-  (nodeinit.py, probe.py, serve.py), built with a local `docker build`
-  that needs no registry.
+  (nodeinit.py, probe.py, serve.py, bashrc), put into a created container of
+  the base and committed (nodelayer.py): about 2 s, no `docker build`.
 
 Each tag is a hash of exactly what goes into it, so `up` rebuilds only what
 changed, and a changed package list can never be mistaken for the old image.
 
-Interrupted builds leave nothing half-built under a tag: Docker tags an image
-only when its build is complete. The layers an interrupted node build did
-finish carry the label `portlab.building=<repository>` (the Dockerfile sets
-it first and clears it last); the next build reuses them as cache, and
-whatever is still dangling after a build (or at `portlab prune`) is removed.
-Builds, and the image part of prune, hold one machine-wide lock.
+Interrupted builds leave nothing half-built under a tag: a base is tagged
+only after mmdebstrap exited 0 and its import completed, a node image only
+by its commit. What an interrupted build can leave (the node build's
+container, labelled `portlab.building=<repository>`; an untagged import,
+labelled `portlab.import=<repository>`; a temp folder) is removed by the next
+build and by `portlab prune`. Builds, and the image part of prune, hold one
+machine-wide lock. Every build writes its tools' whole output to a log
+(buildlog.py) that its errors name; the progress shows numbered steps with
+last time's durations as the estimate.
 
 `$PORTLAB_NODE_REPO` builds and finds the node layer under another
 repository (tests build, kill and prune there without touching the real
@@ -34,17 +37,19 @@ import hashlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 
 from portlab import locks
-from portlab.backend.docker import children
+from portlab.backend.docker import buildlog, nodelayer, rootfs
 from portlab.backend.docker import client as docker_api
+from portlab.backend.docker.buildlog import BuildLog
 from portlab.errors import RuntimeProblem, UsageError
 from portlab.progress import Progress
 
@@ -53,12 +58,10 @@ SUITE = "bookworm"
 REGISTRY_BASE = "debian:bookworm-slim"
 BASE_REPO = "portlab/node-base"
 NODE_REPO = "portlab/node"
-BASE_FILES = ("packages.txt", "dpkg-excludes", "Dockerfile.base")
-NODE_FILES = ("Dockerfile", "nodeinit.py", "probe.py", "serve.py", "bashrc")
-LABEL_BUILDING = "portlab.building"  # set on the layers of a node build until it completes
+BASE_FILES = ("packages.txt", "dpkg-excludes", "slim.sh", "Dockerfile.base")
+LABEL_BUILDING = nodelayer.LABEL_BUILDING
 ROOTFS_PREFIX = "portlab-rootfs-"
 REPO_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
 def packages() -> list[str]:
@@ -105,7 +108,8 @@ def managed_repos() -> list[str]:
 
 
 def node_tag() -> str:
-    parts = [base_tag().encode()] + [(NODE_DIR / f).read_bytes() for f in NODE_FILES]
+    parts = [base_tag().encode(), nodelayer.RECIPE.encode()]
+    parts += [(NODE_DIR / f).read_bytes() for f in nodelayer.TOOLS]
     return f"{node_repo()}:{_digest(parts)}"
 
 
@@ -134,24 +138,39 @@ def ensure(progress: Progress, *, offline: bool | None = None) -> str:
 
 def build(progress: Progress, *, offline: bool | None = None, force: bool = False) -> str:
     """Build the base (if missing or forced) and the node layer. Returns the node tag."""
-    with locks.build_lock():
+    with locks.build_lock(), BuildLog() as log:
+        remove_leftovers(managed_repos(), progress)
         base = base_tag()
-        if force or not exists(base):
+        tag = node_tag()
+        steps = 2 if force or not exists(base) else 1
+        if steps == 2:
             if offline is None:
                 offline = not _registry_reachable(progress)
             if offline:
-                _build_base_offline(base, progress)
+                _build_base_offline(base, progress, log, steps)
             else:
-                _build_base_registry(base, progress)
-        tag = node_tag()
+                _build_base_registry(base, progress, log, steps)
         replaced = _image_id(tag)
-        with progress.phase(f"building {tag} (portlab's tools on the base)"):
-            _docker_build(tag, "Dockerfile", {"BASE": base, "NODE_REPO": node_repo()}, progress,
-                          kind="node")
+        with _step(progress, log, steps, steps, "node",
+                   f"adding portlab's tools to the base: {tag}"):
+            nodelayer.build(tag, base, NODE_DIR, log=log, progress=progress)
         if replaced and replaced != _image_id(tag):
             remove_quietly(replaced)  # the image this tag named before (a forced rebuild)
-        remove_leftovers([node_repo()], progress)
     return tag
+
+
+@contextmanager
+def _step(progress: Progress, log: BuildLog, k: int, of: int, kind: str,
+          title: str) -> Iterator[None]:
+    """One numbered step of a build, with last time's duration as its estimate; remembers
+    this one's."""
+    start = time.monotonic()
+    log.write(f"== [{k}/{of}] {title}")
+    with progress.phase(f"[{k}/{of}] {title} ({buildlog.about(buildlog.estimate(kind))})"):
+        yield
+    took = time.monotonic() - start
+    log.write(f"== done in {took:.1f}s")
+    buildlog.remember(kind, took)
 
 
 def _image_id(tag: str) -> str | None:
@@ -175,19 +194,37 @@ def remove_quietly(image: str) -> bool:
 
 
 def leftovers(repos: list[str]) -> list[Any]:
-    """Dangling layers of interrupted node builds for these repositories."""
+    """Images interrupted builds left for these repositories: dangling layers of node
+    builds (`docker build`, before portlab committed its node layer) and untagged imports."""
     c = docker_api.client()
-    found = docker_api.call("listing images", c.images.list,
-                            filters={"dangling": True, "label": LABEL_BUILDING})
-    return [img for img in found if (img.labels or {}).get(LABEL_BUILDING) in repos]
+    found = []
+    for label in (LABEL_BUILDING, rootfs.LABEL_IMPORT):
+        found += docker_api.call("listing images", c.images.list,
+                                 filters={"dangling": True, "label": label})
+    return [img for img in found
+            if (img.labels or {}).get(LABEL_BUILDING) in repos
+            or (img.labels or {}).get(rootfs.LABEL_IMPORT) in repos]
+
+
+def build_containers(repos: list[str]) -> list[Any]:
+    """Containers an interrupted node build left (created, never started)."""
+    c = docker_api.client()
+    found = docker_api.call("listing containers", c.containers.list, all=True, sparse=True,
+                            filters={"label": LABEL_BUILDING})
+    return [x for x in found if (x.attrs.get("Labels") or {}).get(LABEL_BUILDING) in repos]
 
 
 def remove_leftovers(repos: list[str], progress: Progress) -> list[str]:
-    """Remove what interrupted builds left behind: dangling layers, stale rootfs folders.
+    """Remove what interrupted builds left behind: build containers, untagged or dangling
+    images, stale rootfs folders.
 
-    Call with the build lock held, so that no build in progress loses a layer.
+    Call with the build lock held, so that no build in progress loses a part.
     """
     removed = []
+    for container in build_containers(repos):
+        nodelayer.remove_container(container)
+        removed.append(container.short_id)
+        progress.detail(f"removed container {container.short_id}, left by an interrupted build")
     for img in leftovers(repos):
         if remove_quietly(img.id):
             removed.append(img.short_id)
@@ -217,92 +254,40 @@ def _registry_reachable(progress: Progress) -> bool:
             return False
 
 
-def _docker_build(tag: str, dockerfile: str, buildargs: dict[str, str], progress: Progress,
-                  kind: str) -> None:
-    api = docker_api.client().api
-    labels = {docker_api.LABEL_IMAGE: kind}
-    try:
-        stream = api.build(path=str(NODE_DIR), dockerfile=dockerfile, tag=tag,
-                           buildargs=buildargs, rm=True, forcerm=True, labels=labels,
-                           decode=True, pull=False)
-        for chunk in stream:
-            if "error" in chunk:
-                raise RuntimeProblem(f"building {tag} failed: {chunk['error'].strip()}")
-            line = chunk.get("stream") or chunk.get("status") or ""
-            for part in line.splitlines():
-                if part.strip():
-                    progress.detail(part)
-    except docker.errors.APIError as exc:
-        raise RuntimeProblem(f"building {tag} failed: {exc.explanation or exc}") from None
-    except docker_api.CONNECTION_ERRORS:
-        raise docker_api.lost_connection(f"building {tag}") from None
+def _build_base_registry(tag: str, progress: Progress, log: BuildLog, steps: int) -> None:
+    with _step(progress, log, 1, steps, "base",
+               f"Debian's packages on {REGISTRY_BASE} (registry path): {tag}"):
+        api = docker_api.client().api
+        labels = {docker_api.LABEL_IMAGE: "base"}
+        try:
+            stream = api.build(path=str(NODE_DIR), dockerfile="Dockerfile.base", tag=tag,
+                               buildargs={"DEBIAN": REGISTRY_BASE}, rm=True, forcerm=True,
+                               labels=labels, decode=True, pull=False)
+            for chunk in stream:
+                if "error" in chunk:
+                    raise RuntimeProblem(f"building {tag} failed: {chunk['error'].strip()}",
+                                         hint=f"the whole build log: {log.path}")
+                line = chunk.get("stream") or chunk.get("status") or ""
+                for part in line.splitlines():
+                    if part.strip():
+                        log.write(part)
+                        progress.output(part)
+                        if part.startswith("Step "):
+                            progress.detail(part.split(":", 1)[0].lower())
+        except docker.errors.APIError as exc:
+            raise RuntimeProblem(f"building {tag} failed: {exc.explanation or exc}",
+                                 hint=f"the whole build log: {log.path}") from None
+        except docker_api.CONNECTION_ERRORS:
+            raise docker_api.lost_connection(f"building {tag}") from None
 
 
-def _build_base_registry(tag: str, progress: Progress) -> None:
-    with progress.phase(f"building {tag} from {REGISTRY_BASE} (registry path)"):
-        _docker_build(tag, "Dockerfile.base", {"DEBIAN": REGISTRY_BASE}, progress, kind="base")
+def excludes() -> list[str]:
+    """The dpkg path-exclude rules both build paths apply (portlab/node/dpkg-excludes)."""
+    return [line.strip() for line in (NODE_DIR / "dpkg-excludes").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
-def apt_sources() -> str:
-    """Debian sources for mmdebstrap: this machine's own, when it is a Debian of our suite.
-
-    Returns deb822 text; falls back to deb.debian.org when the machine's
-    sources do not name the suite (another distribution, another release).
-    """
-    entries = []
-    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
-        if not path.is_file():
-            continue
-        text = path.read_text(errors="replace")
-        if path.suffix == ".sources":
-            for stanza in text.split("\n\n"):
-                fields = _deb822(stanza)
-                suites = fields.get("suites", "").split()
-                if "deb" in fields.get("types", "").split() and any(
-                        s.startswith(SUITE) for s in suites) and fields.get("uris"):
-                    entries.append(_stanza(fields))
-        elif path.suffix == ".list" or path.name == "sources.list":
-            for line in text.splitlines():
-                parts = line.split("#", 1)[0].split()
-                if len(parts) >= 3 and parts[0] == "deb":
-                    opts = []
-                    while parts[1].startswith("["):
-                        opts.append(parts.pop(1))
-                        if opts[-1].endswith("]"):
-                            break
-                    uri, suite, comps = parts[1], parts[2], parts[3:]
-                    if suite.startswith(SUITE):
-                        entries.append(f"Types: deb\nURIs: {uri}\nSuites: {suite}\n"
-                                       f"Components: {' '.join(comps) or 'main'}\n")
-    if not entries:
-        entries.append(f"Types: deb\nURIs: {DEBIAN_MIRROR}\nSuites: {SUITE} {SUITE}-updates\n"
-                       "Components: main\n")
-    return "\n".join(entries)
-
-
-def _deb822(stanza: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    key = None
-    for line in stanza.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        if line[0].isspace() and key:
-            fields[key] += " " + line.strip()
-            continue
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        fields[key] = value.strip()
-    return fields
-
-
-def _stanza(fields: dict[str, str]) -> str:
-    keep = ("types", "uris", "suites", "components", "signed-by")
-    names = {"types": "Types", "uris": "URIs", "suites": "Suites", "components": "Components",
-             "signed-by": "Signed-By"}
-    return "".join(f"{names[k]}: {fields[k]}\n" for k in keep if k in fields)
-
-
-def _build_base_offline(tag: str, progress: Progress) -> None:
+def _build_base_offline(tag: str, progress: Progress, log: BuildLog, steps: int) -> None:
     if shutil.which("mmdebstrap") is None:
         raise RuntimeProblem(
             "no container registry is reachable and mmdebstrap is not installed, so the node "
@@ -310,59 +295,9 @@ def _build_base_offline(tag: str, progress: Progress) -> None:
             hint="install it (`sudo apt-get install -y mmdebstrap`), or make a registry "
                  "reachable for the Dockerfile path",
         )
-    excludes = [line.strip() for line in (NODE_DIR / "dpkg-excludes").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-    with tempfile.TemporaryDirectory(prefix=ROOTFS_PREFIX) as tmp:
-        sources = Path(tmp) / "debian.sources"
-        sources.write_text(apt_sources())
-        tarball = Path(tmp) / "rootfs.tar"
-        argv = ["mmdebstrap", "--variant=apt", "--mode=auto", "--format=tar",
-                "--aptopt=APT::Install-Recommends \"false\"",
-                f"--include={','.join(packages())}"]
-        argv += [f"--dpkgopt={rule}" for rule in excludes]
-        argv += [SUITE, str(tarball), str(sources)]
-        with progress.phase(f"building {tag} with mmdebstrap from Debian's packages "
-                            "(offline path, about a minute)"):
-            _run_streaming(argv, progress)
-        with progress.phase(f"importing {tag} into Docker"):
-            changes = [f'LABEL {docker_api.LABEL_IMAGE}="base"', 'CMD ["bash"]',
-                       "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-            repo, _, version = tag.partition(":")
-            api = docker_api.client().api
-            try:
-                out = api.import_image_from_file(str(tarball), repository=repo, tag=version,
-                                                 changes=changes)
-            except docker.errors.APIError as exc:
-                raise RuntimeProblem(f"docker import failed: {exc.explanation or exc}") from None
-            if "error" in str(out).lower() and not exists(tag):
-                raise RuntimeProblem(f"docker import failed: {out}")
-
-
-def _run_streaming(argv: list[str], progress: Progress) -> None:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=children.preexec())
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            if line.startswith(("I:", "E:", "W:")):
-                progress.detail(line.rstrip())
-        code = proc.wait()
-    except BaseException:
-        _kill_group(proc)
-        raise
-    if code != 0:
-        tail = "\n    ".join(lines[-15:])
-        raise RuntimeProblem(f"{argv[0]} failed with exit code {code}:\n    {tail}")
-
-
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    changes = [f'LABEL {docker_api.LABEL_IMAGE}="base"', 'CMD ["bash"]',
+               "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    with _step(progress, log, 1, steps, "base",
+               f"Debian's packages into a root filesystem, offline with mmdebstrap: {tag}"):
+        rootfs.build(tag, suite=SUITE, packages=packages(), excludes=excludes(),
+                     slim=NODE_DIR / "slim.sh", changes=changes, log=log, progress=progress)

@@ -9,8 +9,9 @@ scopes, and anything without portlab's labels, are never touched.
 
 Images are shared by every scope, so prune is more careful with them:
 
-* always: the dangling layers an interrupted node build left behind (label
-  `portlab.building`, see portlab/image.py) and stale mmdebstrap folders;
+* always: what an interrupted build left behind (the node layer's container,
+  label `portlab.building`; an untagged import, label `portlab.import`; see
+  image.py) and stale mmdebstrap folders;
 * with `images=True`: tagged images of portlab's repositories (portlab/node,
   portlab/node-base) that no container uses, of any scope, running or
   stopped, portlab's or not, except the two this version of portlab uses;
@@ -43,7 +44,8 @@ def prune(progress: Progress, *, images: bool = False, current: bool = False,
     with locks.build_lock():
         repos = image.managed_repos()
         if dry_run:
-            out.leftovers = [img.short_id for img in image.leftovers(repos)]
+            out.leftovers = [x.short_id for x in image.build_containers(repos)]
+            out.leftovers += [img.short_id for img in image.leftovers(repos)]
         else:
             out.leftovers = image.remove_leftovers(repos, progress)
         unused = unused_images(keep_current=not current)
