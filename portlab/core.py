@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from portlab import backend as backends
 from portlab import runtime
 from portlab.backend.base import Pruned, Removed
+from portlab.doctor.findings import Report as DoctorReport
 from portlab.errors import BackendUnreachable, PortlabError, RuntimeProblem, UsageError
 from portlab.model import catalog as catalog_mod
 from portlab.model.context import PREVIEW_TOKEN, Binding
@@ -238,6 +239,14 @@ def image_exists(tag: str) -> bool:
 
 def image_build(progress: Progress, *, offline: bool | None = None, force: bool = False) -> str:
     return backends.get().build_image(progress, offline=offline, force=force)
+
+
+def doctor(*, probe: bool = True) -> DoctorReport:
+    """`portlab doctor`: every check of this machine (portlab.doctor.checks), a Report;
+    probe=False starts no throwaway node."""
+    from portlab.doctor import checks
+
+    return checks.run(backends.get(), probe=probe)
 
 
 # --- grading ------------------------------------------------------------------------------------

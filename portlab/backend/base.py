@@ -112,6 +112,75 @@ class FileCopy:
     mode: int = 0o644
 
 
+@dataclass(frozen=True)
+class AddressPool:
+    """A pool the engine carves networks from when none is given: `base` in /`size` blocks."""
+
+    base: IPv4Network
+    size: int
+
+
+@dataclass(frozen=True)
+class EngineNetwork:
+    """A network the engine has (any, not only portlab's), for comparing address ranges."""
+
+    name: str
+    subnets: tuple[IPv4Network, ...]
+    portlab: bool  # carries portlab's labels (of any scope)
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the engine says about itself and the machine it runs on, for `portlab doctor`.
+
+    Asking never raises: an engine that does not answer is a fact (`reachable` False, with
+    `problem` and `hint` saying why and what to do). Empty strings and None are "not known".
+    """
+
+    reachable: bool
+    problem: str = ""
+    hint: str = ""
+    remote: bool = False  # the engine runs on another machine (its host facts are not ours)
+    version: str = ""
+    api_version: str = ""
+    operating_system: str = ""
+    kernel: str = ""
+    storage_driver: str = ""
+    root_dir: str = ""  # where the engine keeps images and containers
+    rootless: bool = False
+    cgroup_driver: str = ""
+    cgroup_version: str = ""
+    pids_limit: bool | None = None  # the engine can hold a container to a number of processes
+    memory_limit: bool | None = None
+    swap_limit: bool | None = None  # ... and memory plus swap
+    address_pools: tuple[AddressPool, ...] = ()
+    pools_from: str = ""  # where address_pools come from (the engine, a config file, defaults)
+    networks: tuple[EngineNetwork, ...] = ()
+    compose: str = ""  # the Compose command that is installed, "" if none
+    compose_version: str = ""
+    compose_problem: str = ""
+    image: str = ""  # the node image this portlab uses
+    image_present: bool | None = None
+    image_others: tuple[str, ...] = ()  # other tags of its repository (older portlab versions)
+    base_present: bool | None = None  # the layer below it (building only the rest is quick)
+
+
+@dataclass(frozen=True)
+class NodeProbe:
+    """What a throwaway node (no network, removed at once) found out about the kernel it shares
+    with the host. `ran` False: no node could be started (`problem` says why)."""
+
+    ran: bool
+    problem: str = ""
+    image: str = ""  # the image it ran
+    iptables_version: str = ""  # as `iptables --version` says it in the node
+    iptables_works: bool | None = None  # `iptables -S` worked there
+    iptables_error: str = ""
+    tun: bool | None = None  # a TUN interface could be made there (what wireguard-go needs)
+    tun_error: str = ""
+    wireguard_kernel: bool | None = None  # a kernel WireGuard link could be made there
+
+
 class Stream(Protocol):
     """A command running on a node whose output is read as it comes, line by line.
 
@@ -218,6 +287,15 @@ class Backend(Protocol):
     def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
                env: Mapping[str, str] | None = None) -> NoReturn:
         """Replace this process with argv running on the node, attached to the terminal."""
+
+    # --- the host (portlab doctor) ---
+    def facts(self) -> EngineFacts:
+        """The engine's version, storage, cgroups, address pools and networks, Compose, and
+        whether the node image is there. Never raises; an unreachable engine is a fact."""
+
+    def probe_node(self) -> NodeProbe:
+        """Start a throwaway node (no network, removed afterwards) and find out there what the
+        labs' nodes will find: their iptables, the tun device, kernel WireGuard."""
 
     # --- errors ---
     def explain(self, exc: BaseException) -> PortlabError | None:

@@ -18,6 +18,7 @@ from portlab import __version__
 from portlab.cli import (
     check,
     classroom,
+    doctor,
     down,
     grade,
     image,
@@ -43,7 +44,7 @@ class PortlabGroup(click.Group):
         except PortlabError as exc:
             if debug:
                 raise
-            _say(str(exc))
+            _say(str(exc) + _doctor_says(ctx, exc))
             ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             if debug:
@@ -57,7 +58,7 @@ class PortlabGroup(click.Group):
                 raise
             lost = _explained(exc)  # the engine went away: not a bug
             if lost is not None:
-                _say(str(lost))
+                _say(str(lost) + _doctor_says(ctx, lost))
                 ctx.exit(int(lost.exit_code))
             click.echo(click.style("portlab: internal error: ", fg="red", bold=True) +
                        f"{type(exc).__name__}: {exc}\n  run again with --debug for the "
@@ -67,6 +68,29 @@ class PortlabGroup(click.Group):
 
 def _say(message: str) -> None:
     click.echo(click.style("portlab: ", fg="red", bold=True) + message, err=True)
+
+
+# The verbs whose runtime errors end with what `portlab doctor` knows about them.
+DOCTOR_VERBS = ("up", "grade", "image")
+
+
+def _doctor_says(ctx: click.Context, exc: PortlabError) -> str:
+    """For a runtime error of `up`, `grade` or `image`: the doctor's quick findings (host files
+    only, no Docker, no container) that relate to it, one line each; "" if none. Never
+    raises: the doctor must not break the error it explains."""
+    try:
+        from portlab.errors import BackendUnreachable, RuntimeProblem
+
+        if ctx.invoked_subcommand not in DOCTOR_VERBS or not isinstance(exc, RuntimeProblem):
+            return ""
+        from portlab.doctor.checks import related
+        from portlab.views.doctor import error_lines
+
+        unreachable = isinstance(exc, BackendUnreachable)
+        found = related(exc.message if unreachable else str(exc), unreachable=unreachable)
+        return "\n" + error_lines(found) if found else ""
+    except Exception:
+        return ""
 
 
 def _explained(exc: Exception) -> PortlabError | None:
@@ -106,5 +130,5 @@ def cli(debug: bool) -> None:
 
 for _command in (list_.command, show.command, up.command, down.command, prune.command,
                  status.command, check.command, solve.command, render.command, shell.shell,
-                 shell.exec_, grade.command, classroom.group, image.group):
+                 shell.exec_, grade.command, classroom.group, image.group, doctor.command):
     cli.add_command(_command)

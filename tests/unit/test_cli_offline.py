@@ -19,7 +19,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 @pytest.mark.parametrize("command", [[], ["list"], ["show"], ["up"], ["down"], ["status"],
                                      ["check"], ["solve"], ["render"], ["shell"], ["exec"],
-                                     ["image"], ["image", "build"]])
+                                     ["image"], ["image", "build"], ["doctor"]])
 def test_every_command_has_help(command: list[str]) -> None:
     proc = run(*command, "--help")
     assert proc.returncode == 0 and "Usage:" in proc.stdout

@@ -7,6 +7,7 @@
     nodes       exec (plain and streaming), copy, logs, attach
     image       the node image: built from a registry or offline, tagged by content
     prune       everything of a scope, and what interrupted builds left
+    host        what Docker says about itself and its host (portlab doctor), a throwaway node
 
 `DockerBackend` implements portlab.backend.base.Backend over them. Its modules
 are imported on first use: `portlab up` starts Compose (early_start) before
@@ -21,10 +22,12 @@ from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, NoReturn
 
 from portlab.backend.base import (
+    EngineFacts,
     ExecResult,
     FileCopy,
     InstanceInfo,
     NodeInfo,
+    NodeProbe,
     Pruned,
     Removed,
     Stream,
@@ -141,6 +144,17 @@ class DockerBackend:
         from portlab.backend.docker import nodes
 
         nodes.attach(node, argv, tty=tty, env=env)
+
+    # --- the host (portlab doctor) ---
+    def facts(self) -> EngineFacts:
+        from portlab.backend.docker import host
+
+        return host.facts()
+
+    def probe_node(self) -> NodeProbe:
+        from portlab.backend.docker import host
+
+        return host.probe_node()
 
     # --- errors ---
     def explain(self, exc: BaseException) -> PortlabError | None:

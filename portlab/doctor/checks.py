@@ -1,0 +1,513 @@
+"""The doctor's checks: each turns facts (the engine's, a throwaway node's, the host's) into one
+Finding. They are plain functions of what they are given, so tests hand them fake facts and
+a fake host tree; `run` gathers the real ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from portlab.backend.base import Backend, EngineFacts, NodeProbe
+from portlab.doctor import hostinfo
+from portlab.doctor.findings import Figure, Finding, Report, Status
+from portlab.doctor.hostinfo import Cgroups, Disk, HostIptables, TunHost, WireguardHost
+
+GIB = 1024 ** 3
+DISK_FAIL = 1 * GIB  # building the node image takes about this much while it runs
+DISK_WARN = 2 * GIB
+DISK_WARN_BUILT = GIB // 2  # with the image built: room for the nodes' own writes
+
+# What each check is for, in the order the doctor reports them (the help text shows these).
+CHECKS: dict[str, str] = {
+    "docker-reachable": "Docker answers, and which version: without it nothing runs",
+    "compose": "which Compose is installed (needed for PORTLAB_CREATE=compose and for running "
+               "`portlab render`'s file yourself; labs start through the Docker API)",
+    "storage-driver": "how Docker stores images and containers (vfs copies each node whole)",
+    "node-image": "the node image of this portlab is built (else `up` builds it first)",
+    "disk-space": "free disk where Docker keeps images: building the node image needs ~1 GiB",
+    "cgroup-limits": "the pids and memory cgroup controllers: `portlab grade` holds a "
+                     "submission to process and memory limits with them",
+    "tun-device": "/dev/net/tun: VPN nodes get it, and wireguard-go needs it",
+    "wireguard-module": "kernel WireGuard (fast), or VPN nodes fall back to userspace "
+                        "wireguard-go",
+    "iptables-backend": "the iptables of the host and of the node image (nf_tables or legacy) "
+                        "and that the image's works on this kernel",
+    "bridge-netfilter": "bridge-nf-call-iptables: whether frames between a lab's nodes pass the "
+                        "host's own iptables",
+    "forward-policy": "the host's FORWARD chain: its policy, and Docker's rules in it",
+    "address-pools": "Docker's default address pools and networks against the ranges portlab "
+                     "takes lab subnets from",
+}
+
+# Which findings an error's words relate to (the error path of `up` and `grade`).
+RELATED: dict[str, tuple[str, ...]] = {
+    "docker-reachable": ("docker is not running", "cannot reach docker", "lost the connection",
+                         "permission denied talking to docker"),
+    "tun-device": ("/dev/net/tun", "tun device", "tun: "),
+    "disk-space": ("no space left", "disk quota", "not enough space", "enospc"),
+    "cgroup-limits": ("pids", "memory limit", "cgroup", "swap limit"),
+    "wireguard-module": ("wireguard",),
+}
+
+_ASK_DOCKER = "fix docker-reachable first"
+
+
+def _unknown(finding_id: str, why: str) -> Finding:
+    return Finding(finding_id, Status.WARN, f"not checked: {why}", _ASK_DOCKER)
+
+
+def _gib(size: int) -> float:
+    return round(size / GIB, 1)
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+
+def docker_reachable(f: EngineFacts) -> Finding:
+    if not f.reachable:
+        return Finding("docker-reachable", Status.FAIL, f.problem,
+                       f.hint or "start Docker (`sudo systemctl start docker`) and check "
+                                 "DOCKER_HOST", {"version": None})
+    where = " on another machine (DOCKER_HOST)" if f.remote else ""
+    rootless = ", rootless" if f.rootless else ""
+    return Finding("docker-reachable", Status.OK,
+                   f"Docker {f.version} (API {f.api_version}{rootless}){where}, "
+                   f"{f.operating_system}, kernel {f.kernel}",
+                   figures={"version": f.version, "api_version": f.api_version,
+                            "kernel": f.kernel, "rootless": f.rootless, "remote": f.remote})
+
+
+def compose(f: EngineFacts, create: str | None = None) -> Finding:
+    create = create if create is not None else os.environ.get("PORTLAB_CREATE", "api")
+    if f.compose:
+        major = 2 if f.compose == "docker compose" else 1
+        how = ("with it (PORTLAB_CREATE=compose)" if create == "compose"
+               else "through the Docker API")
+        return Finding("compose", Status.OK,
+                       f"`{f.compose}` {f.compose_version} (Compose v{major}); labs start {how}",
+                       figures={"command": f.compose, "version": f.compose_version,
+                                "major": major, "create": create})
+    fix = "sudo apt-get install docker-compose-plugin (or docker-compose)"
+    if create == "compose":
+        return Finding("compose", Status.FAIL,
+                       "no Compose is installed, and PORTLAB_CREATE=compose starts labs with it",
+                       f"{fix}, or unset PORTLAB_CREATE (labs then start through the Docker API)",
+                       {"command": None, "version": None, "create": create})
+    return Finding("compose", Status.WARN,
+                   "no Compose is installed: labs still start (through the Docker API), but "
+                   "`portlab render`'s file cannot be started by hand and PORTLAB_CREATE=compose "
+                   "cannot be used", fix, {"command": None, "version": None, "create": create})
+
+
+def storage_driver(f: EngineFacts) -> Finding:
+    if not f.reachable:
+        return _unknown("storage-driver", "Docker does not answer")
+    figures: dict[str, Figure] = {"driver": f.storage_driver, "root_dir": f.root_dir}
+    if f.storage_driver == "vfs":
+        return Finding("storage-driver", Status.WARN,
+                       f"vfs (in {f.root_dir}): every node is a full copy of the image (about "
+                       "200 MB each) and starts slowly",
+                       'use overlay2: "storage-driver": "overlay2" in /etc/docker/daemon.json, '
+                       "then `sudo systemctl restart docker` (images are rebuilt)", figures)
+    note = " (slower than overlay2, works)" if f.storage_driver == "fuse-overlayfs" else ""
+    return Finding("storage-driver", Status.OK, f"{f.storage_driver}{note}, in {f.root_dir}",
+                   figures=figures)
+
+
+def node_image(f: EngineFacts) -> Finding:
+    if not f.reachable:
+        return _unknown("node-image", "Docker does not answer")
+    figures: dict[str, Figure] = {"image": f.image, "present": f.image_present,
+                                           "others": list(f.image_others)}
+    if f.image_present:
+        return Finding("node-image", Status.OK, f"{f.image} is built (current)", figures=figures)
+    if f.image_present is None:
+        return Finding("node-image", Status.WARN, "could not look the node image up",
+                       "`portlab image build`", figures)
+    how = ("only portlab's tools are added to the base that is there: seconds"
+           if f.base_present else "about a minute (offline with mmdebstrap: a few)")
+    older = (f"; older ones are present ({', '.join(f.image_others[:3])}), built for another "
+             "version of portlab, so it is not current" if f.image_others else "")
+    return Finding("node-image", Status.WARN,
+                   f"{f.image} is not built{older}; `portlab up` builds it first ({how})",
+                   "`portlab image build` (now), or just `portlab up LAB`", figures)
+
+
+def disk_space(d: Disk, image_present: bool | None, remote: bool = False) -> Finding:
+    if remote:
+        return Finding("disk-space", Status.WARN,
+                       "not checked: Docker runs on another machine (DOCKER_HOST)",
+                       "check free disk on the Docker host: `df -h /var/lib/docker`")
+    if d.free is None:
+        return Finding("disk-space", Status.WARN, f"could not measure free disk ({d.problem})",
+                       "check it: `df -h /var/lib/docker`", {"path": d.path, "free_gib": None})
+    free = _gib(d.free)
+    figures: dict[str, Figure] = {"path": d.path, "free_gib": free}
+    fix = (f"free space on the disk of {d.path} (`docker system prune` removes unused "
+           "images and build cache; `portlab prune --images` portlab's old images)")
+    if not image_present and d.free < DISK_FAIL:
+        return Finding("disk-space", Status.FAIL,
+                       f"{free} GiB free in {d.path}: building the node image needs about "
+                       "1 GiB", fix, figures)
+    if not image_present and d.free < DISK_WARN:
+        return Finding("disk-space", Status.WARN,
+                       f"{free} GiB free in {d.path}: tight for building the node image "
+                       "(about 1 GiB while it builds)", fix, figures)
+    if image_present and d.free < DISK_WARN_BUILT:
+        return Finding("disk-space", Status.WARN,
+                       f"{free} GiB free in {d.path}: the image is built, but nodes, logs and "
+                       "captures may fill it", fix, figures)
+    return Finding("disk-space", Status.OK, f"{free} GiB free in {d.path}", figures=figures)
+
+
+def cgroup_limits(f: EngineFacts, cg: Cgroups) -> Finding:
+    has = {
+        "pids": f.pids_limit if f.pids_limit is not None else "pids" in cg.controllers,
+        "memory": f.memory_limit if f.memory_limit is not None else "memory" in cg.controllers,
+    }
+    version = f.cgroup_version or (str(cg.version) if cg.version else "unknown")
+    driver = f" ({f.cgroup_driver})" if f.cgroup_driver else ""
+    figures: dict[str, Figure] = {
+        "version": version, "driver": f.cgroup_driver or None, "pids": has["pids"],
+        "memory": has["memory"], "swap": f.swap_limit,
+        "controllers": sorted(cg.controllers)}
+    missing = [name for name, ok in has.items() if not ok]
+    fix_boot = ("enable the controllers at boot: add `cgroup_enable=memory swapaccount=1` to "
+                "GRUB_CMDLINE_LINUX in /etc/default/grub, `sudo update-grub`, reboot")
+    if missing:
+        return Finding("cgroup-limits", Status.WARN,
+                       f"no {' and no '.join(missing)} controller in cgroup v{version}{driver}: "
+                       "`portlab grade` cannot hold a submission to its "
+                       f"{' and '.join('process' if m == 'pids' else m for m in missing)} limit "
+                       "(labs themselves run)", fix_boot, figures)
+    if f.swap_limit is False:
+        return Finding("cgroup-limits", Status.WARN,
+                       f"Docker cannot limit swap (cgroup v{version}{driver}): pids and memory "
+                       "limits work, but a graded submission can use swap beyond its memory "
+                       "limit", fix_boot, figures)
+    return Finding("cgroup-limits", Status.OK,
+                   f"cgroup v{version}{driver}: pids and memory limits work", figures=figures)
+
+
+# --- the kernel's devices and modules ---------------------------------------------------------
+
+
+def tun_device(t: TunHost, probe: NodeProbe | None, *, wireguard_kernel: bool | None,
+               vpn_labs: list[str], remote: bool = False) -> Finding:
+    labs = ", ".join(vpn_labs) or "VPN labs"
+    figures: dict[str, Figure] = {"host": None if remote else t.exists,
+                                           "opened_in_node": None if probe is None else probe.tun}
+    make = ("sudo modprobe tun; or create it: sudo mkdir -p /dev/net && "
+            "sudo mknod /dev/net/tun c 10 200 && sudo chmod 0666 /dev/net/tun")
+    if not remote and not t.exists:
+        return Finding("tun-device", Status.FAIL,
+                       f"/dev/net/tun is missing: the nodes of {labs} cannot start (Docker "
+                       "cannot hand them the device)", make, figures)
+    if not remote and not t.char_device:
+        return Finding("tun-device", Status.FAIL,
+                       "/dev/net/tun is not a character device: VPN nodes cannot use it",
+                       f"sudo rm /dev/net/tun; {make}", figures)
+    if probe is not None and probe.tun is False:
+        status = Status.WARN if wireguard_kernel else Status.FAIL
+        so = ("kernel WireGuard works, so VPN nodes do not need it" if wireguard_kernel
+              else f"without kernel WireGuard, wireguard-go needs it: {labs} cannot work")
+        return Finding("tun-device", status,
+                       f"/dev/net/tun cannot be used in a node ({probe.tun_error}); {so}",
+                       make, figures)
+    if probe is not None and probe.tun:
+        return Finding("tun-device", Status.OK,
+                       f"/dev/net/tun ({t.numbers or 'on the Docker host'}): a throwaway node "
+                       "made a TUN interface with it", figures=figures)
+    if remote:
+        return Finding("tun-device", Status.WARN,
+                       "not checked: Docker runs on another machine and no node could be "
+                       "started to look", "check `ls -l /dev/net/tun` on the Docker host", figures)
+    return Finding("tun-device", Status.OK, f"/dev/net/tun is there ({t.numbers}, mode {t.mode})",
+                   figures=figures)
+
+
+def wireguard_module(w: WireguardHost, probe: NodeProbe | None, remote: bool = False) -> Finding:
+    in_node = None if probe is None else probe.wireguard_kernel
+    figures: dict[str, Figure] = {
+        "mode": "kernel" if in_node or (in_node is None and w.loaded and not remote)
+        else "userspace",
+        "loaded": None if remote else w.loaded, "loadable": None if remote else w.loadable,
+        "config": w.config, "tested_in_node": in_node}
+    userspace = ("VPN nodes use userspace wireguard-go (works; slower, and `ip link` shows "
+                 "the tunnel as a tun device)")
+    if in_node or (in_node is None and w.loaded and not remote):
+        how = "a throwaway node made a WireGuard link" if in_node else "the module is loaded"
+        return Finding("wireguard-module", Status.OK, f"kernel WireGuard ({how})", figures=figures)
+    if remote and in_node is None:
+        return Finding("wireguard-module", Status.WARN,
+                       "not checked: Docker runs on another machine",
+                       "check `lsmod | grep wireguard` on the Docker host", figures)
+    if w.loadable and not w.loaded:
+        return Finding("wireguard-module", Status.WARN,
+                       f"the wireguard module is installed but not loaded: {userspace}",
+                       "sudo modprobe wireguard (and, to load it at boot: echo wireguard | "
+                       "sudo tee /etc/modules-load.d/wireguard.conf)", figures)
+    if w.config == "n":
+        said = f"kernel {w.release} was built without WireGuard (CONFIG_WIREGUARD is not set)"
+    elif w.loaded:
+        said = "the module is loaded, yet a node could not make a WireGuard link"
+    else:
+        said = f"no wireguard module for kernel {w.release or '(unknown)'}"
+    return Finding("wireguard-module", Status.WARN, f"{said}: {userspace}",
+                   "nothing is needed for the labs; for kernel WireGuard use a kernel with it "
+                   "(Linux 5.6 and later ship it, e.g. Debian's linux-image-amd64)", figures)
+
+
+# --- the firewall -----------------------------------------------------------------------------
+
+
+def iptables_backend(host: HostIptables | None, probe: NodeProbe | None) -> Finding:
+    image_version, image_backend = hostinfo.iptables_version(
+        probe.iptables_version if probe is not None else "")
+    host_backend = host.backend if host is not None else ""
+    figures: dict[str, Figure] = {
+        "host": host_backend or None, "host_version": (host.version if host else "") or None,
+        "image": image_backend or None, "image_version": image_version or None,
+        "image_works": None if probe is None else probe.iptables_works}
+    host_said = (f"host {host.version} ({host_backend})" if host is not None and host_backend
+                 else "host: no iptables" if host is not None and not host.binary
+                 else "host: unknown")
+    if probe is None or not probe.ran:
+        why = probe.problem if probe is not None else "no node was started"
+        return Finding("iptables-backend", Status.WARN,
+                       f"{host_said}; the image's was not checked ({why})",
+                       "`portlab image build`, then `portlab doctor` again", figures)
+    module = "nf_tables" if image_backend == "nf_tables" else "ip_tables"
+    alternative = "nft" if image_backend == "nf_tables" else "legacy"
+    if probe.iptables_works is False:
+        return Finding("iptables-backend", Status.FAIL,
+                       f"{host_said}; in the node image iptables {image_version} "
+                       f"({image_backend}) does not work on this kernel: "
+                       f"{probe.iptables_error[-160:]}",
+                       f"load the kernel's {module} support: sudo modprobe {module}",
+                       figures)
+    said = f"{host_said}; node image {image_version} ({image_backend}), works on this kernel"
+    if host_backend and image_backend and host_backend != image_backend:
+        return Finding("iptables-backend", Status.WARN,
+                       f"{said}. They differ: Docker writes its DNS rules into each node with "
+                       f"the host's {host_backend} iptables, where portlab cannot clear them and "
+                       "`iptables -t nat -S` on a node does not show them (they touch only "
+                       "127.0.0.11, which labs do not use)",
+                       f"make the host's iptables {image_backend} too: sudo update-alternatives "
+                       f"--set iptables /usr/sbin/iptables-{alternative}, then "
+                       "`sudo systemctl restart docker`", figures)
+    return Finding("iptables-backend", Status.OK, said, figures=figures)
+
+
+def bridge_netfilter(value: str | None, host: HostIptables | None, remote: bool = False
+                     ) -> Finding:
+    figures: dict[str, Figure] = {"bridge_nf_call_iptables": value}
+    if remote:
+        return Finding("bridge-netfilter", Status.WARN,
+                       "not checked: Docker runs on another machine",
+                       "check `sysctl net.bridge.bridge-nf-call-iptables` on the Docker host",
+                       figures)
+    if value != "1":
+        said = ("br_netfilter is not loaded" if value is None
+                else f"bridge-nf-call-iptables={value}")
+        return Finding("bridge-netfilter", Status.OK,
+                       f"{said}: frames between a lab's nodes never pass the host's iptables",
+                       figures=figures)
+    foreign = []
+    if host is not None and host.forward is not None:
+        foreign = hostinfo.foreign_rules(host.forward.rules, host.user_rules)
+    figures["foreign_rules"] = foreign
+    if foreign:
+        shown = "; ".join(foreign[:3]) + (f" (+{len(foreign) - 3})" if len(foreign) > 3 else "")
+        return Finding("bridge-netfilter", Status.WARN,
+                       "bridge-nf-call-iptables=1: frames between a lab's nodes on one bridge "
+                       "also pass the host's FORWARD chain, and rules there that are not "
+                       f"Docker's filter them too ({shown}). In a NAT lab the friend's packets "
+                       "to the router, or the forwarded ones to the server, can be dropped by "
+                       "the host, and `portlab check` fails although the learner's rules are "
+                       "right",
+                       "let lab bridges through before those rules: sudo iptables -I DOCKER-USER "
+                       "-i br-+ -o br-+ -j ACCEPT (or, if nothing else needs it: sudo sysctl -w "
+                       "net.bridge.bridge-nf-call-iptables=0)", figures)
+    known = "" if host is not None and host.forward is not None else \
+        " (whether other rules there filter them is not known: see forward-policy)"
+    return Finding("bridge-netfilter", Status.OK,
+                   "bridge-nf-call-iptables=1 (Docker's setting): frames between a lab's nodes "
+                   "also pass the host's FORWARD chain, where Docker's rules accept traffic "
+                   f"within each bridge{known}", figures=figures)
+
+
+def forward_policy(host: HostIptables | None, bridge_nf: str | None, remote: bool = False
+                   ) -> Finding:
+    if remote:
+        return Finding("forward-policy", Status.WARN,
+                       "not checked: Docker runs on another machine",
+                       "check `sudo iptables -S FORWARD` on the Docker host")
+    if host is None or host.forward is None:
+        why = host.problem if host is not None else "not asked"
+        return Finding("forward-policy", Status.WARN, f"unknown: {why}",
+                       "run `sudo iptables -S FORWARD` to see it, or `sudo portlab doctor`",
+                       {"policy": None})
+    fw = host.forward
+    docker = hostinfo.docker_rules(fw.rules)
+    other = (f"; {'legacy' if host.backend == 'nf_tables' else 'nf_tables'} iptables has "
+             "tables on this host too" if fw.other_tables else "")
+    figures: dict[str, Figure] = {"policy": fw.policy, "docker_rules": docker,
+                                           "rules": len(fw.rules)}
+    if fw.policy == "ACCEPT":
+        return Finding("forward-policy", Status.OK, f"ACCEPT{other}", figures=figures)
+    if docker:
+        return Finding("forward-policy", Status.OK,
+                       f"{fw.policy} (Docker's setting), with Docker's rules, which accept "
+                       "traffic within each of its bridges: a lab's traffic passes (portlab "
+                       f"routes nothing through the host){other}", figures=figures)
+    so = (": with bridge-nf-call-iptables=1 every frame between a lab's nodes is dropped, and "
+          "no check can pass" if bridge_nf == "1" else "")
+    return Finding("forward-policy", Status.WARN,
+                   f"{fw.policy}, and Docker's rules are missing (a firewall reload flushed "
+                   f"them, or Docker runs with iptables disabled){so}{other}",
+                   "restore Docker's rules: sudo systemctl restart docker (or let lab bridges "
+                   "through: sudo iptables -I FORWARD -i br-+ -o br-+ -j ACCEPT)", figures)
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+
+def address_pools(f: EngineFacts, preferred: dict[str, IPv4Network]) -> Finding:
+    """`preferred`: "lab/network" -> the subnet a lab's brief shows (its first instance's)."""
+    from portlab.model import allocate
+
+    if not f.reachable:
+        return _unknown("address-pools", "Docker does not answer")
+    ranges = allocate.PUBLIC_POOL + allocate.PRIVATE_POOL
+    clashes = [(pool, r) for pool in f.address_pools for r in ranges if pool.base.overlaps(r)]
+    pools = ", ".join(str(p.base) if p.base.prefixlen == p.size else f"{p.base} in /{p.size}s"
+                      for p in f.address_pools[:8]) + (" ..." if len(f.address_pools) > 8 else "")
+    taken = [(net, subnet, where) for net in f.networks if not net.portlab
+             for subnet in net.subnets for where, pref in preferred.items()
+             if subnet.overlaps(pref)]
+    figures: dict[str, Figure] = {
+        "docker_pools": [f"{p.base} size {p.size}" for p in f.address_pools],
+        "pools_from": f.pools_from, "portlab_ranges": [str(r) for r in ranges],
+        "overlaps": [f"{p.base} ~ {r}" for p, r in clashes] +
+                    [f"{n.name} {s} ~ {w}" for n, s, w in taken]}
+    if clashes:
+        shown = ", ".join(f"{p.base} overlaps {r}" for p, r in clashes[:3])
+        return Finding("address-pools", Status.WARN,
+                       f"Docker's default address pools ({f.pools_from}) overlap the ranges "
+                       f"portlab takes lab subnets from ({shown}): networks Docker creates "
+                       "without a subnet (other Compose projects) take blocks a lab would use, "
+                       "and a lab started at the same moment can lose its subnet to them",
+                       'give Docker pools of its own in /etc/docker/daemon.json: '
+                       '"default-address-pools": [{"base": "172.16.0.0/12", "size": 24}], then '
+                       "`sudo systemctl restart docker`", figures)
+    if taken:
+        shown = ", ".join(f"{n.name} ({s}) takes {w}'s {preferred[w]}" for n, s, w in taken[:3])
+        return Finding("address-pools", Status.WARN,
+                       f"Docker's pools ({pools}) keep clear of portlab's ranges, but networks "
+                       f"of others use subnets the labs' briefs show: {shown}; those labs' "
+                       "first instances get other addresses than their briefs say",
+                       "remove those networks if unused (`docker network rm NAME`); otherwise "
+                       "`portlab show LAB` of the running lab shows its real addresses", figures)
+    return Finding("address-pools", Status.OK,
+                   f"Docker's pools ({f.pools_from}: {pools}) and its {len(f.networks)} "
+                   f"network{'s' if len(f.networks) != 1 else ''} keep clear of portlab's ranges",
+                   figures=figures)
+
+
+# --- all of them ------------------------------------------------------------------------------
+
+
+def vpn_labs() -> list[str]:
+    try:
+        from portlab.model import catalog
+
+        return [lab.name for lab in catalog.scan().labs if any(n.vpn for n in lab.nodes)]
+    except Exception:
+        return []
+
+
+def preferred_subnets() -> dict[str, IPv4Network]:
+    try:
+        from portlab.model import catalog
+
+        return {f"{lab.name}/{net}": subnet for lab in catalog.scan().labs
+                for net, subnet in lab.preferred_subnets().items()}
+    except Exception:
+        return {}
+
+
+def run(backend: Backend, *, root: Path | None = None, probe: bool = True,
+        runner: hostinfo.Runner = hostinfo.run,
+        on_check: Callable[[str], None] | None = None) -> Report:
+    """Every check, on this machine (`root` for the host's files). probe=False starts no
+    throwaway node."""
+    root = root if root is not None else hostinfo.ROOT
+
+    def step(what: str) -> None:
+        if on_check is not None:
+            on_check(what)
+
+    step("asking Docker")
+    f = backend.facts()
+    node: NodeProbe | None = None
+    if probe and f.reachable:
+        step("starting a throwaway node")
+        node = backend.probe_node()
+    elif not f.reachable:
+        node = NodeProbe(ran=False, problem="Docker does not answer")
+    step("reading the host")
+    wg = hostinfo.wireguard(root)
+    ipt = hostinfo.iptables(runner) if not f.remote else None
+    bridge = hostinfo.bridge_nf_call_iptables(root)
+    paths = [f.root_dir] if f.root_dir else []
+    dsk = hostinfo.disk(paths + ["/var/lib/docker", str(root)])
+    kernel_wg = node.wireguard_kernel if node is not None and node.ran else \
+        (wg.loaded if not f.remote else None)
+    findings = (
+        docker_reachable(f),
+        compose(f),
+        storage_driver(f),
+        node_image(f),
+        disk_space(dsk, f.image_present, f.remote),
+        cgroup_limits(f, hostinfo.cgroups(root)),
+        tun_device(hostinfo.tun(root), node if node is not None and node.ran else None,
+                   wireguard_kernel=kernel_wg, vpn_labs=vpn_labs(), remote=f.remote),
+        wireguard_module(wg, node if node is not None and node.ran else None, f.remote),
+        iptables_backend(ipt, node),
+        bridge_netfilter(bridge, ipt, f.remote),
+        forward_policy(ipt, bridge, f.remote),
+        address_pools(f, preferred_subnets()),
+    )
+    return Report(findings)
+
+
+def related(message: str, *, root: Path | None = None, unreachable: bool = False,
+            docker_root: str = "/var/lib/docker") -> list[Finding]:
+    """The quick checks (host files only: no Docker, no container) that relate to an error's
+    `message`, and are not ok. For the error path of `up` and `grade`: fast, never raises."""
+    root = root if root is not None else hostinfo.ROOT
+    words = message.lower()
+    out: list[Finding] = []
+    try:
+        if unreachable:
+            out.append(Finding("docker-reachable", Status.FAIL, message.splitlines()[0]))
+        wg = hostinfo.wireguard(root)
+        cheap = {
+            "tun-device": lambda: tun_device(hostinfo.tun(root), None,
+                                             wireguard_kernel=wg.loaded, vpn_labs=[]),
+            "disk-space": lambda: disk_space(hostinfo.disk([docker_root, str(root)]), False),
+            "cgroup-limits": lambda: cgroup_limits(EngineFacts(reachable=False),
+                                                   hostinfo.cgroups(root)),
+            "wireguard-module": lambda: wireguard_module(wg, None),
+        }
+        for finding_id, check in cheap.items():
+            if any(word in words for word in RELATED[finding_id]):
+                found = check()
+                if found.status is not Status.OK:
+                    out.append(found)
+    except Exception:
+        return out
+    return out
