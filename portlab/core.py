@@ -114,6 +114,21 @@ def render_compose(name: str, *, instance: str | None = None, image_tag: str | N
     return backend.render(p)
 
 
+def render_kubernetes(name: str, *, instance: str | None = None, image_tag: str | None = None,
+                      params: Mapping[str, Any] | None = None,
+                      registry: str | None = None) -> str:
+    """The instance as Kubernetes manifests (docs/scaling.md), with the lab's preferred
+    subnets: each instance has bridges of its own there, so instances never clash. The node
+    image is `registry/TAG` with a registry, else the local tag. Asks no engine."""
+    from portlab.backend.kubernetes import render as k8s
+
+    lab = get_lab(name, params)
+    inst = check_instance_name(lab.name if instance is None else instance)
+    tag = image_tag or backends.get().image_tag()
+    return k8s.render(Plan(Binding(lab, inst, lab.preferred_subnets(), new_token()), tag),
+                      registry=registry)
+
+
 def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
        offline: bool | None = None, early: object | None = None,
        params: Mapping[str, Any] | None = None, student: str | None = None,

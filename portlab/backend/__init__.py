@@ -15,6 +15,9 @@ from portlab.backend.base import Backend
 from portlab.errors import UsageError, printable
 
 BACKENDS = ("docker",)
+# What `portlab render --format` prints: the Docker backend's Compose file, or Kubernetes
+# manifests (portlab.backend.kubernetes: rendered only; no backend runs them yet).
+RENDER_FORMATS = ("compose", "kubernetes")
 
 _backend: Backend | None = None
 _lock = threading.Lock()
