@@ -149,12 +149,27 @@ def down(backend: Backend, instance: str, progress: Progress) -> Removed:
 
 
 def down_all(backend: Backend, progress: Progress) -> Removed:
+    """Remove every instance of this scope. One that cannot be removed (a network Docker
+    keeps a stale endpoint on) does not stop the others: the error, raised at the end,
+    names each one left and what the others removed."""
     total = Removed()
+    failed: list[tuple[str, PortlabError]] = []
     for name in sorted(backend.instances()):
-        got = backend.remove(name, progress)
+        try:
+            got = backend.remove(name, progress)
+        except PortlabError as exc:
+            failed.append((name, exc))
+            continue
         total.containers += got.containers
         total.networks += got.networks
     locks.forget_stale(scope())
+    if failed:
+        first = failed[0][1]
+        names = ", ".join(f"'{n}'" for n, _ in failed)
+        raise type(first)(
+            f"removed {total.containers} containers and {total.networks} networks, but not "
+            f"everything of {len(failed)} instance(s): {names}; first: {first.message}",
+            hint=first.hint)
     return total
 
 

@@ -229,3 +229,34 @@ def test_a_whole_check_runs_through_a_backend_that_is_not_docker(table: TableBac
     assert all(argv[:2] == ["portlab-probe", "--save"] for _, argv in table.ran)
     assert [i["name"] for i in core.status()[0]["nodes"]] == ["friend", "gamer-pc", "router",
                                                                "tv"]
+
+
+def test_down_all_goes_on_past_an_instance_it_cannot_remove(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale endpoint on one instance's network does not leave every later one behind."""
+    from portlab import locks
+    from portlab.errors import RuntimeProblem
+    from portlab.progress import Quiet
+    from portlab.runtime import lifecycle
+
+    monkeypatch.setattr(locks, "forget_stale", lambda *a: None)
+    tried: list[str] = []
+
+    class Stub:
+        def instances(self) -> dict[str, object]:
+            return {"a": object(), "b": object(), "c": object()}
+
+        def remove(self, name: str, progress: object) -> Removed:
+            tried.append(name)
+            if name == "b":
+                raise RuntimeProblem("could not remove network x_home: has active endpoints",
+                                     hint="restart the daemon")
+            return Removed(containers=4, networks=2)
+
+    with pytest.raises(RuntimeProblem) as err:
+        lifecycle.down_all(Stub(), Quiet())  # type: ignore[arg-type]
+    assert tried == ["a", "b", "c"]
+    assert err.value.message == (
+        "removed 8 containers and 4 networks, but not everything of 1 instance(s): 'b'; "
+        "first: could not remove network x_home: has active endpoints")
+    assert err.value.hint == "restart the daemon"
