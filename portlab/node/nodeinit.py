@@ -122,6 +122,7 @@ def start_services(services: list[dict]) -> None:
         procs.append((svc, proc))
     # Generous: on a busy machine (dozens of labs starting at once) a server takes a while.
     deadline = time.monotonic() + SERVICE_DEADLINE
+    pause = 0.01  # grows to 0.2 s: a busy machine is not made busier by the waiting
     for svc, proc in procs:
         checks = [(proto, int(svc[key])) for proto, key in (("tcp", "ready_tcp"),
                                                              ("udp", "ready_udp")) if svc.get(key)]
@@ -135,7 +136,8 @@ def start_services(services: list[dict]) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"portlab-init: service {svc['name']} did not start listening "
                                  f"within {SERVICE_DEADLINE:.0f}s")
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(0.2, pause * 1.5)
 
 
 def _tail(path: str) -> str:
