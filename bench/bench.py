@@ -11,7 +11,9 @@ asserts; it prints figures (and the issue's targets beside them) and, with
     bench/bench.py                          warm up/check/down of every lab, 5 runs each
     bench/bench.py --labs forwarding,vpn --runs 3
     bench/bench.py --concurrent 1,10,25,50  N forwarding labs at once
-    bench/bench.py --cold                   cold start: both image layers built offline
+    bench/bench.py --concurrent 50 --concurrent-runs 3   the same, three times: the spread
+    bench/bench.py --cold                   cold start: the image built offline, the node
+                                            tools changed, the image's size
     bench/bench.py --grade 50               a class of 50 forwarding submissions graded at once
 
 It works in its own scope (PORTLAB_SCOPE=bench), builds cold images under
@@ -42,7 +44,7 @@ os.environ.setdefault("PORTLAB_SCOPE", "bench")
 from portlab import core, runtime  # noqa: E402
 from portlab.backend.base import ExecResult, Stream  # noqa: E402
 from portlab.backend.docker import client as docker_api  # noqa: E402
-from portlab.backend.docker import compose, image, instances, render  # noqa: E402
+from portlab.backend.docker import compose, image, instances, render, rootfs  # noqa: E402
 from portlab.errors import PortlabError  # noqa: E402
 from portlab.model import allocate  # noqa: E402
 from portlab.model.context import Binding  # noqa: E402
@@ -53,6 +55,7 @@ from portlab.progress import Quiet  # noqa: E402
 from portlab.views.progress import TerminalProgress  # noqa: E402
 
 PORTLAB = [sys.executable, "-m", "portlab"]
+IDLE_WINDOW = 10.0  # seconds over which the CPU of labs that are up and idle is measured
 TARGETS = {"up_ratio": 1.3, "check_s": 2.0, "down_s": 2.0}
 
 
@@ -70,6 +73,42 @@ def timed(fn: Callable[[], Any]) -> float:
     start = time.monotonic()
     fn()
     return time.monotonic() - start
+
+
+def cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (all cores; /proc/stat), in s."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def mem_used_mib() -> float:
+    """Memory in use on the machine (MemTotal - MemAvailable), in MiB."""
+    info = {line.split(":")[0]: int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()}
+    return (info["MemTotal"] - info["MemAvailable"]) / 1024
+
+
+class Peak:
+    """The highest memory use seen while a block runs (sampled every 0.5 s)."""
+
+    def __enter__(self) -> Peak:
+        import threading
+
+        self.base = mem_used_mib()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, mem_used_mib())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -211,18 +250,27 @@ def in_parallel(fn: Callable[[str], Any], items: list[str]) -> tuple[float, list
     return time.monotonic() - start, out
 
 
-def bench_concurrent(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
-    """N `portlab up` started at the same moment, then solve+check of all, then down of all."""
+def bench_concurrent(n: int, lab_name: str = "forwarding", run_no: int = 0) -> dict[str, Any]:
+    """N `portlab up` started at the same moment, then solve+check of all, then down of all.
+    Each run has instance names of its own: an instance a run could not remove (a stale
+    endpoint Docker keeps, moby#17217) does not fail the next run's `up`."""
     image.ensure(TerminalProgress(sys.stderr))
-    names = [f"bench-{n}-{k}" for k in range(n)]
+    names = [f"bench-{n}-r{run_no}-{k}" for k in range(n)]
+    mem_before = mem_used_mib()
+    cpu_before = cpu_seconds()
     t_up, ups = in_parallel(
         lambda name: run([*PORTLAB, "up", lab_name, "-i", name, "-q"], check=False), names)
+    cpu_up = cpu_seconds() - cpu_before
     failed_up = [p.stderr.strip()[-300:] for p in ups if p.returncode != 0]
 
     found = runtime.instances()
     started = [name for name in names if name in found]
     ids = [c.ref for name in started for c in found[name].nodes.values()]
     mem = sum(memory_of(i) for i in ids)
+    mem_machine = mem_used_mib() - mem_before
+    idle_from = cpu_seconds()
+    time.sleep(IDLE_WINDOW)  # the labs up, nobody working on them
+    idle_cpu = (cpu_seconds() - idle_from) / IDLE_WINDOW
 
     def solve_and_check(name: str) -> str | None:
         """None if every check passed, else what went wrong (for the report)."""
@@ -248,11 +296,15 @@ def bench_concurrent(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
         "down_all_s": t_down, "up_failures": failed_up,
         "passing": len(started) - len(failures), "check_failures": failures,
         "memory_per_lab_mib": mem / max(1, len(started)) / 2**20,
+        "machine_memory_per_lab_mib": mem_machine / max(1, len(started)),
+        "cpu_s_per_up": cpu_up / max(1, len(started)),
+        "idle_cores_per_lab": idle_cpu / max(1, len(started)),
         "left_behind": sorted(runtime.instances()),
     }
 
 
-def bench_concurrent_floor(n: int, lab_name: str = "forwarding") -> dict[str, Any]:
+def bench_concurrent_floor(n: int, lab_name: str = "forwarding", run_no: int = 0
+                           ) -> dict[str, Any]:
     """N rendered files brought up and down with plain Compose, all at once."""
     lab = core.get_lab(lab_name)
     tag = image.ensure(TerminalProgress(sys.stderr))
@@ -260,7 +312,7 @@ def bench_concurrent_floor(n: int, lab_name: str = "forwarding") -> dict[str, An
         files: dict[str, tuple[Plan, Path]] = {}
         taken = instances.taken_subnets()
         for k in range(n):
-            name = f"floor-{n}-{k}"
+            name = f"floor-{n}-r{run_no}-{k}"
             subnets = allocate.allocate(lab.requests(), name, taken)
             taken += subnets.values()
             plan = Plan(Binding(lab, name, subnets, new_token()), tag)
@@ -268,31 +320,54 @@ def bench_concurrent_floor(n: int, lab_name: str = "forwarding") -> dict[str, An
             path.write_text(render.compose(plan))
             files[name] = (plan, path)
 
-        def cmd(name: str, *args: str) -> int:
-            return run([*compose_argv(*files[name]), *args], check=False).returncode
+        def cmd(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+            # Compose v1 gives up on a busy daemon after 60 s (its HTTP timeout): by hand one
+            # would raise it, so that every file comes up and the floor does all the work.
+            return run([*compose_argv(*files[name]), *args], check=False,
+                       env={"COMPOSE_HTTP_TIMEOUT": "600"})
 
-        t_up, codes = in_parallel(lambda name: cmd(name, "up", "-d"), list(files))
+        t_up, ups = in_parallel(lambda name: cmd(name, "up", "-d"), list(files))
         t_down, _ = in_parallel(lambda name: cmd(name, "down"), list(files))
-    return {"n": n, "compose_up_all_s": t_up, "compose_up_failures": sum(c != 0 for c in codes),
-            "compose_down_all_s": t_down}
+    failed = [p.stderr.strip().splitlines()[-1][-200:] for p in ups
+              if p.returncode != 0 and p.stderr.strip()]
+    return {"n": n, "compose_up_all_s": t_up, "compose_up_failures": len(failed),
+            "compose_up_failure_said": failed[:3], "compose_down_all_s": t_down}
 
 
-def print_concurrent(r: dict[str, Any]) -> None:
-    n = r["n"]
+def print_concurrent(rs: list[dict[str, Any]]) -> None:
+    """N labs at once over one or more runs: median (min-max) of each figure."""
+    n = rs[0]["n"]
+
+    def spread(key: str, unit: str = "s") -> str:
+        values = [r[key] for r in rs]
+        if len(values) == 1:
+            return f"{values[0]:6.1f}{unit}"
+        return (f"{statistics.median(values):6.1f}{unit} ({min(values):.1f}-{max(values):.1f}, "
+                f"{len(values)} runs)")
+
+    for r in rs:
+        r["up_ratio"] = r["up_all_s"] / r["compose_up_all_s"]
     print(f"\n{n} forwarding labs started at once:")
-    print(f"  up, all ready     {r['up_all_s']:6.1f}s   plain compose up -d of {n} files "
-          f"{r['compose_up_all_s']:6.1f}s")
-    print(f"  solve + check all {r['solve_and_check_all_s']:6.1f}s   "
-          f"{r['passing']}/{n} passing every check")
-    print(f"  down all          {r['down_all_s']:6.1f}s   plain compose down of {n} files "
-          f"{r['compose_down_all_s']:6.1f}s")
-    print(f"  memory per lab    {r['memory_per_lab_mib']:6.1f} MiB resident (4 nodes)")
-    for failure in r["up_failures"][:3]:
-        print(f"  up failure: {failure}")
-    for failure in r.get("check_failures", [])[:5]:
-        print(f"  check failure: {failure}")
-    if r["left_behind"]:
-        print(f"  LEFT BEHIND: {r['left_behind']}")
+    print(f"  up, all ready     {spread('up_all_s')}   plain compose up -d of {n} files "
+          f"{spread('compose_up_all_s')}   ratio {spread('up_ratio', 'x')}")
+    print(f"  solve + check all {spread('solve_and_check_all_s')}   "
+          f"{', '.join(str(r['passing']) for r in rs)} of {n} passing every check")
+    print(f"  down all          {spread('down_all_s')}   plain compose down of {n} files "
+          f"{spread('compose_down_all_s')}")
+    print(f"  memory per lab    {spread('memory_per_lab_mib', ' MiB')} resident in its 4 nodes, "
+          f"{spread('machine_memory_per_lab_mib', ' MiB')} of the machine's")
+    print(f"  CPU per lab       {spread('cpu_s_per_up', ' CPU-s')} to start it; "
+          f"{spread('idle_cores_per_lab', ' cores')} while up and idle")
+    for r in rs:
+        for failure in r["up_failures"][:3]:
+            print(f"  up failure: {failure}")
+        for failure in r.get("check_failures", [])[:5]:
+            print(f"  check failure: {failure}")
+        if r.get("compose_up_failures"):
+            print(f"  plain compose failed {r['compose_up_failures']} of {n}: "
+                  f"{'; '.join(r.get('compose_up_failure_said', []))}")
+        if r["left_behind"]:
+            print(f"  LEFT BEHIND: {r['left_behind']}")
 
 
 # --- cold start ----------------------------------------------------------------------------------
@@ -310,38 +385,38 @@ def _remove_repos(repos: list[str]) -> None:
 
 def bench_cold() -> dict[str, Any]:
     """`portlab up` with no image at all (both layers built offline under scratch names),
-    next to mmdebstrap + docker import + docker build by hand."""
+    next to mmdebstrap alone making the same root filesystem by hand (the same command
+    line, into a file); then a change of portlab's node tools (the node layer alone), and
+    the image's size."""
     repos = list(COLD_REPOS.values())
     _remove_repos(repos)
     t_up = timed(lambda: run([*PORTLAB, "up", "forwarding", "-i", "bench-cold", "-q",
                               "--offline"], env=COLD_REPOS))
     run([*PORTLAB, "down", "-i", "bench-cold"], check=False)
-    _remove_repos(repos)
+    size = docker_api.client().images.list(name=COLD_REPOS["PORTLAB_NODE_REPO"])[0].attrs["Size"]
+    # the node tools changed: a new node layer on the base that is there
+    tools_env = {**COLD_REPOS, "PORTLAB_NODE_REPO": "portlab-bench/node-tools"}
+    t_tools = timed(lambda: run([*PORTLAB, "image", "build"], env=tools_env))
+    _remove_repos(["portlab-bench/node-tools", *repos])
     with tempfile.TemporaryDirectory() as tmp:
-        tar = Path(tmp) / "rootfs.tar"
-        excludes = [f"--dpkgopt={line.strip()}" for line in
-                    (image.NODE_DIR / "dpkg-excludes").read_text().splitlines()
-                    if line.strip() and not line.startswith("#")]
-        argv = ["mmdebstrap", "--variant=apt", "--format=tar",
-                '--aptopt=APT::Install-Recommends "false"',
-                f"--include={','.join(image.packages())}", *excludes, image.SUITE, str(tar)]
+        sources = Path(tmp) / "debian.sources"
+        sources.write_text(rootfs.apt_sources(image.SUITE))
+        argv = rootfs.argv(image.SUITE, image.packages(), image.excludes(),
+                           image.NODE_DIR / "slim.sh", str(Path(tmp) / "rootfs.tar"), sources)
         t_mm = timed(lambda: run(argv))
-        t_import = timed(lambda: run(["docker", "import", str(tar), "portlab-bench/floor:x"]))
-        t_build = timed(lambda: run(["docker", "build", "-q", "-t", "portlab-bench/floor:node",
-                                     "--build-arg", "BASE=portlab-bench/floor:x",
-                                     str(image.NODE_DIR)]))
-    _remove_repos(["portlab-bench/floor"])
     return {"portlab_cold_up_s": t_up, "floor_mmdebstrap_s": t_mm,
-            "floor_docker_import_s": t_import, "floor_docker_build_s": t_build}
+            "node_tools_change_s": t_tools, "image_mb": size / 1e6}
 
 
 def print_cold(r: dict[str, Any]) -> None:
-    floor = r["floor_mmdebstrap_s"] + r["floor_docker_import_s"] + r["floor_docker_build_s"]
+    ratio = r["portlab_cold_up_s"] / r["floor_mmdebstrap_s"]
     print(f"\ncold `portlab up forwarding` (no image: built offline, then the lab up and ready): "
           f"{r['portlab_cold_up_s']:.1f}s")
-    print(f"  by hand, image only: mmdebstrap {r['floor_mmdebstrap_s']:.1f}s + docker import "
-          f"{r['floor_docker_import_s']:.1f}s + docker build {r['floor_docker_build_s']:.1f}s "
-          f"= {floor:.1f}s")
+    print(f"  by hand, mmdebstrap alone (same packages, into a file): "
+          f"{r['floor_mmdebstrap_s']:.1f}s   ratio x{ratio:.2f} (target x1.15)")
+    print(f"  a change of portlab's node tools: new node image in {r['node_tools_change_s']:.1f}s "
+          f"(`portlab image build`; target under 10 s)")
+    print(f"  node image size: {r['image_mb']:.0f} MB (target at most 150 MB)")
 
 
 def bench_grade(n: int, lab_name: str = "forwarding", parallel: int | None = None
@@ -366,20 +441,26 @@ def bench_grade(n: int, lab_name: str = "forwarding", parallel: int | None = Non
                 str(Path(tmp) / "g.csv")]
         if parallel:
             argv += ["--parallel", str(parallel)]
-        took = timed(lambda: run(argv))
+        cpu_before = cpu_seconds()
+        with Peak() as peak:
+            took = timed(lambda: run(argv))
+        cpu = cpu_seconds() - cpu_before
         import csv
 
         rows = {r["student"]: r for r in csv.DictReader((Path(tmp) / "g.csv").open())}
     wrong = [s for s, want in expected.items()
              if rows.get(s, {}).get("score") != str(want)]
     return {"n": n, "lab": lab_name, "grade_all_s": took, "correct": n - len(wrong),
-            "incorrect": wrong, "per_grade_s": took / n, "left_behind": sorted(runtime.instances())}
+            "incorrect": wrong, "per_grade_s": took / n, "cpu_s_per_grade": cpu / n,
+            "peak_memory_mib": peak.peak - peak.base, "left_behind": sorted(runtime.instances())}
 
 
 def print_grade(r: dict[str, Any]) -> None:
     print(f"\n{r['n']} {r['lab']} submissions graded at once (reference and wrong ones):")
     print(f"  all graded: {r['grade_all_s']:.1f} s ({r['per_grade_s']:.2f} s a grade); "
           f"target under 120 s")
+    print(f"  CPU {r['cpu_s_per_grade']:.1f} CPU-s a grade; memory at most "
+          f"{r['peak_memory_mib']:.0f} MiB above idle for the whole class")
     print(f"  graded correctly: {r['correct']}/{r['n']}"
           + (f"; wrong: {', '.join(r['incorrect'])}" if r["incorrect"] else ""))
     if r["left_behind"]:
@@ -393,6 +474,8 @@ def main() -> int:
                         help="labs for the warm figures (default: all)")
     parser.add_argument("--runs", type=int, default=5, help="runs per warm figure (default 5)")
     parser.add_argument("--concurrent", default="", help="comma-separated N, e.g. 1,10,25,50")
+    parser.add_argument("--concurrent-runs", type=int, default=1, metavar="K",
+                        help="repeat each --concurrent N K times, for the spread (default 1)")
     parser.add_argument("--cold", action="store_true", help="also time a cold start")
     parser.add_argument("--skip-warm", action="store_true", help="no warm per-lab figures")
     parser.add_argument("--grade", type=int, default=0, metavar="N",
@@ -416,10 +499,13 @@ def main() -> int:
                 results["labs"].append(r)
                 print_lab(r)
         for n in [int(x) for x in args.concurrent.split(",") if x]:
-            r = bench_concurrent(n)
-            r.update(bench_concurrent_floor(n))
-            results["concurrent"].append(r)
-            print_concurrent(r)
+            rs = []
+            for run_no in range(args.concurrent_runs):
+                r = bench_concurrent(n, run_no=run_no)
+                r.update(bench_concurrent_floor(n, run_no=run_no))
+                rs.append(r)
+            results["concurrent"].append(rs)
+            print_concurrent(rs)
         if args.cold:
             results["cold"] = bench_cold()
             print_cold(results["cold"])
