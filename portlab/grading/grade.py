@@ -39,12 +39,15 @@ from portlab.runtime import Instance, Shape
 WORK = "/run/portlab/submission"  # where a submitted script is put on its node
 OUTPUT_KEPT = 2000  # characters of each file's output kept for feedback
 LOOK_APART = 0.2  # seconds between the looks at a node after the submission ran
+CROWDED = 64  # processes on a node (seen by its grader) that call for a few more looks
+LOOK_MORE = 10  # how many more: 2 s in all
 DISK_AFTER = 1.0  # a file's command has run this long: look at the disk ...
 DISK_BUSY = 1.5  # ... this often while it runs,
 DISK_IDLE = 5.0  # and this often otherwise
 # The kernel's count of forks a node's pids limit refused (cgroup v2, else v1)
-PIDS_EVENTS = ("cat /sys/fs/cgroup/pids.events 2>/dev/null || "
-               "cat /sys/fs/cgroup/pids/pids.events")
+# and how many processes it has now.
+PIDS_EVENTS = ("cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids.current 2>/dev/null || "
+               "cat /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids/pids.current")
 
 
 class Status(str, Enum):
@@ -366,15 +369,22 @@ class Watch:
     def look(self, nodes: set[str], times: int = 1) -> None:
         """Look at once (not only in the background) whether a node is over a limit, `times`
         times a moment apart (what a submission left running may still be growing)."""
-        for k in range(times):
+        k = 0
+        while True:
             self.raise_if_stopped()
+            crowded = False
             for name in sorted(nodes):
-                reason = self.forked(name)
+                reason, count = self._forked(name)
                 if reason:
                     self.stop_grade(reason)
                     raise Stopped(reason)
-            if k + 1 < times:
-                time.sleep(LOOK_APART)
+                crowded = crowded or count >= CROWDED
+            k += 1
+            # Far more processes than a node runs, not yet at the limit: something may still
+            # be forking (on a busy machine a fork bomb grows slowly), so look again.
+            if k >= times + (LOOK_MORE if crowded else 0):
+                return
+            time.sleep(LOOK_APART)
 
     def running(self, busy: bool) -> None:
         """A submitted file's command started (busy) or ended: while one runs long, its
@@ -420,25 +430,35 @@ class Watch:
 
     def forked(self, name: str) -> str:
         """Why the node hit its pids limit (a submission forking without end), or ""."""
+        return self._forked(name)[0]
+
+    def _forked(self, name: str) -> tuple[str, int]:
+        """forked(), and how many processes the node's grader saw (0 if it could not)."""
         node = self.inst.info.nodes.get(name)
         if node is None:
-            return ""
+            return "", 0
         most = self.settings.limits.pids
         said = f"the submission started processes without end on {name} (it reached its " \
                f"limit of {most})"
         grader = self.inst.info.graders.get(name)
+        seen = 0
         if grader is not None:
             try:  # the grader shares the node's processes (and has a pids limit of its own)
                 count = self.inst.backend.exec(grader, ["sh", "-c", "ls -d /proc/[0-9]* | wc -l"])
             except PortlabError:
                 count = None
-            if count is not None and count.stdout.strip().isdigit() and \
-                    int(count.stdout) >= most // 2:
-                return said
+            if count is not None and count.stdout.strip().isdigit():
+                seen = int(count.stdout)
+                if seen >= most // 2:
+                    return said, seen
         try:  # the kernel counts every fork the limit refused (read-only for the node)
             got = self.inst.backend.exec(node, ["sh", "-c", PIDS_EVENTS])
         except PortlabError as exc:
-            return said if "unavailable" in exc.message or "fork" in exc.message else ""
-        refused = [int(w) for line in got.stdout.splitlines() if line.startswith("max ")
+            hit = "unavailable" in exc.message or "fork" in exc.message
+            return (said if hit else ""), seen
+        lines = got.stdout.splitlines()
+        refused = [int(w) for line in lines if line.startswith("max ")
                    for w in line.split()[1:2] if w.isdigit()]
-        return said if refused and refused[0] > 0 else ""
+        current = [int(line) for line in lines if line.strip().isdigit()]
+        seen = max([seen, *current])
+        return (said if refused and refused[0] > 0 else ""), seen
