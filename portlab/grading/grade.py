@@ -45,9 +45,10 @@ DISK_AFTER = 1.0  # a file's command has run this long: look at the disk ...
 DISK_BUSY = 1.5  # ... this often while it runs,
 DISK_IDLE = 5.0  # and this often otherwise
 # The kernel's count of forks a node's pids limit refused (cgroup v2, else v1)
-# and how many processes it has now.
-PIDS_EVENTS = ("cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids.current 2>/dev/null || "
-               "cat /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids/pids.current")
+# and how many processes it has now. Shell builtins only: a node at its limit cannot fork `cat`.
+PIDS_EVENTS = ('for f in /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids.current '
+               '/sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids/pids.current; do '
+               '[ -r "$f" ] && while read -r l; do echo "$l"; done < "$f"; done; true')
 
 
 class Status(str, Enum):
@@ -456,6 +457,8 @@ class Watch:
         except PortlabError as exc:
             hit = "unavailable" in exc.message or "fork" in exc.message
             return (said if hit else ""), seen
+        if "fork" in got.stderr.lower() or "unavailable" in got.stderr.lower():
+            return said, seen  # its shell could not even start a command
         lines = got.stdout.splitlines()
         refused = [int(w) for line in lines if line.startswith("max ")
                    for w in line.split()[1:2] if w.isdigit()]
