@@ -19,30 +19,30 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
+from portlab.backend.labels import (  # noqa: F401  (this backend's names for them)
+    LABEL_GRADER,
+    LABEL_IMAGE,
+    LABEL_INSTANCE,
+    LABEL_INTERFACES,
+    LABEL_KEY_SEED,
+    LABEL_LAB,
+    LABEL_NETWORK,
+    LABEL_NODE,
+    LABEL_NODE_IMAGE,
+    LABEL_PARAMS,
+    LABEL_PREFIX,
+    LABEL_SCOPE,
+    LABEL_STUDENT,
+    LABEL_SUBNET,
+    LABEL_SUBNETS,
+    LABEL_TOKEN,
+    LABEL_VPN,
+)
 from portlab.errors import BackendUnreachable, RuntimeProblem
 from portlab.names import scope
 
 _client: docker.DockerClient | None = None
 _client_lock = threading.Lock()
-
-LABEL_PREFIX = "portlab."
-LABEL_LAB = "portlab.lab"
-LABEL_INSTANCE = "portlab.instance"
-LABEL_NODE = "portlab.node"
-LABEL_NETWORK = "portlab.network"
-LABEL_SUBNET = "portlab.subnet"
-LABEL_SUBNETS = "portlab.subnets"
-LABEL_TOKEN = "portlab.token"
-LABEL_INTERFACES = "portlab.interfaces"
-LABEL_IMAGE = "portlab.image"
-LABEL_SCOPE = "portlab.scope"
-LABEL_PARAMS = "portlab.params"
-LABEL_VPN = "portlab.vpn"
-LABEL_STUDENT = "portlab.student"  # an instance of a student's variant
-LABEL_KEY_SEED = "portlab.key-seed"  # what its WireGuard keys come from, if not the token
-LABEL_GRADER = "portlab.grader"  # on a grader: the node it sits beside
-LABEL_NODE_IMAGE = "portlab.node-image"  # on a node: its image as named at start (the engine
-# lists a container whose image tag was deleted by the image's id)
 
 
 def scope_filter(**more: str) -> dict[str, list[str]]:

@@ -26,27 +26,27 @@ from typing import Any
 import yaml
 
 from portlab import __version__
+from portlab.backend.labels import (
+    LABEL_INSTANCE,
+    LABEL_INTERFACES,
+    LABEL_KEY_SEED,
+    LABEL_LAB,
+    LABEL_NETWORK,
+    LABEL_NODE,
+    LABEL_NODE_IMAGE,
+    LABEL_PARAMS,
+    LABEL_SCOPE,
+    LABEL_STUDENT,
+    LABEL_SUBNET,
+    LABEL_SUBNETS,
+    LABEL_TOKEN,
+    LABEL_VPN,
+)
 from portlab.errors import UsageError, printable
 from portlab.model.plan import Limits, Plan, hosts, node_config
 from portlab.model.types import Node
 from portlab.names import scope
 
-# The label keys of the Docker backend (portlab.backend.docker.client), spelled out again so
-# that this package stands without Docker's; a test holds the two to the same spelling.
-LABEL_LAB = "portlab.lab"
-LABEL_INSTANCE = "portlab.instance"
-LABEL_NODE = "portlab.node"
-LABEL_NETWORK = "portlab.network"
-LABEL_SUBNET = "portlab.subnet"
-LABEL_SUBNETS = "portlab.subnets"
-LABEL_TOKEN = "portlab.token"
-LABEL_INTERFACES = "portlab.interfaces"
-LABEL_SCOPE = "portlab.scope"
-LABEL_PARAMS = "portlab.params"
-LABEL_VPN = "portlab.vpn"
-LABEL_STUDENT = "portlab.student"
-LABEL_KEY_SEED = "portlab.key-seed"
-LABEL_NODE_IMAGE = "portlab.node-image"
 LABEL_VERSION = "portlab.version"
 
 NAD_API = "k8s.cni.cncf.io/v1"
