@@ -8,7 +8,7 @@ import click
 
 from portlab.model.context import Binding
 from portlab.model.yamlsrc import Path as KeyPath
-from portlab.views import topology
+from portlab.views import layout, topology
 from portlab.views.markdown import markdown
 
 
@@ -41,7 +41,7 @@ def show(binding: Binding, *, color: bool, student: str = "") -> str:
         parts += [head("The story"), md(("story",), lab.story), ""]
     where = (f"running as instance '{binding.instance}'" if binding.running
              else "addresses as they will be on `portlab up` of a first instance")
-    parts += [head("The network") + f"  ({where})", topology.draw(lab, dict(binding.subnets)), ""]
+    parts += [head("The network") + f"  ({where})", topology.draw(layout.of(binding)), ""]
     for node in lab.nodes:
         ifaces = ", ".join(f"{i.name} {binding.addresses[node.name + '.' + i.name]}"
                            for i in node.interfaces)

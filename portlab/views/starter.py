@@ -8,7 +8,7 @@ import shlex
 
 from portlab.model.context import Binding
 from portlab.model.types import Lab, SubmissionFile
-from portlab.views import topology
+from portlab.views import layout, topology
 
 SUBMISSION_DIR = "submission"
 JUNIT = "portlab-junit.xml"
@@ -31,7 +31,7 @@ def readme(lab: Lab, salt: str) -> str:
     out += ["## The network", "",
             "Your own copy has addresses and ports of its own (see *Your variant*); this is "
             "the lab's general shape:", "", "```",
-            topology.draw(lab, dict(binding.subnets)), "```", ""]
+            topology.draw(layout.of(binding)), "```", ""]
     for node in lab.nodes:
         if node.role:
             out.append(f"- **{node.name}**: {node.role}")

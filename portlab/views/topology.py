@@ -10,37 +10,32 @@
                                        │ lan .10
                                    [gamer-pc]
 
-A node hangs below the first network it is on; a node on a later network too
+Placed by portlab.views.layout, the model the diagram shares. A node hangs below the first
+network it is on; a node on a later network too
 (a router) continues down to that network's bus.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
-
-from portlab.model.context import address
-from portlab.model.types import Lab, Network, Node
+from portlab.views.layout import Layout, NetBox
 
 
-def draw(lab: Lab, subnets: dict[str, IPv4Network]) -> str:
-    nets = [n for n in lab.networks if not n.virtual]
-    home: dict[str, str] = {}
-    order: list[str] = []
-    for net in nets:
-        for node in lab.nodes:
-            if node.name not in home and any(i.network == net.name for i in node.interfaces):
-                home[node.name] = net.name
-                order.append(node.name)
+def draw(layout: Layout) -> str:
+    nets = [n for n in layout.networks if not n.virtual]
+    names = {n.name for n in nets}
+    order = [n.name for n in layout.nodes if n.home in names]
+    home = {n.name: n.home for n in layout.nodes if n.home in names}
+    subnets = {n.name: n.subnet for n in layout.networks}
+
+    def on(node: str, net: str) -> bool:
+        return any(lk.network == net for lk in layout.node(node).links)
 
     def label(node: str, net: str) -> str:
-        n = lab.node(node)
-        assert n is not None
-        iface = next(i for i in n.interfaces if i.network == net)
-        ip = address(subnets[net], iface.host)
-        return f"{iface.name} {ip}"
+        link = next(lk for lk in layout.node(node).links if lk.network == net)
+        return f"{link.iface} {link.address}"
 
     width = max([len(f"[{n}]") for n in order] +
-                [len(label(n.name, i.network)) + 2 for n in lab.nodes for i in n.interfaces]) + 3
+                [len(label(n.name, lk.network)) + 2 for n in layout.nodes for lk in n.links]) + 3
     col = {name: 3 + k * width for k, name in enumerate(order)}
     total = 3 + width * max(1, len(order))
 
@@ -56,12 +51,11 @@ def draw(lab: Lab, subnets: dict[str, IPv4Network]) -> str:
 
     out: list[str] = []
     later: dict[str, list[str]] = {}  # node -> networks it still has to reach
-    for node in lab.nodes:
+    for node in layout.nodes:
         if node.name in home:
-            later[node.name] = [i.network for i in node.interfaces if i.network != home[node.name]]
+            later[node.name] = [lk.network for lk in node.links if lk.network != home[node.name]]
     for net in nets:
-        attached = [n for n in order
-                    if any(i.network == net.name for i in _node(lab, n).interfaces)]
+        attached = [n for n in order if on(n, net.name)]
         from_above = [n for n in attached if home[n] != net.name]
         below = [n for n in attached if home[n] == net.name]
         passing = [n for n in order if later.get(n) and net.name not in later[n]
@@ -90,12 +84,6 @@ def draw(lab: Lab, subnets: dict[str, IPv4Network]) -> str:
     return "\n".join(out)
 
 
-def _node(lab: Lab, name: str) -> Node:
-    node = lab.node(name)
-    assert node is not None
-    return node
-
-
-def _reached(nets: list[Network], start: str, here: str) -> bool:
+def _reached(nets: list[NetBox], start: str, here: str) -> bool:
     names = [n.name for n in nets]
     return names.index(start) < names.index(here)
