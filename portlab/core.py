@@ -81,22 +81,42 @@ def variant(name: str, student: str | None, salt: str | None = None) -> tuple[La
     return variant_lab(name, student_id(student), course_salt(salt))
 
 
+def binding(name: str, *, instance: str | None = None,
+            params: Mapping[str, Any] | None = None, student: str | None = None,
+            salt: str | None = None) -> tuple[Binding, str]:
+    """The lab bound to its running instance (its addresses, keys and params) if one is up;
+    to a student's variant with `student`; else a preview. And whose variant it is ("")."""
+    if student is not None:
+        lab, var = variant(name, student, salt)
+        return Binding(lab, lab.name, var.subnets, PREVIEW_TOKEN, key_seed=var.key_seed), \
+            var.student
+    lab = get_lab(name, params)
+    running = None if params else _running(lab, _instance_name(instance))
+    if running is not None:
+        return running.binding(lab_of(running)), running.info.student
+    return Binding.preview(lab), ""
+
+
 def show(name: str, *, instance: str | None = None, params: Mapping[str, Any] | None = None,
          student: str | None = None, salt: str | None = None, color: bool = False) -> str:
     """The brief; of the running instance (its addresses, keys and params) if one is up; of a
     student's variant with `student`."""
     from portlab.views import brief
 
-    if student is not None:
-        lab, var = variant(name, student, salt)
-        binding = Binding(lab, lab.name, var.subnets, PREVIEW_TOKEN, key_seed=var.key_seed)
-        return brief.show(binding, color=color, student=var.student)
-    lab = get_lab(name, params)
-    running = None if params else _running(lab, _instance_name(instance))
-    if running is not None:
-        return brief.show(running.binding(lab_of(running)), color=color,
-                          student=running.info.student)
-    return brief.show(Binding.preview(lab), color=color)
+    bound, who = binding(name, instance=instance, params=params, student=student, salt=salt)
+    return brief.show(bound, color=color, student=who)
+
+
+def diagram(name: str, path: Path, *, instance: str | None = None,
+            params: Mapping[str, Any] | None = None, student: str | None = None,
+            salt: str | None = None) -> str:
+    """Draw the lab's network into `path` (SVG or PNG by its suffix), with the addresses
+    `show` would print. The format written."""
+    from portlab.views import diagram as pictures
+    from portlab.views import layout
+
+    bound, _ = binding(name, instance=instance, params=params, student=student, salt=salt)
+    return pictures.write(layout.of(bound), path)
 
 
 def render_compose(name: str, *, instance: str | None = None, image_tag: str | None = None,
@@ -199,6 +219,67 @@ def check(name: str | None = None, *, instance: str | None = None,
     # A node killed mid-check makes probes fail for the wrong reason: say so instead.
     inst.require_running(nodes)
     return report
+
+
+def trace(name: str | None = None, *, instance: str | None = None,
+          nodes: Sequence[str] = (), expr: str = "") -> Any:
+    """A live trace (portlab.trace.live.Trace, not started yet: use it as a context manager)
+    of `nodes` of a running instance (default: the nodes that forward), with a tcpdump
+    filter `expr`."""
+    from portlab.trace.live import Trace
+
+    inst = runtime.find(name, _asked(name, instance))
+    lab = lab_of(inst)
+    made = Trace(inst, lab, list(nodes), expr=expr, instance=inst.name)
+    inst.require_running(made.names)
+    return made
+
+
+def check_html(report: Report) -> str:
+    """A check run as one self-contained HTML page (diagram, results, hints)."""
+    from portlab.views import html
+
+    inst = runtime.find(None, report.instance)
+    return html.check_report(report, inst.binding(lab_of(inst)))
+
+
+def live_page(instance: str, *, mode: str, traced: Sequence[str] = ()) -> str:
+    """The live page of a running instance (`trace --web`, `demo --web`)."""
+    from portlab.views import html
+
+    inst = runtime.find(None, instance)
+    return html.live_page(inst.binding(lab_of(inst)), mode=mode, traced=list(traced))
+
+
+def demo(name: str, *, instance: str | None = None,
+         progress: Progress | None = None) -> tuple[Instance, Lab, Binding, bool]:
+    """Ready a lab for its demo: its running instance, or one started now. The instance, the
+    lab (with its params), its binding, and whether it was started here."""
+    lab = get_lab(name)
+    if not lab.demo:
+        with_demo = ", ".join(x.name for x in labs() if x.demo) or "none"
+        raise UsageError(f"lab '{lab.name}' has no demo (its lab file has no `demo:` steps)",
+                         hint=f"labs with a demo: {with_demo}")
+    inst_name = _instance_name(instance) or lab.name
+    found = runtime.instances().get(inst_name)
+    started = False
+    if found is None:
+        found = up(name, instance=inst_name, progress=progress)
+        started = True
+    elif found.lab != lab.name:
+        raise UsageError(f"instance '{inst_name}' runs lab '{found.lab}', not '{lab.name}'",
+                         hint="name another with --instance")
+    lab = lab_of(found)
+    found.require_running([n.name for n in lab.nodes])
+    return found, lab, found.binding(lab), started
+
+
+def demo_step(inst: Instance, lab: Lab, bound: Binding, index: int, *,
+              on_event: Any = None) -> Any:
+    """Run step `index` of the lab's demo (portlab.demo.walk.run): a StepResult."""
+    from portlab.demo import walk
+
+    return walk.run(inst, lab, bound, index, on_event=on_event)
 
 
 def prune(*, images: bool = False, current: bool = False, dry_run: bool = False,

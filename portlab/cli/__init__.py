@@ -18,6 +18,7 @@ from portlab import __version__
 from portlab.cli import (
     check,
     classroom,
+    demo,
     doctor,
     down,
     grade,
@@ -28,6 +29,7 @@ from portlab.cli import (
     show,
     solve,
     status,
+    trace,
     up,
 )
 from portlab.cli import list as list_
@@ -129,6 +131,7 @@ def cli(debug: bool) -> None:
 
 
 for _command in (list_.command, show.command, up.command, down.command, prune.command,
-                 status.command, check.command, solve.command, render.command, shell.shell,
-                 shell.exec_, grade.command, classroom.group, image.group, doctor.command):
+                 status.command, check.command, trace.command, demo.command, solve.command,
+                 render.command, shell.shell, shell.exec_, grade.command, classroom.group,
+                 image.group, doctor.command):
     cli.add_command(_command)

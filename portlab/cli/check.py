@@ -18,10 +18,13 @@ from portlab.errors import ExitCode, UsageError
               help="Machine-readable results (format documented in docs/check-json.md).")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
               help="Also write JUnit XML to this file (for CI systems).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
+              metavar="FILE", help="Also write a self-contained HTML report to FILE: the "
+              "diagram, each check with what was sent and what came back, and the hints.")
 @click.option("--only", multiple=True, metavar="CHECK", help="Run only this check (repeatable).")
 @click.option("--verbose", "-v", is_flag=True, help="Show the traffic of passed checks too.")
 def command(lab: str | None, instance: str | None, as_json: bool, junit_file: str | None,
-            only: tuple[str, ...], verbose: bool) -> None:
+            html_file: str | None, only: tuple[str, ...], verbose: bool) -> None:
     """Check a running lab by sending real traffic through it.
 
     Prints a line per check; for a failure, what was sent, from where, to
@@ -39,18 +42,24 @@ def command(lab: str | None, instance: str | None, as_json: bool, junit_file: st
     exit_codes = {Outcome.PASS: ExitCode.OK, Outcome.FAIL: ExitCode.CHECKS_FAILED,
                   Outcome.ERROR: ExitCode.RUNTIME}
 
-    if junit_file and not os.path.isdir(os.path.dirname(os.path.abspath(junit_file))):
-        raise UsageError(f"cannot write the JUnit file {junit_file}: its directory does not exist")
+    for what, path in (("JUnit file", junit_file), ("HTML report", html_file)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"cannot write the {what} {path}: its directory does not exist")
     result = core().check(lab, instance=instance, only=list(only) or None)
     if junit_file:
-        try:
-            with open(junit_file, "w") as fh:
-                fh.write(report.junit(result))
-        except OSError as exc:
-            raise UsageError(f"cannot write the JUnit file {junit_file}: "
-                             f"{exc.strerror or exc}") from None
+        _write(junit_file, "JUnit file", report.junit(result))
+    if html_file:
+        _write(html_file, "HTML report", core().check_html(result))
     if as_json:
         click.echo(report.as_json(result))
     else:
         click.echo(report.terminal(result, color=color(), verbose=verbose))
     sys.exit(int(exit_codes[result.outcome]))
+
+
+def _write(path: str, what: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write the {what} {path}: {exc.strerror or exc}") from None

@@ -74,3 +74,21 @@ def parse_params(items: tuple[str, ...]) -> dict[str, str] | None:
     from portlab.model.params import assignments
 
     return assignments(items) or None
+
+
+def web_bind(address: str, port: int, allow_remote: bool) -> tuple[str, int]:
+    """Where a live page listens: loopback unless the user said otherwise, twice."""
+    import ipaddress
+
+    from portlab.errors import UsageError
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise UsageError(f"--bind takes an IP address, not '{address}'",
+                         hint="--bind 127.0.0.1 (the default)") from None
+    if not ip.is_loopback and not allow_remote:
+        raise UsageError(f"--bind {address} would show the lab's traffic to anyone who can "
+                         "reach this machine; the page listens on 127.0.0.1 unless you add "
+                         "--allow-remote", hint="leave --bind out to stay on this machine")
+    return address, port

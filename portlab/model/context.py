@@ -156,3 +156,7 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
     for i, item in enumerate(lab.submission):
         yield ("submission", i, "run"), item.run
         yield ("submission", i, "solution"), item.solution
+    for i, step in enumerate(lab.demo):
+        for key in ("title", "say", "run", "look"):
+            yield ("demo", i, key), getattr(step, key)
+        yield ("demo", i, "trace", "filter"), step.trace_filter

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portlab.errors import LabError
-from portlab.model import allocate, checkspec, context, gradespec, params
+from portlab.model import allocate, checkspec, context, demospec, gradespec, params
 from portlab.model.reader import Reader
 from portlab.model.types import (
     DIFFICULTIES,
@@ -47,7 +47,7 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
 
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
-            "submission", "points", "pass_mark", "vary")
+            "submission", "points", "pass_mark", "vary", "demo")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services")
 IFACE_KEYS = ("network", "host")
@@ -115,6 +115,7 @@ def parse(text: str, file: str, directory: Path | None = None,
         points=points,
         pass_mark=gradespec.pass_mark(r, top.get("pass_mark"), sum(points.values())),
         vary=gradespec.vary(r, top.get("vary"), defaults, networks),
+        demo=demospec.read(r, top.get("demo"), nodes, solution),
     )
     try:
         sample = context.Binding.sample(lab)

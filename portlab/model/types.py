@@ -140,6 +140,21 @@ class Vary:
 
 
 @dataclass(frozen=True)
+class DemoStep:
+    """One step of a lab's guided walk (`portlab demo`)."""
+
+    title: str  # template
+    say: str  # what the trainer says (template)
+    node: str | None = None  # where `run` runs
+    run: str = ""  # a shell command line run there, its output shown (template)
+    look: str = ""  # what to look at (template)
+    trace: tuple[str, ...] = ()  # nodes traced while the step runs
+    trace_filter: str = ""  # a tcpdump filter for that trace (template)
+    check: bool = False  # run the lab's checks and show them
+    solve: bool = False  # apply the reference solution, before `run`
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     title: str
@@ -165,6 +180,7 @@ class Lab:
     points: dict[str, int] = field(default_factory=dict)  # check id -> points (every check)
     pass_mark: int = 0  # points needed to pass a grade
     vary: Vary = field(default_factory=Vary)
+    demo: tuple[DemoStep, ...] = ()
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of `path` in the lab file, or of the nearest key around it."""

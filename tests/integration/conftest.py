@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_docker.plugin import get_docker_services
@@ -95,8 +96,8 @@ def started() -> Iterator[Callable[..., Running]]:
     end of the test is killed."""
     runs: list[Running] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Running:
-        runs.append(Running(*args, env=env))
+    def start(*args: str, env: dict[str, str] | None = None, **kw: Any) -> Running:
+        runs.append(Running(*args, env=env, **kw))
         return runs[-1]
 
     yield start

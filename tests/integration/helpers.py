@@ -24,7 +24,8 @@ def portlab(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
             check_rc: int | None = None) -> subprocess.CompletedProcess[str]:
     """Run `portlab ARGS` as a user would (a new process), capture its output."""
     proc = subprocess.run([sys.executable, "-m", "portlab", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          stdin=subprocess.DEVNULL)
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
     return proc
@@ -47,11 +48,12 @@ POLL = 0.05  # seconds between looks while waiting for something to happen
 class Running:
     """`portlab ARGS` in a process of its own; its output is collected line by line as it comes."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None,
+                 stdin: int | None = subprocess.DEVNULL) -> None:
         self.args = args
         self.proc = subprocess.Popen([sys.executable, "-m", "portlab", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, stdin=stdin)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)

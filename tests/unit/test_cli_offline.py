@@ -19,7 +19,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 @pytest.mark.parametrize("command", [[], ["list"], ["show"], ["up"], ["down"], ["status"],
                                      ["check"], ["solve"], ["render"], ["shell"], ["exec"],
-                                     ["image"], ["image", "build"], ["doctor"]])
+                                     ["image"], ["image", "build"], ["doctor"], ["trace"],
+                                     ["demo"]])
 def test_every_command_has_help(command: list[str]) -> None:
     proc = run(*command, "--help")
     assert proc.returncode == 0 and "Usage:" in proc.stdout
@@ -50,3 +51,33 @@ def test_docker_not_running_is_a_clear_runtime_error(command: list[str]) -> None
 def test_bad_instance_name_is_a_usage_error() -> None:
     proc = run("render", "forwarding", "--instance", "Not Valid", env=NO_DOCKER)
     assert proc.returncode == 2 and "not a valid instance name" in proc.stderr
+
+
+def test_a_lab_without_a_demo_says_which_labs_have_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from tests.unit.labfiles import text_of
+
+    labs = tmp_path / "labs"
+    (labs / "mini").mkdir(parents=True)
+    (labs / "mini" / "lab.yaml").write_text(text_of({
+        "name": "mini", "title": "Mini", "summary": "Two nodes.",
+        "networks": {"net": {"kind": "public", "prefer": "198.51.100.0/24"}},
+        "nodes": {"a": {"interfaces": {"wan": {"network": "net", "host": 1}}},
+                  "b": {"interfaces": {"wan": {"network": "net", "host": 2}}}},
+        "checks": [{"id": "c", "title": "t", "probes": [
+            {"kind": "tcp", "from": "b", "to": "a.wan", "port": 22,
+             "expect": {"state": "open"}}]}]}))
+    for lab in ("forwarding", "vpn"):
+        shutil.copytree(f"labs/{lab}", labs / lab)
+    proc = run("demo", "mini", env={**NO_DOCKER, "PORTLAB_LABS_PATH": str(labs)})
+    assert proc.returncode == 2, proc.stderr
+    assert "lab 'mini' has no demo" in proc.stderr
+    assert "labs with a demo: " in proc.stderr and "forwarding" in proc.stderr
+
+
+def test_trace_and_demo_refuse_a_page_open_to_the_network() -> None:
+    for verb in (["trace", "forwarding"], ["demo", "forwarding"]):
+        proc = run(*verb, "--web", "--bind", "0.0.0.0", env=NO_DOCKER)
+        assert proc.returncode == 2, proc.stderr
+        assert "--allow-remote" in proc.stderr

@@ -1,0 +1,50 @@
+"""portlab's two web pages, from the Jinja2 templates in portlab/views/html/.
+
+* the check report (`portlab check --html FILE`): one self-contained file,
+  with the lab's diagram, each check's result with what was sent and what
+  came back, and the hints;
+* the live page (`portlab trace --web`, `portlab demo --web`), served by
+  portlab.web.serve on 127.0.0.1.
+
+Both inline their style, script and picture: nothing is fetched from a
+network, so they open offline.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+import jinja2
+
+from portlab import __version__
+from portlab.model.context import Binding
+from portlab.probes.runner import Report
+from portlab.views import diagram, layout
+from portlab.views import report as report_view
+
+
+def _asset(name: str) -> str:
+    folder = resources.files("portlab.views").joinpath("html")
+    return folder.joinpath(name).read_text(encoding="utf-8")
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FunctionLoader(_asset), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def check_report(report: Report, binding: Binding) -> str:
+    data = report_view.as_dict(report)
+    return _env().get_template("report.html.j2").render(
+        lab=binding.lab, report=data, passed=sum(1 for c in data["checks"] if c["passed"]),
+        when=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
+        diagram=diagram.svg(layout.of(binding)), css=_asset("portlab.css"))
+
+
+def live_page(binding: Binding, *, mode: str, traced: list[str]) -> str:
+    """mode: "trace" (packets only) or "demo" (with the steps as slides)."""
+    return _env().get_template("live.html.j2").render(
+        lab=binding.lab, instance=binding.instance, mode=mode, traced=traced,
+        diagram=diagram.svg(layout.of(binding)), css=_asset("portlab.css"),
+        js=_asset("live.js"))

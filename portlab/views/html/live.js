@@ -1,0 +1,115 @@
+// portlab's live page: follow /events (server-sent events) and light the diagram's links.
+// Every link of the diagram is an SVG group with the id "link-NODE-IFACE" (see
+// portlab/views/diagram.py); a packet seen on router's wan lights "link-router-wan".
+(function () {
+  "use strict";
+  var MAX_LINES = 200;
+  function $(id) { return document.getElementById(id); }
+  function text(el, words) { el.textContent = words; }
+
+  function light(ev) {
+    if (!ev.link) { return; }
+    var parts = ev.link.split(".");
+    var g = $("link-" + parts[0] + "-" + parts[1]);
+    if (!g) { return; }
+    g.setAttribute("data-packets", String(Number(g.getAttribute("data-packets") || 0) + 1));
+    g.classList.add("lit");
+    clearTimeout(g._portlabTimer);
+    g._portlabTimer = setTimeout(function () { g.classList.remove("lit"); }, 1500);
+  }
+
+  function packetLine(ev) {
+    var box = $("packets");
+    var line = document.createElement("div");
+    line.className = "pkt";
+    text(line, ev.node + "  " + ev.text);
+    box.appendChild(line);
+    while (box.childNodes.length > MAX_LINES) { box.removeChild(box.firstChild); }
+    box.scrollTop = box.scrollHeight;
+  }
+
+  function natNote(ev) {
+    var li = document.createElement("li");
+    li.className = "nat-" + ev.nat;
+    li.setAttribute("data-node", ev.node);
+    text(li, ev.node + ": " + ev.text);
+    var list = $("nat");
+    list.insertBefore(li, list.firstChild);
+    while (list.childNodes.length > 30) { list.removeChild(list.lastChild); }
+    // beside the router in the picture, too
+    var g = $("node-" + ev.node);
+    if (!g || !g.getBBox) { return; }
+    var box = g.getBBox();
+    var note = g.querySelector("text.natnote");
+    if (!note) {
+      note = document.createElementNS("http://www.w3.org/2000/svg", "text");
+      note.setAttribute("class", "natnote");
+      note.setAttribute("x", String(box.x + box.width + 6));
+      note.setAttribute("y", String(box.y + box.height / 2));
+      g.appendChild(note);
+    }
+    var o = ev.original, t = ev.translated;
+    function at(a, p) { return p === null || p === undefined ? a : a + ":" + p; }
+    text(note, at(o.dst, o.dport) + " → " + at(t.dst, t.dport));
+    g.classList.add("nat-now");
+    setTimeout(function () { g.classList.remove("nat-now"); }, 2000);
+  }
+
+  function showStep(step) {
+    text($("slide-title"), step.title);
+    text($("slide-count"), "step " + (step.index + 1) + " of " + step.total);
+    text($("slide-say"), step.say);
+    var run = $("slide-run");
+    if (step.command) {
+      run.hidden = false;
+      text(run, step.node + "# " + step.command + (step.output ? "\n" + step.output : ""));
+    } else { run.hidden = true; }
+    var look = $("slide-look");
+    look.hidden = !step.look;
+    text(look, step.look || "");
+    var checks = $("slide-checks");
+    checks.innerHTML = "";
+    if (step.checks) {
+      step.checks.checks.forEach(function (c) {
+        var p = document.createElement("p");
+        p.className = "check-line";
+        p.setAttribute("data-status", c.status);
+        var s = document.createElement("span");
+        s.className = "status " + c.status;
+        text(s, c.status);
+        p.appendChild(s);
+        p.appendChild(document.createTextNode(" " + c.title));
+        checks.appendChild(p);
+      });
+    }
+    document.body.setAttribute("data-step", String(step.index));
+    document.body.setAttribute("data-step-done", step.done ? "true" : "false");
+  }
+
+  var next = $("next");
+  if (next) {
+    next.addEventListener("click", function () {
+      fetch("/next", { method: "POST" });
+    });
+  }
+
+  var source = new EventSource("/events");
+  source.addEventListener("open", function () { text($("conn"), "connected"); });
+  source.addEventListener("error", function () { text($("conn"), "disconnected (retrying)"); });
+  source.addEventListener("packet", function (m) {
+    var ev = JSON.parse(m.data);
+    light(ev);
+    packetLine(ev);
+  });
+  source.addEventListener("connection", function (m) {
+    var ev = JSON.parse(m.data);
+    if (ev.nat) { natNote(ev); }
+    packetLine(ev);
+  });
+  source.addEventListener("step", function (m) { showStep(JSON.parse(m.data)); });
+  source.addEventListener("end", function (m) {
+    text($("conn"), JSON.parse(m.data).text);
+    document.body.setAttribute("data-ended", "true");
+    source.close();
+  });
+})();
