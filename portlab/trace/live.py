@@ -138,6 +138,11 @@ class Trace:
                               f"'{self.expr}': {said}",
                               hint="--filter takes a tcpdump expression, e.g. "
                                    "'tcp port 25565' or 'udp or icmp' (man pcap-filter)")
+        if tool.stream.exit_code == 127 or "not found" in said:
+            return RuntimeProblem(f"{tool.what} is not on {tool.node}: the lab runs a node "
+                                  "image older than this portlab",
+                                  hint="remove the lab and start it again (`portlab down`, "
+                                       "then `portlab up`): it gets the current image")
         return RuntimeProblem(f"{tool.what} on {tool.node} stopped at once "
                             f"(exit code {tool.stream.exit_code}): {said or 'it said nothing'}",
                             hint=f"try it by hand: portlab shell {tool.node}")

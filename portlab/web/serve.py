@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,10 +61,18 @@ class Hub:
             if q in self._clients:
                 self._clients.remove(q)
 
-    def close(self) -> None:
+    def close(self, wait: float = 2.0) -> None:
+        """Tell every page the stream ends, after what was published before (an `end`
+        event reaches them), and wait a moment for them to get it."""
         with self._lock:
             for client in self._clients:
                 client.put(None)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._clients:
+                    return
+            time.sleep(0.02)
 
 
 class LiveServer:
@@ -72,7 +81,6 @@ class LiveServer:
     def __init__(self, page: str, address: tuple[str, int]) -> None:
         self.hub = Hub()
         self.page = page.encode()
-        self._closing = threading.Event()
         handler = _handler(self)
         try:
             self.httpd = ThreadingHTTPServer(address, handler)
@@ -96,7 +104,6 @@ class LiveServer:
         return self
 
     def close(self) -> None:
-        self._closing.set()
         self.hub.close()
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -155,7 +162,7 @@ def _handler(server: LiveServer) -> type[BaseHTTPRequestHandler]:
             try:
                 self.wfile.write(b"retry: 1000\n\n")
                 self.wfile.flush()
-                while not server._closing.is_set():
+                while True:  # until the hub's None: what was published before it is sent
                     try:
                         item = q.get(timeout=KEEPALIVE_SECONDS)
                     except queue.Empty:

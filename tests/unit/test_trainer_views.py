@@ -252,3 +252,16 @@ def test_a_filter_tcpdump_refuses_is_a_usage_error_and_nothing_keeps_running() -
 def test_an_unknown_node_is_named() -> None:
     with pytest.raises(UsageError, match="no node called 'routr'"):
         Trace(FakeNodes({}), core.get_lab("forwarding"), ["routr"])
+
+
+def test_a_node_image_without_the_tools_says_to_start_the_lab_again() -> None:
+    from portlab.errors import RuntimeProblem
+
+    lab = core.get_lab("forwarding")
+    td = FakeStream(["listening on any"], stderr="listening on any\n")
+    ct = FakeStream([], stderr="sh: 1: exec: conntrack: not found\n", code=127)
+    nodes = FakeNodes({("router", "tcpdump"): td, ("router", "conntrack"): ct})
+    with pytest.raises(RuntimeProblem, match="older than this portlab") as info:
+        Trace(nodes, lab, ["router"]).start()
+    assert "portlab down" in str(info.value)
+    assert td.stopped.is_set() and ct.stopped.is_set()
