@@ -33,10 +33,10 @@ def terminal(report: Report, *, color: bool | None = None, verbose: bool = False
         lines.append(f"  {style(word, fg=fg, bold=True)}{' ' * (5 - len(word))} {r.id:<22} "
                      f"{r.title}")
         if r.passed and not verbose:
-            # one line of what was seen: a pass teaches too ("filtered", "saw 198.51.100.10")
-            seen = r.probes[-1].got if r.probes else ""
-            if seen:
-                lines.append(style(_wrap("        seen:  ", seen), dim=True))
+            # a line of what each probe saw: a pass teaches too ("filtered", "saw 198.51.100.10")
+            for p in r.probes:
+                if p.got:
+                    lines.append(style(_wrap("        seen:  ", p.got), dim=True))
             continue
         for p in r.probes:
             if p.passed and not verbose:

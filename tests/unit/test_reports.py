@@ -35,7 +35,7 @@ def test_terminal_report_explains_a_failure() -> None:
     assert "got:   the connection was refused" in text
     assert "hint:  Add a DNAT rule." in text
     assert "1 of 2 checks passed" in text
-    assert "seen:  HTTP 200" in text  # a passed check says in one line what was seen
+    assert "seen:  HTTP 200" in text  # a passed check says in a line what each probe saw
     verbose = report.terminal(sample(), color=False, verbose=True)
     assert "from:  gamer-pc (10.0.0.10)" in verbose and "from:  gamer-pc" not in text
 
@@ -54,3 +54,15 @@ def test_junit_report_counts_failures() -> None:
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.find("testcase[@name='reach']/failure")
     assert failure is not None and "hint: Add a DNAT rule." in (failure.text or "")
+
+
+def test_a_passed_check_shows_what_each_of_its_probes_saw() -> None:
+    inside = ProbeResult(Outcome.PASS, "HTTP GET /", "tv (10.0.0.20)", "gamer-pc.lan = "
+                         "10.0.0.10:8080", "HTTP 200: the photo library answered")
+    outside = ProbeResult(Outcome.PASS, "TCP connection attempt (SYN)", "friend (198.51.100.10)",
+                          "router.wan = 198.51.100.1:8080", "the connection was refused at once")
+    two = Report("forwarding", "forwarding", [CheckResult(
+        "only-game-port", "Only one port", None, Outcome.PASS, [inside, outside], "", 0.1)], 0.1)
+    text = report.terminal(two, color=False)
+    assert text.index("seen:  HTTP 200: the photo library") < text.index(
+        "seen:  the connection was refused at once")
