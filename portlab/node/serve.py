@@ -6,6 +6,11 @@
     portlab-serve udp --port 5000 --token T
     portlab-serve tcp --port 3306 --token T [--title TEXT]   (greets each client with a line)
 
+Every kind also takes --bind ADDR (default: all addresses) and --name NAME,
+the process name `ss -ltnp`, `ps` and a `listening` check's `process:` see
+(default: serve-KIND, e.g. serve-http; at most 15 characters), so that two
+stand-in servers on one node can be told apart.
+
 Every answer carries the lab instance's token (so a check knows it reached
 this very server, not something else that answers on the port) and the
 client address as this server saw it (so a check can tell forwarding, which
@@ -28,6 +33,16 @@ from typing import Any
 
 NODE = socket.gethostname()
 _log_lock = threading.Lock()
+PR_SET_NAME = 15  # prctl(2): this process's name, as /proc/PID/comm and `ss -p` show it
+
+
+def set_name(name: str) -> None:
+    """Call this process NAME instead of python3 (the kernel keeps 15 bytes of it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"cannot name this process {name!r}")
 
 
 def log(**fields: object) -> None:
@@ -205,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--token", default="")
         p.add_argument("--bind", default="0.0.0.0", help="address to listen on (default: all)")
+        p.add_argument("--name", default=f"serve-{kind}",
+                       help=f"the process name ss, ps and `listening` checks see "
+                            f"(default: serve-{kind}; at most 15 characters)")
         if kind == "minecraft":
             p.add_argument("--motd", default="A portlab Minecraft server")
         if kind == "http":
@@ -212,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "tcp":
             p.add_argument("--title", default="portlab tcp server")
     args = parser.parse_args(argv)
+    if not 0 < len(args.name) <= 15 or "/" in args.name:
+        parser.error("--name takes 1 to 15 characters, without '/'")
+    set_name(args.name)
     if args.kind == "minecraft":
         server: socketserver.BaseServer = MinecraftServer(args.bind, args.port, args.token,
                                                           args.motd)

@@ -70,6 +70,26 @@ def test_listening_names_the_process_that_holds_the_socket(greeter: tuple[int, i
     assert sock["local"] == f"127.0.0.1:{port}"
     assert [p["pid"] for p in sock["processes"]] == [pid]
     assert "serve.py" in sock["processes"][0]["cmdline"]
+    assert sock["processes"][0]["name"] == "serve-tcp"  # its own name, not python3
+
+
+def test_a_stand_in_server_can_be_given_a_name_of_its_own() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(NODE / "serve.py"), "http", "--bind",
+                             "127.0.0.1", "--port", str(port), "--name", "photos"],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "listening"
+        assert Path(f"/proc/{proc.pid}/comm").read_text().strip() == "photos"
+        got = tool("probe.py", "listening", "tcp", str(port))
+        assert [p["name"] for p in got["sockets"][0]["processes"]] == ["photos"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+    bad = subprocess.run([sys.executable, str(NODE / "serve.py"), "http", "--port", "1",
+                          "--name", "a-name-far-too-long"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--name takes 1 to 15 characters" in bad.stderr
 
 
 def test_nothing_listening_is_reported() -> None:
