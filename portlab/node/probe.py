@@ -11,9 +11,13 @@
 Every result has "state": one of
     open / answered   the other side answered
     closed            a TCP reset or ICMP port unreachable came back (a scanner says "closed")
-    filtered          nothing came back before the timeout, or an ICMP "prohibited"
-                      (a scanner says "filtered")
-    unreachable       no route, or ICMP host/network unreachable
+    filtered          nothing came back before the timeout, or this node's own firewall
+                      refused to send (a scanner says "filtered")
+    unreachable       no route, or an ICMP host/network unreachable or "prohibited" came
+                      back (REJECT --reject-with icmp-host-prohibited): Linux reports both
+                      as "no route to host", so portlab cannot tell them apart; a scanner
+                      such as nmap, which reads the ICMP code itself, says "filtered" for
+                      "prohibited"
     error             the other side answered with something that was not expected
     probe-error       the probe could not send or listen at all (an unknown --device, a
                       local port in use, a name that does not resolve): nothing was
@@ -72,7 +76,7 @@ def classify(exc: OSError) -> str:
     if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN,
                 errno.EHOSTDOWN):
         return "unreachable"
-    if code in (errno.EACCES, errno.EPERM):  # ICMP admin prohibited, or local firewall
+    if code in (errno.EACCES, errno.EPERM):  # this node's own firewall refused to send
         return "filtered"
     if code in (errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE):
         return "closed"
