@@ -49,6 +49,9 @@ class KindSchema:
 ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": str}
 
 TCP_STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
+# UDP in a scanner's words: a datagram no one answers may have reached a silent server or been
+# dropped by a firewall, and nothing on the wire tells which: "open|filtered".
+UDP_STATES = ("open", "closed", "open|filtered", "unreachable", "not-open")
 
 
 def _tcp(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
@@ -65,7 +68,7 @@ def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     return None
 
 
-_SENDS = {"timeout": SECONDS, "device": str}
+_SENDS = {"timeout": SECONDS, "device": str, "source_port": PORT}
 _DEVICE: dict[str, str | None] = {"device": FROM}
 
 KINDS: dict[str, KindSchema] = {k.kind: k for k in (
@@ -79,8 +82,11 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
     KindSchema("minecraft",
                "Minecraft Server List Ping: does a game server answer, and whom did it see?",
                options=_SENDS, expects=ANSWER_EXPECTS, interfaces=_DEVICE),
-    KindSchema("udp", "UDP datagram: does the server reply, and whom did it see?",
-               options=_SENDS, expects=ANSWER_EXPECTS, interfaces=_DEVICE),
+    KindSchema("udp", "UDP datagram: does the server reply, and whom did it see? Or the port's "
+               "state in a scanner's words (open, closed, open|filtered)",
+               options={"payload": str, **_SENDS}, expects={**ANSWER_EXPECTS,
+                                                           "state": UDP_STATES},
+               interfaces=_DEVICE),
     KindSchema("listening",
                "Which process listens on this node's own port (from its sockets, no traffic)",
                options={"proto": ("tcp", "udp")}, expects={"listening": bool, "process": str},

@@ -3,7 +3,7 @@
 
     portlab-serve minecraft --port 25565 --token T [--motd TEXT]
     portlab-serve http --port 80 --token T [--title TEXT]
-    portlab-serve udp --port 5000 --token T
+    portlab-serve udp --port 5000 --token T [--silent]   (--silent: never answers)
     portlab-serve tcp --port 3306 --token T [--title TEXT]   (greets each client with a line)
 
 Every kind also takes --bind ADDR (default: all addresses) and --name NAME,
@@ -201,14 +201,17 @@ class GreetingServer(socketserver.ThreadingTCPServer):
 # --- UDP ---------------------------------------------------------------------------------------
 
 
-def serve_udp(sock: socket.socket, token: str) -> None:
+def serve_udp(sock: socket.socket, token: str, silent: bool = False) -> None:
+    """Answer each datagram with who sent it; with `silent`, only log it (a port a scanner
+    cannot tell from a filtered one: open|filtered)."""
     while True:
         data, addr = sock.recvfrom(65536)
         client = f"{addr[0]}:{addr[1]}"
-        reply = json.dumps({"node": NODE, "client": client, "token": token,
-                            "got": data[:200].decode("utf-8", "replace")})
-        sock.sendto(reply.encode(), addr)
-        log(service="udp", event="datagram", client=client)
+        if not silent:
+            reply = json.dumps({"node": NODE, "client": client, "token": token,
+                                "got": data[:200].decode("utf-8", "replace")})
+            sock.sendto(reply.encode(), addr)
+        log(service="udp", event="datagram", client=client, answered=not silent)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--title", default="portlab web server")
         if kind == "tcp":
             p.add_argument("--title", default="portlab tcp server")
+        if kind == "udp":
+            p.add_argument("--silent", action="store_true",
+                           help="receive and log datagrams, never answer (open|filtered)")
     args = parser.parse_args(argv)
     if not 0 < len(args.name) <= 15 or "/" in args.name:
         parser.error("--name takes 1 to 15 characters, without '/'")
@@ -244,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((args.bind, args.port))
         log(service=args.kind, event="listening", port=args.port)
-        serve_udp(sock, args.token)
+        serve_udp(sock, args.token, args.silent)
         return 0
     log(service=args.kind, event="listening", port=args.port)
     server.serve_forever()

@@ -55,6 +55,9 @@ def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     device = run.probe.options.get("device")
     if device:
         full += ["--device", str(device)]
+    source_port = run.probe.options.get("source_port")
+    if source_port:
+        full += ["--source-port", str(source_port)]
     return tool_on(run, run.source, full)
 
 

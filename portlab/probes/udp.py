@@ -1,15 +1,50 @@
-"""udp: send one datagram to a portlab-serve udp server and judge the reply."""
+"""udp: send one datagram; judge the reply of a portlab-serve udp server, or the port's state.
+
+A UDP port's state, in a scanner's words: *open* (something answered),
+*closed* (an ICMP port-unreachable came back), *open|filtered* (nothing came
+back: a silent server, or a firewall that drops; nothing on the wire tells
+which), *unreachable* (no route, or an ICMP host-unreachable or "prohibited").
+"""
 
 from __future__ import annotations
 
-from portlab.probes.base import ProbeResult, ProbeRun
-from portlab.probes.common import endpoint, judge_answer, run_tool, source_text
+from portlab.probes.base import Outcome, ProbeResult, ProbeRun
+from portlab.probes.common import describe_state, endpoint, judge_answer, run_tool, source_text
+
+# portlab-probe's state -> a scanner's
+SCANNER = {"answered": "open", "closed": "closed", "filtered": "open|filtered",
+           "unreachable": "unreachable", "error": "open"}
+SILENCE = ("no answer came back before the timeout: a silent server or a firewall that drops "
+           "it, and nothing on the wire tells which (a scanner would say: open|filtered)")
+CLOSED = "an ICMP port unreachable came back at once (a scanner would say: closed)"
 
 
 def run(r: ProbeRun) -> ProbeResult:
-    data = run_tool(r, ["udp", str(r.target), str(r.probe.port)])
+    argv = ["udp", str(r.target), str(r.probe.port)]
+    payload = r.probe.options.get("payload")
+    if payload:
+        argv += ["--payload", str(payload)]
+    data = run_tool(r, argv)
+    expect = r.probe.expect
+    state = SCANNER.get(str(data.get("state")), "open")
+    sent = "one UDP datagram" + (f" ({str(payload)[:40]!r})" if payload else "")
     body = data.get("json") if data.get("state") == "answered" else None
     answer = body if isinstance(body, dict) else None
+    want = expect.get("state")
+    if want is not None:
+        got = {"open|filtered": SILENCE, "closed": CLOSED}.get(state, describe_state(data))
+        if state == "open" and answer is None:
+            got = f"an answer came back: {str(data.get('reply', ''))[:80]!r}"
+        passed = (state != "open") if want == "not-open" else state == want
+        why = "" if passed else (
+            "something answered on that port, and nothing should" if want == "not-open"
+            else f"expected the port {want}, it was {state}")
+        if passed and any(k in expect for k in ("answers", "token", "seen_source")):
+            outcome, got, why = judge_answer(r, data, answer, "UDP")
+            return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
+        return ProbeResult(Outcome.of(passed), sent, source_text(r, data), endpoint(r),
+                           f"{got} [state: {state}]", why, data)
     outcome, got, why = judge_answer(r, data, answer, "UDP")
-    return ProbeResult(outcome, "one UDP datagram", source_text(r, data), endpoint(r), got, why,
-                       data)
+    if data.get("state") == "filtered" and answer is None:
+        got = SILENCE
+    return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
