@@ -14,9 +14,9 @@ import re
 from typing import Any
 
 from portlab.model import templating
-from portlab.model.probekinds import IntRange, KindSchema, kinds, schema
+from portlab.model.probekinds import IntRange, KindSchema, OneOf, kinds, schema
 from portlab.model.reader import Reader, kind
-from portlab.model.types import Check, Node, Probe
+from portlab.model.types import Check, Match, Node, Probe
 from portlab.model.yamlsrc import Path as KeyPath
 from portlab.model.yamlsrc import dotted
 
@@ -88,6 +88,9 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     for key in ("seen_source", "peer", "tunnel"):
         if isinstance(expect.get(key), str):
             _check_target(r, expect[key], ppath + ("expect", key), nodes)
+        elif isinstance(expect.get(key), Match):
+            for value in expect[key].values:
+                _check_target(r, value, ppath + ("expect", key), nodes)
     at = options.get("at")  # a node the probe also runs something on (capture)
     if isinstance(at, str) and not templating.is_template(at) and at not in node_names:
         raise r.error(ppath + ("at",), f"no node called '{at}'")
@@ -100,6 +103,19 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
 
 def typed(r: Reader, value: Any, path: KeyPath, typ: Any) -> Any:
     """A probe option or expectation of the given type (see portlab.model.probekinds)."""
+    if isinstance(typ, OneOf):
+        if not isinstance(value, dict):
+            return typed(r, value, path, typ.base)
+        if len(value) != 1 or next(iter(value)) not in ("any", "not"):
+            raise r.error(path, "expected a value, {any: [values]} (one of them) or "
+                          "{not: value} / {not: [values]} (none of them)")
+        word, raw = next(iter(value.items()))
+        items = raw if isinstance(raw, list) else [raw]
+        if not items or (word == "any" and not isinstance(raw, list)):
+            raise r.error(path + (word,), "expected a list of values" if word == "any"
+                          else "expected a value or a list of values")
+        return Match(tuple(typed(r, v, path + (word, k), typ.base) for k, v in enumerate(items)),
+                     negate=word == "not")
     if typ is bool:
         return r.boolean(value, path)
     if isinstance(typ, IntRange):

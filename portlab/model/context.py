@@ -24,7 +24,7 @@ from typing import Any
 from portlab.errors import LabError
 from portlab.model import templating, wgkeys
 from portlab.model.templating import Table
-from portlab.model.types import Lab
+from portlab.model.types import Lab, Match
 from portlab.model.yamlsrc import Path as KeyPath
 from portlab.model.yamlsrc import dotted
 
@@ -148,6 +148,9 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             for key, value in probe.expect.items():
                 if isinstance(value, str):
                     yield ("checks", i, "probes", j, "expect", key), value
+                elif isinstance(value, Match):
+                    for text in value.values:
+                        yield ("checks", i, "probes", j, "expect", key), text
     for node_name, script in lab.solution.items():
         yield ("solution", node_name), script
     for i, wrong in enumerate(lab.wrong_solutions):

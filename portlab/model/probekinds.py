@@ -21,6 +21,14 @@ class IntRange:
     high: int
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """An expectation of type `base`, or a portlab.model.types.Match of such values:
+    `{any: [A, B]}` (one of them), `{not: A}` or `{not: [A, B]}` (none of them)."""
+
+    base: Any
+
+
 SECONDS = float  # a number of seconds, more than 0 and at most 60
 PORT = IntRange(1, 65535)
 COUNT = IntRange(0, 10**6)
@@ -46,7 +54,7 @@ class KindSchema:
 
 
 # expect keys shared by the kinds that talk to portlab-serve servers
-ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": str}
+ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": OneOf(str)}
 
 TCP_STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
 # UDP in a scanner's words: a datagram no one answers may have reached a silent server or been
@@ -73,7 +81,7 @@ _DEVICE: dict[str, str | None] = {"device": FROM}
 
 KINDS: dict[str, KindSchema] = {k.kind: k for k in (
     KindSchema("tcp", "TCP connect: is the port open, closed or filtered from this node?",
-               options=_SENDS, expects={"state": TCP_STATES, "banner": str},
+               options=_SENDS, expects={"state": OneOf(TCP_STATES), "banner": str},
                interfaces=_DEVICE, validate=_tcp),
     KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
                options={"path": str, **_SENDS},
@@ -85,7 +93,7 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
     KindSchema("udp", "UDP datagram: does the server reply, and whom did it see? Or the port's "
                "state in a scanner's words (open, closed, open|filtered)",
                options={"payload": str, **_SENDS}, expects={**ANSWER_EXPECTS,
-                                                           "state": UDP_STATES},
+                                                           "state": OneOf(UDP_STATES)},
                interfaces=_DEVICE),
     KindSchema("listening",
                "Which process listens on this node's own port (from its sockets, no traffic)",

@@ -70,6 +70,23 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Match:
+    """An expectation that is not one value: any of `values` (`{any: [a, b]}`), or, with
+    `negate`, none of them (`{not: a}`, `{not: [a, b]}`)."""
+
+    values: tuple[str, ...]
+    negate: bool = False
+
+    def holds(self, got: str) -> bool:
+        return (got in self.values) != self.negate
+
+    def __str__(self) -> str:
+        words = " or ".join(self.values)
+        return f"not {words}" if self.negate else (f"any of {words}" if len(self.values) > 1
+                                                   else words)
+
+
+@dataclass(frozen=True)
 class Probe:
     kind: str
     source: str  # node name ("from" in the file)
@@ -181,6 +198,7 @@ class Lab:
     pass_mark: int = 0  # points needed to pass a grade
     vary: Vary = field(default_factory=Vary)
     demo: tuple[DemoStep, ...] = ()
+    order: int = 1000  # its place in the learning path (`portlab list`): lower comes first
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of `path` in the lab file, or of the nearest key around it."""

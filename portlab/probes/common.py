@@ -17,6 +17,7 @@ import json
 import uuid
 from typing import Any
 
+from portlab.model.types import Match
 from portlab.probes.base import CannotObserve, Outcome, ProbeRun
 
 STATE_WORDS = {
@@ -175,7 +176,15 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any] | N
             "the answer did not carry this lab instance's token, so it did not come from the "
             "lab's own server")
     ref = expect.get("seen_source")
-    if ref:
+    if isinstance(ref, Match):
+        wants = [run.address_of(v) for v in ref.values]
+        if not Match(tuple(wants), ref.negate).holds(client_ip):
+            named = " or ".join(f"{v} = {w}" if v != w else w
+                                for v, w in zip(ref.values, wants, strict=True))
+            return Outcome.FAIL, got, (f"the server saw the connection coming from {client_ip}, "
+                                       + (f"and it should not be {named}" if ref.negate
+                                          else f"expected one of {named}"))
+    elif ref:
         want = run.address_of(ref)
         if client_ip != want:
             named = f"{ref} = {want}" if ref != want else want

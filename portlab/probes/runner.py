@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from portlab.backend.base import NodeRunner
 from portlab.errors import UsageError, printable
 from portlab.model.context import Binding
-from portlab.model.types import Check, Lab, Probe
+from portlab.model.types import Check, Lab, Match, Probe
 from portlab.probes import run_for
 from portlab.probes.base import CannotObserve, Judged, Outcome, ProbeResult, ProbeRun
 from portlab.probes.common import FRESH, endpoint
@@ -71,8 +72,15 @@ def resolve(probe: Probe, binding: Binding, nodes: NodeRunner) -> ProbeRun:
     target_name = text("to", probe.target) if probe.target else ""
     target = binding.address(target_name) if target_name else None
     options = {k: text(k, v) if isinstance(v, str) else v for k, v in probe.options.items()}
-    expect = {k: binding.render((*probe.path, "expect", k), v) if isinstance(v, str) else v
-              for k, v in probe.expect.items()}
+    def expected(key: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return binding.render((*probe.path, "expect", key), value)
+        if isinstance(value, Match):
+            return Match(tuple(binding.render((*probe.path, "expect", key), v)
+                               for v in value.values), value.negate)
+        return value
+
+    expect = {k: expected(k, v) for k, v in probe.expect.items()}
     resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, expect,
                      probe.key, probe.path)
     return ProbeRun(resolved, probe.source, binding.first_address(probe.source), target,

@@ -8,6 +8,7 @@ which), *unreachable* (no route, or an ICMP host-unreachable or "prohibited").
 
 from __future__ import annotations
 
+from portlab.model.types import Match
 from portlab.probes.base import Outcome, ProbeResult, ProbeRun
 from portlab.probes.common import describe_state, endpoint, judge_answer, run_tool, source_text
 
@@ -35,7 +36,8 @@ def run(r: ProbeRun) -> ProbeResult:
         got = {"open|filtered": SILENCE, "closed": CLOSED}.get(state, describe_state(data))
         if state == "open" and answer is None:
             got = f"an answer came back: {str(data.get('reply', ''))[:80]!r}"
-        passed = (state != "open") if want == "not-open" else state == want
+        passed = (any(_is(state, v) for v in want.values) != want.negate
+                  if isinstance(want, Match) else _is(state, want))
         why = "" if passed else (
             "something answered on that port, and nothing should" if want == "not-open"
             else f"expected the port {want}, it was {state}")
@@ -48,3 +50,7 @@ def run(r: ProbeRun) -> ProbeResult:
     if data.get("state") == "filtered" and answer is None:
         got = SILENCE
     return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
+
+
+def _is(state: str, want: str) -> bool:
+    return state != "open" if want == "not-open" else state == want
