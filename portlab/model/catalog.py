@@ -72,7 +72,7 @@ def scan() -> Catalog:
             out.labs.append(load_file(path))
         except LabError as exc:
             out.broken.append(Broken(name, str(path), exc))
-    out.labs.sort(key=lambda lab: (DIFFICULTIES.index(lab.difficulty), lab.name))
+    out.labs.sort(key=lambda lab: (lab.order, DIFFICULTIES.index(lab.difficulty), lab.name))
     return out
 
 

@@ -47,7 +47,7 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
 
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
-            "submission", "points", "pass_mark", "vary", "demo")
+            "submission", "points", "pass_mark", "vary", "demo", "order")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services")
 IFACE_KEYS = ("network", "host")
@@ -116,6 +116,8 @@ def parse(text: str, file: str, directory: Path | None = None,
         pass_mark=gradespec.pass_mark(r, top.get("pass_mark"), sum(points.values())),
         vary=gradespec.vary(r, top.get("vary"), defaults, networks),
         demo=demospec.read(r, top.get("demo"), nodes, solution),
+        order=(1000 if top.get("order") is None else
+               r.integer(top["order"], ("order",), low=0, high=1000)),
     )
     try:
         sample = context.Binding.sample(lab)

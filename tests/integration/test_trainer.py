@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
+from portlab import core
 from portlab.runtime import Instance
 from tests.browser import chromium
 from tests.integration.helpers import PATIENCE, Running, lab_running, portlab
 
-LABS = ("forwarding", "vpn", "firewall")
+LABS = [lab.name for lab in core.labs() if lab.demo]  # every lab with a demo
 TOOLS = ("tcpdump", "conntrack")
 FWD = "trainer-fwd"
 
@@ -141,6 +142,10 @@ def test_trace_at_the_isp_sees_only_udp_to_the_vpn_gateway(
 
 
 # --- demo ----------------------------------------------------------------------------------------
+
+def test_every_shipped_lab_has_a_demo() -> None:
+    assert [lab.name for lab in core.labs()] == LABS
+
 
 @pytest.mark.parametrize("lab", LABS)
 def test_demo_auto_takes_the_lab_from_unsolved_to_solved(node_image: str, lab: str) -> None:

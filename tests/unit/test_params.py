@@ -35,6 +35,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vpn": {"wg_port": 41000, "web_port": 8080, "laptop_host": 7},
     "firewall": {"ssh_port": 2222, "web_port": 8080, "db_port": 5432,
                  "admin_password": "s3cret"},
+    "hairpin": {"web_port": 9090},
+    "nat": {"web_port": 8081, "service_port": 8200},
 }
 # A default that something else in the lab has too, on purpose: not a stale use of the param.
 SHARED = {("firewall", "web_port"): "the software mirror's own web server is on port 80 too"}

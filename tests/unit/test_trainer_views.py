@@ -26,7 +26,7 @@ from portlab.trace.live import Trace
 from portlab.views import html, layout, topology
 from portlab.web.serve import LiveServer
 
-LABS = ("forwarding", "vpn", "firewall")
+LABS = [lab.name for lab in core.labs()]
 SVG = "{http://www.w3.org/2000/svg}"
 
 
