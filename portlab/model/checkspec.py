@@ -14,7 +14,15 @@ import re
 from typing import Any
 
 from portlab.model import templating
-from portlab.model.probekinds import IntRange, KindSchema, OneOf, kinds, schema
+from portlab.model.probekinds import (
+    IntRange,
+    KindSchema,
+    OneOf,
+    PortList,
+    PortStates,
+    kinds,
+    schema,
+)
 from portlab.model.reader import Reader, kind
 from portlab.model.types import Check, Match, Node, Probe
 from portlab.model.yamlsrc import Path as KeyPath
@@ -103,6 +111,22 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
 
 def typed(r: Reader, value: Any, path: KeyPath, typ: Any) -> Any:
     """A probe option or expectation of the given type (see portlab.model.probekinds)."""
+    if isinstance(typ, PortList):
+        if not isinstance(value, list) or not value:
+            raise r.error(path, "expected a list of ports, e.g. [22, 80, 443]")
+        return [r.integer(v, path + (k,), low=1, high=65535) for k, v in enumerate(value)]
+    if isinstance(typ, PortStates):
+        if not isinstance(value, dict) or not value:
+            raise r.error(path, "expected a mapping of port to state, e.g. {22: filtered, "
+                          "80: open}")
+        states: dict[int, Any] = {}
+        for key, state in value.items():
+            number = int(key) if isinstance(key, str) and key.isdigit() else key  # YAML keys
+            port = r.integer(number, path + (key,), low=1, high=65535)
+            if port in states:
+                raise r.error(path + (key,), f"port {port} is named twice")
+            states[port] = typed(r, state, path + (key,), OneOf(typ.states))
+        return states
     if isinstance(typ, OneOf):
         if not isinstance(value, dict):
             return typed(r, value, path, typ.base)

@@ -29,6 +29,18 @@ class OneOf:
     base: Any
 
 
+@dataclass(frozen=True)
+class PortList:
+    """A list of ports (each a number or a template over params)."""
+
+
+@dataclass(frozen=True)
+class PortStates:
+    """A mapping of port -> the state expected there (one of `states`, or a Match of them)."""
+
+    states: tuple[str, ...]
+
+
 SECONDS = float  # a number of seconds, more than 0 and at most 60
 PORT = IntRange(1, 65535)
 COUNT = IntRange(0, 10**6)
@@ -65,6 +77,17 @@ UDP_STATES = ("open", "closed", "open|filtered", "unreachable", "not-open")
 def _tcp(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     if "state" not in expect and "banner" not in expect:
         return "a tcp probe needs expect.state or expect.banner"
+    return None
+
+
+# nmap's words for a port, and "not-open" (anything but open)
+NMAP_STATES = ("open", "closed", "filtered", "open|filtered", "closed|filtered", "unfiltered",
+               "not-open")
+
+
+def _scan(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if not expect.get("ports"):
+        return "a scan probe needs expect.ports: the state expected on each port"
     return None
 
 
@@ -105,6 +128,11 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                options={"at": str, "iface": str, "path": str, "timeout": SECONDS},
                expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT},
                interfaces={"iface": "at"}, also=("any",), validate=_capture),
+    KindSchema("scan",
+               "nmap from a node at one address (never a subnet): several ports, each in "
+               "nmap's words (open, closed, filtered, open|filtered)",
+               options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS},
+               expects={"ports": PortStates(NMAP_STATES)}, needs_port=False, validate=_scan),
     KindSchema("wireguard",
                "A node's WireGuard peers (wg show): a recent handshake, from whom, for which "
                "address",

@@ -2,7 +2,7 @@
 
     base      the outcome (pass / fail / error), a probe's inputs and its result
     common    running portlab-probe on a node, and judging servers' answers
-    tcp, http, minecraft, udp, listening, capture, wireguard: the kinds
+    tcp, http, minecraft, udp, listening, capture, wireguard, scan: the kinds
     runner    a lab's checks against a running instance -> a Report
 
 A kind's keys and types in a lab file are the lab format's (portlab.model.probekinds);
@@ -24,6 +24,7 @@ KIND_MODULES = {
     "listening": "portlab.probes.listening",
     "capture": "portlab.probes.capture",
     "wireguard": "portlab.probes.wireguard",
+    "scan": "portlab.probes.scan",
 }
 
 

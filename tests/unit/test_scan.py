@@ -1,0 +1,100 @@
+"""The scan kind: nmap's XML report (as nmap printed it on the firewall lab's attacker,
+tests/unit/data), judged port by port; the loader's side; and a broken nmap is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portlab.backend.base import ExecResult
+from portlab.errors import LabError
+from portlab.model.context import Binding
+from portlab.model.types import Match
+from portlab.probes import run_for
+from portlab.probes.base import CannotObserve, Outcome
+from portlab.probes.runner import resolve
+from portlab.probes.scan import argv_for, states_of
+from tests.unit.fakes import FakeNodes
+from tests.unit.labfiles import minimal, parse_data
+
+DATA = Path(__file__).parent / "data"
+UNTOUCHED = (DATA / "nmap-firewall-untouched.xml").read_text()
+SOLVED = (DATA / "nmap-firewall-solved.xml").read_text()
+
+
+def lab_with(**probe: Any):  # type: ignore[no-untyped-def]
+    data = minimal()
+    data["params"] = {"ssh_port": 22}
+    data["checks"][0]["probes"] = [{"kind": "scan", "from": "b", "to": "a.wan", **probe}]
+    return parse_data(data)
+
+
+def scan(report: str, code: int = 0, **probe: Any) -> Any:
+    lab = lab_with(**probe)
+    calls: list[list[str]] = []
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        calls.append(argv)
+        return ExecResult(code, report, "")
+
+    result = run_for("scan")(resolve(lab.checks[0].probes[0], Binding.preview(lab),
+                                     FakeNodes(answer)))
+    return result, calls
+
+
+def test_nmaps_report_is_read_port_by_port() -> None:
+    assert states_of(UNTOUCHED) == {22: "open", 80: "open", 3306: "open", 4444: "closed"}
+    assert states_of(SOLVED) == {22: "filtered", 80: "open", 3306: "filtered",
+                                 4444: "filtered"}
+
+
+def test_the_loader_reads_ports_and_states() -> None:
+    lab = lab_with(ports=[4444], proto="tcp",
+                   expect={"ports": {"{{ params.ssh_port }}": "filtered", 80: "open",
+                                     3306: {"any": ["filtered", "closed"]}}})
+    probe = lab.checks[0].probes[0]
+    assert probe.options == {"ports": [4444], "proto": "tcp"}
+    assert probe.expect["ports"] == {22: "filtered", 80: "open",
+                                     3306: Match(("filtered", "closed"))}
+
+
+@pytest.mark.parametrize(("probe", "words"), [
+    ({"expect": {}}, "a scan probe needs expect.ports"),
+    ({"expect": {"ports": {22: "shut"}}}, "expected one of: open, closed, filtered"),
+    ({"expect": {"ports": [22]}}, "expected a mapping of port to state"),
+    ({"ports": "22,80", "expect": {"ports": {22: "open"}}}, "expected a list of ports"),
+    ({"expect": {"ports": {70000: "open"}}}, "expected a number from 1 to 65535"),
+    ({"to": "198.51.100.0/24", "expect": {"ports": {22: "open"}}}, "or an IPv4 address"),
+])
+def test_broken_scans_are_named(probe: dict[str, Any], words: str) -> None:
+    with pytest.raises(LabError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        lab_with(**probe)
+
+
+def test_a_solved_firewall_passes_and_an_open_one_fails_naming_each_port() -> None:
+    expect = {"ports": {22: "filtered", 80: "open", 3306: "not-open"}}
+    good, calls = scan(SOLVED, ports=[4444], expect=expect)
+    assert good.outcome is Outcome.PASS
+    assert good.got == "nmap says: 22 filtered, 80 open, 3306 filtered, 4444 filtered"
+    assert calls == [argv_for([22, 80, 3306, 4444], "tcp", 10.0, "198.51.100.1")]
+    assert calls[0][-1] == "198.51.100.1"  # one address, never a subnet
+    bad, _ = scan(UNTOUCHED, ports=[4444], expect=expect)
+    assert bad.outcome is Outcome.FAIL
+    assert bad.why == ("port 22: expected filtered, nmap says open; "
+                       "port 3306: expected not-open, nmap says open")
+    assert "4444 closed" in bad.got
+
+
+def test_udp_scans_say_so() -> None:
+    assert "-sU" in argv_for([53], "udp", 5, "10.0.0.1")
+    assert "-sU" not in argv_for([53], "tcp", 5, "10.0.0.1")
+
+
+@pytest.mark.parametrize(("report", "code"), [("", 127), ("garbage", 0), ("<html/>", 0),
+                                              (UNTOUCHED.replace('portid="80"', 'portid="81"'),
+                                               0)])
+def test_no_report_to_trust_is_an_error_never_a_verdict(report: str, code: int) -> None:
+    with pytest.raises(CannotObserve):
+        scan(report, code, expect={"ports": {22: "not-open", 80: "not-open"}})
