@@ -96,6 +96,11 @@ def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
         return "a capture probe needs 'at': the node where the capture runs"
     if ("tunnel" in expect) != ("tunnel_port" in expect):
         return "expect.tunnel and expect.tunnel_port go together (address and UDP port)"
+    send = options.get("send", "http")
+    if "handshake" in expect and send == "udp":
+        return "expect.handshake is TCP's: UDP has no handshake (send: tcp or http)"
+    if "path" in options and send != "http":
+        return "'path' goes with send: http"
     return None
 
 
@@ -123,10 +128,12 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                options={"proto": ("tcp", "udp")}, expects={"listening": bool, "process": str},
                needs_target=False),
     KindSchema("capture",
-               "Capture on a node of the path while an HTTP request runs: what could be seen "
-               "there?",
-               options={"at": str, "iface": str, "path": str, "timeout": SECONDS},
-               expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT},
+               "Capture on a node of the path while an HTTP request, a TCP connection or a UDP "
+               "datagram goes by: what could be seen there, and did a TCP handshake cross it?",
+               options={"at": str, "iface": str, "path": str, "timeout": SECONDS,
+                        "send": ("http", "tcp", "udp")},
+               expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT,
+                        "handshake": bool},
                interfaces={"iface": "at"}, also=("any",), validate=_capture),
     KindSchema("scan",
                "nmap from a node at one address (never a subnet): several ports, each in "

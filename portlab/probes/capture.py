@@ -1,25 +1,32 @@
 """capture: what a node on the path sees while a request runs (tcpdump there, then analysed).
 
-The probe starts a capture on node `at` (interface `iface`), sends one HTTP
-GET from `from` to `to`:`port` with a source port of its own choosing, stops
-the capture and looks at what crossed `at`:
+The probe starts a capture on node `at` (interface `iface`), sends from
+`from` to `to`:`port`, with a source port of its own choosing, one HTTP GET
+(`send: http`, the default), a TCP connection (`send: tcp`, reading the
+server's greeting) or one UDP datagram (`send: udp`), stops the capture and
+looks at what crossed `at`:
 
-* `in_clear`: were packets of that very request (its TCP connection, known
-  by its source port and the target port) visible at `at`? A VPN hides them
-  inside encrypted UDP; a plain route does not.
+* `in_clear`: were packets of that very request (its TCP connection or UDP
+  datagram, known by its source port and the target port) visible at `at`?
+  A VPN hides them inside encrypted UDP; a plain route does not.
+* `handshake` (TCP): did the connection's opening cross `at`, its SYN and
+  the SYN-ACK that accepts it? `false` holds when no SYN-ACK crossed: a
+  firewall dropped the SYN, or a reset refused it.
 * `tunnel` (+ `tunnel_port`): between the `from` node and that address, did
   only UDP to/from that port cross `at` (and some did)? That is what an
   eavesdropper on the path sees of a WireGuard tunnel: who talks to which
   gateway, how much and when, never what.
 
-The request's answer is judged like the http kind's (answers, token,
-seen_source). Other checks may run at the same time; the verdict on the
+The answer (a portlab-serve server's: for tcp its greeting line) is judged
+like the http kind's (answers, token, seen_source). Other checks may run at
+the same time; the verdict on the
 request's own packets is exact because it recognises them by port, and the
 `tunnel` verdict only counts traffic between `from` and the tunnel address.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from typing import Any
@@ -40,12 +47,37 @@ def _fmt(pkt: dict[str, Any]) -> str:
     return f"{str(pkt.get('proto', '?')).upper()} {src} -> {dst}{flags}"
 
 
-def _own(pkt: dict[str, Any], source_port: int, port: int) -> bool:
-    """A packet of the probe's own TCP connection (either direction, before or after NAT)."""
-    if pkt.get("proto") != "tcp":
+def _own(pkt: dict[str, Any], source_port: int, port: int, proto: str = "tcp") -> bool:
+    """A packet of the probe's own connection or datagram (either direction, before or after
+    NAT)."""
+    if pkt.get("proto") != proto:
         return False
     ports = {pkt.get("sport"), pkt.get("dport")}
     return ports == {source_port, port}
+
+
+def _handshake(own: list[dict[str, Any]]) -> bool:
+    """Did the opening of a TCP connection cross: a SYN, and the SYN-ACK that accepts it?"""
+    flags = [str(p.get("flags", "")) for p in own]
+    return any("S" in f and "A" not in f for f in flags) and any("S" in f and "A" in f
+                                                                 for f in flags)
+
+
+def _answer(send: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The portlab-serve answer (token, client, node) the probe got, or None."""
+    if send == "http" and data.get("state") == "open" and "status" in data:
+        body = data.get("json")
+        return body if isinstance(body, dict) else {"node": "?", "client": "?"}
+    if send == "tcp" and data.get("state") == "open":
+        try:
+            greeting = json.loads(str(data.get("banner") or ""))
+        except ValueError:
+            greeting = None
+        return greeting if isinstance(greeting, dict) else {"node": "?", "client": "?"}
+    if send == "udp" and data.get("state") == "answered":
+        body = data.get("json")
+        return body if isinstance(body, dict) else {"node": "?", "client": "?"}
+    return None
 
 
 def summarise(packets: list[dict[str, Any]]) -> str:
@@ -61,18 +93,22 @@ def run(r: ProbeRun) -> ProbeResult:
     at = str(opts["at"])
     iface = str(opts.get("iface", "any"))
     path = str(opts.get("path", "/"))
+    send = str(opts.get("send", "http"))
+    proto = "udp" if send == "udp" else "tcp"
     port = int(r.probe.port or 80)
     source_port = random.randint(*SOURCE_PORTS)
     where = f"{at} ({iface})"
-    sent = (f"HTTP GET {path} from local port {source_port}, while {at} captured its "
-            f"interface {iface}")
+    what = {"http": f"HTTP GET {path}", "tcp": "a TCP connection",
+            "udp": "one UDP datagram"}[send]
+    sent = f"{what} from local port {source_port}, while {at} captured its interface {iface}"
 
     started = tool_on(r, at, ["capture", "start", iface])
     if started.get("state") != "capturing" or not started.get("id"):
         raise CannotObserve(f"the capture on {where} did not start: {str(started)[:200]}",
                             f"`portlab-probe capture start {iface}` on {at} shows why",
                             sent=sent, data={"capture": started})
-    argv = ["http", str(r.target), str(port), "--path", path, "--source-port", str(source_port)]
+    argv = [send, str(r.target), str(port), "--source-port", str(source_port)]
+    argv += {"http": ["--path", path], "tcp": ["--banner"], "udp": []}[send]
     if opts.get("timeout"):
         argv += ["--timeout", str(opts["timeout"])]
     try:
@@ -93,14 +129,13 @@ def run(r: ProbeRun) -> ProbeResult:
                             data={"request": data, "capture": stopped})
     packets: list[dict[str, Any]] = stopped.get("packets") or []
 
-    answer = None
-    if data.get("state") == "open" and "status" in data:
-        body = data.get("json")
-        answer = body if isinstance(body, dict) else {"node": "?", "client": "?"}
-    outcome, got, why = judge_answer(r, data, answer, "HTTP")
+    answer = _answer(send, data)
+    outcome, got, why = judge_answer(r, data, answer, {"http": "HTTP", "tcp": "TCP",
+                                                       "udp": "UDP"}[send])
     passed = outcome is Outcome.PASS
 
-    own = [p for p in packets if _own(p, source_port, port)]
+    own = [p for p in packets if _own(p, source_port, port, proto)]
+    shook = _handshake(own)
     me = r.source_address
     tunnel_ref = expect.get("tunnel")
     tunnel_ip = r.address_of(str(tunnel_ref)) if tunnel_ref else None
@@ -114,10 +149,14 @@ def run(r: ProbeRun) -> ProbeResult:
     seen = f"{len(packets)} packets crossed {where}"
     if packets:
         seen += " (with those of checks running meanwhile): " + summarise(packets)
+    kind = proto.upper()
     if own:
-        seen += f". {len(own)} of them were the request's own TCP packets, readable there"
+        seen += f". {len(own)} of them were the request's own {kind} packets, readable there"
+        if proto == "tcp":
+            seen += (", the handshake among them (SYN, SYN-ACK)" if shook else
+                     ", without the handshake's SYN-ACK")
     else:
-        seen += ". None of them was one of the request's own TCP packets"
+        seen += f". None of them was one of the request's own {kind} packets"
     got = f"{got}. {seen}"
 
     # What was seen on the path comes first: a request that leaked in the clear is the
@@ -128,6 +167,12 @@ def run(r: ProbeRun) -> ProbeResult:
                               f"there can read it; it should travel inside the tunnel")
     elif passed and want_clear is True and not own:
         passed, why = False, f"the request's packets were not visible at {at}"
+    elif passed and expect.get("handshake") is True and not shook:
+        passed, why = False, (f"no TCP handshake (SYN, then SYN-ACK) of the connection crossed "
+                              f"{at}")
+    elif expect.get("handshake") is False and shook:
+        passed, why = False, (f"the connection's handshake crossed {at} (SYN, SYN-ACK): it was "
+                              "accepted, and it should not have been")
     elif passed and tunnel_ref:
         if other:
             passed, why = False, (f"between {r.source} and {tunnel_ref} = {tunnel_ip} more than "

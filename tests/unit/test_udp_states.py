@@ -119,3 +119,20 @@ def test_the_format_takes_udp_states_payload_and_source_port() -> None:
     with pytest.raises(Exception, match="open\\|filtered"):
         parse_data(data)
 
+
+
+@pytest.mark.parametrize(("options", "expect", "words"), [
+    ({"send": "udp"}, {"handshake": True}, "UDP has no handshake"),
+    ({"send": "tcp", "path": "/x"}, {"in_clear": True}, "'path' goes with send: http"),
+    ({"send": "ftp"}, {"in_clear": True}, "expected one of: http, tcp, udp"),
+])
+def test_capture_sends_tcp_or_udp_but_checks_what_goes_together(
+        options: dict[str, Any], expect: dict[str, Any], words: str) -> None:
+    data = minimal()
+    data["checks"][0]["probes"] = [{"kind": "capture", "from": "b", "to": "a.wan", "port": 80,
+                                    "at": "a", **options, "expect": expect}]
+    with pytest.raises(Exception, match=words):
+        parse_data(data)
+    data["checks"][0]["probes"][0].update(send="tcp", expect={"handshake": False})
+    data["checks"][0]["probes"][0].pop("path", None)
+    assert parse_data(data).checks[0].probes[0].expect == {"handshake": False}
