@@ -19,9 +19,9 @@ looks at what crossed `at`:
 
 The answer (a portlab-serve server's: for tcp its greeting line) is judged
 like the http kind's (answers, token, seen_source). Other checks may run at
-the same time; the verdict on the
-request's own packets is exact because it recognises them by port, and the
-`tunnel` verdict only counts traffic between `from` and the tunnel address.
+the same time; the verdict on the request's own packets is exact because it
+recognises them by port, and the `tunnel` verdict only counts traffic
+between `from` and the tunnel address.
 """
 
 from __future__ import annotations
