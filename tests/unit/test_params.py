@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                  "admin_password": "s3cret"},
     "hairpin": {"web_port": 9090},
     "nat": {"web_port": 8081, "service_port": 8200},
+    "tcp-udp": {"port": 6000, "quiet_port": 3478},
 }
 # A default that something else in the lab has too, on purpose: not a stale use of the param.
 SHARED = {("firewall", "web_port"): "the software mirror's own web server is on port 80 too"}
