@@ -38,6 +38,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "hairpin": {"web_port": 9090},
     "nat": {"web_port": 8081, "service_port": 8200},
     "tcp-udp": {"port": 6000, "quiet_port": 3478},
+    "scan": {"web_port": 8080, "ssh_port": 23456, "db_port": 5432, "old_ssh_port": 2222,
+             "closed_port": 8443, "udp_port": 6000, "admin_password": "s3cret"},
 }
 # A default that something else in the lab has too, on purpose: not a stale use of the param.
 SHARED = {("firewall", "web_port"): "the software mirror's own web server is on port 80 too"}
