@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
+from typing import Any
 
 import click
 
@@ -92,3 +94,18 @@ def web_bind(address: str, port: int, allow_remote: bool) -> tuple[str, int]:
                          "reach this machine; the page listens on 127.0.0.1 unless you add "
                          "--allow-remote", hint="leave --bind out to stay on this machine")
     return address, port
+
+
+def page_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--port, --bind and --allow-remote: where a live page (`--web`) listens. Checked by
+    web_bind."""
+    command = click.option("--allow-remote", is_flag=True,
+                           help="With --web: allow --bind to a non-loopback address (anyone "
+                                "who can reach it sees the lab's traffic).")(command)
+    command = click.option("--bind", "bind", default="127.0.0.1", show_default=True,
+                           metavar="ADDR",
+                           help="With --web: the address the page listens on. Anything but "
+                                "loopback needs --allow-remote.")(command)
+    return click.option("--port", type=click.IntRange(0, 65535), default=8765,
+                        show_default=True,
+                        help="With --web: the port of the page (0: any free one).")(command)

@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from portlab.cli.common import core, instance_option, progress, web_bind
+from portlab.cli.common import core, instance_option, page_options, progress, web_bind
 from portlab.errors import ExitCode
 
 
@@ -49,13 +49,7 @@ class _Pace:
               help="Also show it live in the browser on 127.0.0.1: the diagram with its links "
                    "lighting up as packets cross them, NAT translations beside the router, "
                    "and the steps as slides (with a Next button).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="With --web: the port of the page (0: any free one).")
-@click.option("--bind", "bind", default="127.0.0.1", show_default=True, metavar="ADDR",
-              help="With --web: the address the page listens on; anything but loopback "
-                   "needs --allow-remote.")
-@click.option("--allow-remote", is_flag=True,
-              help="With --web: allow --bind to a non-loopback address.")
+@page_options
 def command(lab: str, instance: str | None, auto: bool, delay: float, web: bool, port: int,
             bind: str, allow_remote: bool) -> None:
     """A guided walk through a lab, for a trainer in front of a room.

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from portlab.cli.common import core, instance_option, web_bind
+from portlab.cli.common import core, instance_option, page_options, web_bind
 
 
 @click.command("trace")
@@ -23,14 +23,7 @@ from portlab.cli.common import core, instance_option, web_bind
 @click.option("--web", is_flag=True,
               help="Also show it live in the browser: a page on 127.0.0.1 with the lab's "
                    "diagram, whose links light up as packets cross them.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="With --web: the port of the page (0: any free one).")
-@click.option("--bind", "bind", default="127.0.0.1", show_default=True, metavar="ADDR",
-              help="With --web: the address the page listens on. Anything but loopback needs "
-                   "--allow-remote.")
-@click.option("--allow-remote", is_flag=True,
-              help="With --web: allow --bind to a non-loopback address (anyone who can reach "
-                   "it sees the lab's traffic).")
+@page_options
 def command(lab: str | None, instance: str | None, nodes: tuple[str, ...], expr: str,
             as_json: bool, web: bool, port: int, bind: str, allow_remote: bool) -> None:
     """Watch real traffic at a lab's nodes, in words: one line per packet, and
