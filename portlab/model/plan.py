@@ -64,6 +64,21 @@ class Plan:
         return self.binding.addresses[f"{node.name}.{iface.name}"]
 
 
+def node_sysctls(node: Node) -> dict[str, str]:
+    """The kernel settings of a node's own network namespace, the same on every backend.
+
+    Ports below 1024 need privilege, as on any Linux machine (Docker's default lets every
+    user bind them: the ports lab shows the difference); IPv6 is off; a router forwards; a
+    VPN node lets WireGuard's marks choose its routes."""
+    sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
+               "net.ipv4.ip_unprivileged_port_start": "1024"}
+    if node.forwarding:
+        sysctls["net.ipv4.ip_forward"] = "1"
+    if node.vpn:
+        sysctls["net.ipv4.conf.all.src_valid_mark"] = "1"
+    return sysctls
+
+
 def node_config(plan: Plan, node: Node) -> dict[str, Any]:
     """What nodeinit.py reads from $PORTLAB_NODE: interfaces, routes, setup, files, services."""
     b = plan.binding

@@ -198,7 +198,7 @@ BRIDGE = re.compile(r"\bbr-[0-9a-f]{12}\b")
 SYSCTLS = ["net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/ipv4/conf/all/rp_filter",
            "net/ipv4/conf/all/src_valid_mark", "net/ipv6/conf/all/disable_ipv6",
            "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",
-           "net/netfilter/nf_conntrack_max"]
+           "net/netfilter/nf_conntrack_max", "net/ipv4/ip_unprivileged_port_start"]
 
 
 def _rules(command: str) -> list[str]:

@@ -227,7 +227,8 @@ def assert_renders_safely(lab: Lab) -> None:
         for entry in svc["extra_hosts"]:  # /etc/hosts lines: a node or node.iface, an address
             name, _, ip = entry.rpartition(":")
             assert (name in addr or lab.node(name)) and ipaddress.IPv4Address(ip), entry
-        sysctls = {"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"}
+        sysctls = {"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6",
+                   "net.ipv4.ip_unprivileged_port_start"}
         sysctls |= {"net.ipv4.ip_forward"} if node.forwarding else set()
         sysctls |= {"net.ipv4.conf.all.src_valid_mark"} if node.vpn else set()
         assert set(svc["sysctls"]) == sysctls

@@ -19,7 +19,7 @@ import jinja2
 from portlab import __version__
 from portlab.backend.docker import client as d
 from portlab.backend.docker.compose import project_name
-from portlab.model.plan import Plan, hosts, node_config
+from portlab.model.plan import Plan, hosts, node_config, node_sysctls
 from portlab.model.types import Node
 from portlab.names import scope
 
@@ -67,9 +67,7 @@ def _json(value: Any) -> str:
 def service_model(plan: Plan, node: Node) -> dict[str, Any]:
     lab = plan.lab
     config = node_config(plan, node)
-    sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
-    if node.forwarding:
-        sysctls["net.ipv4.ip_forward"] = "1"
+    sysctls = node_sysctls(node)
     env = {"PORTLAB_NODE": _json(config)}
     devices = []
     labels = {
@@ -86,7 +84,6 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
         "portlab.version": __version__,
     }
     if node.vpn:
-        sysctls["net.ipv4.conf.all.src_valid_mark"] = "1"
         devices.append("/dev/net/tun:/dev/net/tun")
         # wg-quick uses the kernel module when it loads and only then falls back to
         # wireguard-go, which insists on this variable before it runs on Linux.

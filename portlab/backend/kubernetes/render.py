@@ -43,7 +43,7 @@ from portlab.backend.labels import (
     LABEL_VPN,
 )
 from portlab.errors import UsageError, printable
-from portlab.model.plan import Limits, Plan, hosts, node_config
+from portlab.model.plan import Limits, Plan, hosts, node_config, node_sysctls
 from portlab.model.types import Node
 from portlab.names import scope
 
@@ -248,13 +248,10 @@ def _grader(image: str) -> dict[str, Any]:
 def pod(plan: Plan, node: Node, image: str) -> dict[str, Any]:
     config = node_config(plan, node)
     ns = namespace_name(plan.instance)
-    sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
-    if node.forwarding:
-        sysctls["net.ipv4.ip_forward"] = "1"
+    sysctls = node_sysctls(node)
     env = {"PORTLAB_NODE": _json(config)}
     labels = {LABEL_NODE: node.name}
     if node.vpn:
-        sysctls["net.ipv4.conf.all.src_valid_mark"] = "1"
         # As on Docker: wg-quick uses the kernel module when it loads, else wireguard-go.
         env["WG_QUICK_USERSPACE_IMPLEMENTATION"] = "wireguard-go"
         env["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1"
