@@ -8,6 +8,7 @@ every kind for lab authors.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,18 @@ NMAP_STATES = ("open", "closed", "filtered", "open|filtered", "closed|filtered",
                "not-open")
 
 
+# A Host header a lab may send: a host name (or address), perhaps a port; never a second header.
+HOST_HEADER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+
+
+def _http(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    host = options.get("host_header")
+    if isinstance(host, str) and "{" not in host and not HOST_HEADER.match(host):
+        return (f"host_header {host!r} is not a host name (letters, digits, dots and dashes, "
+                "perhaps :PORT)")
+    return None
+
+
 def _scan(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     if not expect.get("ports"):
         return "a scan probe needs expect.ports: the state expected on each port"
@@ -112,9 +125,9 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                options=_SENDS, expects={"state": OneOf(TCP_STATES), "banner": str},
                interfaces=_DEVICE, validate=_tcp),
     KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
-               options={"path": str, **_SENDS},
+               options={"path": str, "host_header": str, **_SENDS},
                expects={**ANSWER_EXPECTS, "status": IntRange(100, 599), "contains": str},
-               interfaces=_DEVICE),
+               interfaces=_DEVICE, validate=_http),
     KindSchema("minecraft",
                "Minecraft Server List Ping: does a game server answer, and whom did it see?",
                options=_SENDS, expects=ANSWER_EXPECTS, interfaces=_DEVICE),
@@ -125,7 +138,8 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                interfaces=_DEVICE),
     KindSchema("listening",
                "Which process listens on this node's own port (from its sockets, no traffic)",
-               options={"proto": ("tcp", "udp")}, expects={"listening": bool, "process": str},
+               options={"proto": ("tcp", "udp")}, expects={"listening": bool, "process": str,
+                                                       "user": str},
                needs_target=False),
     KindSchema("capture",
                "Capture on a node of the path while an HTTP request, a TCP connection or a UDP "

@@ -41,6 +41,7 @@ import argparse
 import errno
 import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -165,11 +166,14 @@ ANSWER_WAIT = 5.0
 
 
 def probe_http(args: argparse.Namespace) -> dict:
+    host = args.host_header or args.host
+    if any(c in host + args.path for c in "\r\n "):
+        raise CannotProbe("the Host header and the path may not hold spaces or line breaks")
     sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
     if sock is None:
         return result
     sock.settimeout(max(args.timeout, ANSWER_WAIT))
-    request = (f"GET {args.path} HTTP/1.0\r\nHost: {args.host}\r\n"
+    request = (f"GET {args.path} HTTP/1.0\r\nHost: {host}\r\n"
                f"User-Agent: portlab-probe\r\nConnection: close\r\n\r\n")
     try:
         sock.sendall(request.encode())
@@ -360,7 +364,11 @@ def process_info(pid: str) -> dict:
             info["name"] = fh.read().strip()
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             info["cmdline"] = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
+        with open(f"/proc/{pid}/status") as fh:
+            uids = next(ln for ln in fh if ln.startswith("Uid:")).split()
+        info["uid"] = int(uids[2])  # effective: whose rights the process binds with
+        info["user"] = pwd.getpwuid(info["uid"]).pw_name
+    except (OSError, StopIteration, IndexError, ValueError, KeyError):
         pass
     return info
 
@@ -581,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
                            help="read the first line the server sends")
         if kind == "http":
             p.add_argument("--path", default="/")
+            p.add_argument("--host-header", metavar="NAME",
+                           help="the Host header to send (default: HOST): which site a "
+                                "server of many names, such as a reverse proxy, should answer")
         if kind == "udp":
             p.add_argument("--payload", default="portlab-probe")
     p = sub.add_parser("listening", help="which process listens on PORT of this very node")

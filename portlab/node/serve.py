@@ -22,7 +22,10 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import pwd
 import socket
 import socketserver
 import struct
@@ -214,6 +217,23 @@ def serve_udp(sock: socket.socket, token: str, silent: bool = False) -> None:
         log(service="udp", event="datagram", client=client, answered=not silent)
 
 
+def cannot_listen(args: argparse.Namespace, exc: OSError) -> str:
+    """Why the port could not be had, in one line that says what to look at."""
+    proto = "UDP" if args.kind == "udp" else "TCP"
+    what = f"cannot listen on {proto} port {args.port} ({args.bind}): {exc.strerror or exc}"
+    if exc.errno == errno.EADDRINUSE:
+        flag = "-lunp" if proto == "UDP" else "-ltnp"
+        return (f"{what}: another program already holds that port; "
+                f"`ss {flag} sport = :{args.port}` says which")
+    if exc.errno == errno.EACCES and args.port < 1024:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        return (f"{what}: ports below 1024 need root, and this runs as {user}; "
+                "pick a port from 1024 up, or run it as root")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{what}: this node has no address {args.bind} (`ip -br addr` lists its own)"
+    return what
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portlab-serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,16 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < len(args.name) <= 15 or "/" in args.name:
         parser.error("--name takes 1 to 15 characters, without '/'")
     set_name(args.name)
-    if args.kind == "minecraft":
-        server: socketserver.BaseServer = MinecraftServer(args.bind, args.port, args.token,
-                                                          args.motd)
-    elif args.kind == "http":
-        server = HttpServer(args.bind, args.port, args.token, args.title)
-    elif args.kind == "tcp":
-        server = GreetingServer(args.bind, args.port, args.token, args.title)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((args.bind, args.port))
+    try:
+        if args.kind == "minecraft":
+            server: socketserver.BaseServer = MinecraftServer(args.bind, args.port, args.token,
+                                                              args.motd)
+        elif args.kind == "http":
+            server = HttpServer(args.bind, args.port, args.token, args.title)
+        elif args.kind == "tcp":
+            server = GreetingServer(args.bind, args.port, args.token, args.title)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((args.bind, args.port))
+    except OSError as exc:
+        print(f"portlab-serve: {cannot_listen(args, exc)}", file=sys.stderr)
+        return 1
+    if args.kind == "udp":
         log(service=args.kind, event="listening", port=args.port)
         serve_udp(sock, args.token, args.silent)
         return 0

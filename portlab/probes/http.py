@@ -8,7 +8,9 @@ from portlab.probes.common import endpoint, judge_answer, run_tool, source_text
 
 def run(r: ProbeRun) -> ProbeResult:
     path = r.probe.options.get("path", "/")
-    data = run_tool(r, ["http", str(r.target), str(r.probe.port), "--path", path])
+    host = r.probe.options.get("host_header")
+    data = run_tool(r, ["http", str(r.target), str(r.probe.port), "--path", path]
+                    + (["--host-header", str(host)] if host else []))
     answer = None
     if data.get("state") == "open" and "status" in data:
         body = data.get("json")
@@ -22,5 +24,5 @@ def run(r: ProbeRun) -> ProbeResult:
     contains = r.probe.expect.get("contains")
     if outcome is Outcome.PASS and contains is not None and contains not in data.get("body", ""):
         outcome, why = Outcome.FAIL, f"the page does not contain {contains!r}"
-    return ProbeResult(outcome, f"HTTP GET {path}", source_text(r, data), endpoint(r), got, why,
-                       data)
+    sent = f"HTTP GET {path}" + (f" for host {host}" if host else "")
+    return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)

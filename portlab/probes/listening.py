@@ -32,7 +32,9 @@ def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
     where: dict[str, list[str]] = {}  # "sshd (pid 22)" -> its listening addresses
     for sock in sockets:
         procs = sock.get("processes") or []
-        who = ", ".join(f"{p.get('name', '?')} (pid {p.get('pid', '?')})" for p in procs)
+        who = ", ".join(f"{p.get('name', '?')} (pid {p.get('pid', '?')}"
+                        + (f", user {p.get('user', p.get('uid'))})" if "uid" in p else ")")
+                        for p in procs)
         where.setdefault(who or "a socket with no visible process", []).append(
             str(sock.get("local")))
     return "; ".join(f"{who} listens on {', '.join(addrs)}" for who, addrs in where.items())
@@ -45,6 +47,7 @@ def run(r: ProbeRun) -> ProbeResult:
     expect = r.probe.expect
     want_listening = expect.get("listening", True)
     want_process = expect.get("process")
+    want_user = expect.get("user")
     sockets = data.get("sockets")
     if not isinstance(sockets, list) or (data["state"] == "listening") != bool(sockets):
         raise CannotObserve(f"portlab-probe on {r.source} gave a list of sockets that does not "
@@ -61,6 +64,17 @@ def run(r: ProbeRun) -> ProbeResult:
         owners = [p for s in sockets for p in s.get("processes") or []]
         if not any(want_process in names_of(p) for p in owners):
             passed, why = False, f"the program listening there is not {want_process}"
+    if passed and want_listening and want_user:
+        owners = [p for s in sockets for p in s.get("processes") or []
+                  if not want_process or want_process in names_of(p)]
+        if not owners or not any("user" in p or "uid" in p for p in owners):
+            raise CannotObserve(f"portlab-probe on {r.source} did not say which user runs the "
+                                f"program on {proto.upper()} port {port}",
+                                f"the node's own tools are broken: {FRESH}", data=data)
+        if not any(p.get("user") == want_user for p in owners):
+            users = sorted({str(p.get("user", p.get("uid"))) for p in owners})
+            passed, why = False, (f"the program listening there runs as {', '.join(users)}, "
+                                  f"not as {want_user}")
     sent = f"nothing: read {r.source}'s own listening sockets and their processes (like ss -lnp)"
     target = f"{r.source}, {proto.upper()} port {port}"
     return ProbeResult(Outcome.of(passed), sent, source_text(r), target, got, why, data)

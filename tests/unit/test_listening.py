@@ -7,6 +7,8 @@ verdicts are judged from the tool's JSON answer.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import pytest
 from portlab.backend.base import ExecResult
 from portlab.model.types import Probe
 from portlab.probes import run_for
-from portlab.probes.base import ProbeRun
+from portlab.probes.base import CannotObserve, ProbeRun
 from tests.unit.fakes import FakeNodes
 from tests.unit.labfiles import minimal, parse_data
 
@@ -71,6 +73,8 @@ def test_listening_names_the_process_that_holds_the_socket(greeter: tuple[int, i
     assert [p["pid"] for p in sock["processes"]] == [pid]
     assert "serve.py" in sock["processes"][0]["cmdline"]
     assert sock["processes"][0]["name"] == "serve-tcp"  # its own name, not python3
+    assert sock["processes"][0]["uid"] == os.geteuid()
+    assert sock["processes"][0]["user"] == pwd.getpwuid(os.geteuid()).pw_name
 
 
 def test_a_stand_in_server_can_be_given_a_name_of_its_own() -> None:
@@ -99,7 +103,7 @@ def test_nothing_listening_is_reported() -> None:
                    "kind": "listening"}
 
 
-SSHD = {"pid": 22, "name": "sshd",
+SSHD = {"pid": 22, "name": "sshd", "uid": 0, "user": "root",
         "cmdline": "sshd: /usr/sbin/sshd -D -e [listener] 0 of 10-100 startups"}
 NC = {"pid": 40, "name": "nc", "cmdline": "nc -lk 22"}
 
@@ -129,7 +133,7 @@ def answer(*procs: dict[str, Any]) -> dict[str, Any]:
 def test_sshd_listening_passes_and_says_where() -> None:
     result = run_kind(answer(SSHD), {"process": "sshd"})
     assert result.passed
-    assert result.got == "sshd (pid 22) listens on 0.0.0.0:22, [::]:22"
+    assert result.got == "sshd (pid 22, user root) listens on 0.0.0.0:22, [::]:22"
 
 
 def test_stopped_service_fails() -> None:
@@ -140,6 +144,44 @@ def test_stopped_service_fails() -> None:
 def test_another_program_on_the_port_fails() -> None:
     result = run_kind(answer(NC), {"process": "sshd"})
     assert not result.passed and "not sshd" in result.why
+
+
+WEB_AS_NOBODY = {"pid": 50, "name": "python3", "uid": 65534, "user": "nobody",
+                 "cmdline": "python3 -m http.server 8080"}
+
+
+def test_the_user_a_service_runs_as_is_expectable() -> None:
+    assert run_kind(answer(WEB_AS_NOBODY), {"user": "nobody"}).passed
+    assert run_kind(answer(WEB_AS_NOBODY), {"process": "python3", "user": "nobody"}).passed
+    as_root = run_kind(answer(SSHD), {"user": "nobody"})
+    assert not as_root.passed and as_root.why == ("the program listening there runs as root, "
+                                                  "not as nobody")
+    # the user of the named program counts, not of another one on the same port
+    assert not run_kind(answer(SSHD, WEB_AS_NOBODY), {"process": "sshd", "user": "nobody"}).passed
+
+
+def test_a_tool_that_does_not_say_the_user_is_an_error_not_a_verdict() -> None:
+    unknown = {"pid": 50, "name": "python3", "cmdline": "python3 -m http.server 8080"}
+    with pytest.raises(CannotObserve, match="did not say which user runs the program"):
+        run_kind(answer(unknown), {"user": "nobody"})
+
+
+def test_serve_says_in_one_line_why_it_cannot_listen() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = subprocess.run([sys.executable, str(NODE / "serve.py"), "http", "--bind",
+                               "127.0.0.1", "--port", str(port)], capture_output=True, text=True,
+                              timeout=20)
+    assert busy.returncode == 1 and busy.stdout == ""
+    assert busy.stderr == (f"portlab-serve: cannot listen on TCP port {port} (127.0.0.1): "
+                           "Address already in use: another program already holds that port; "
+                           f"`ss -ltnp sport = :{port}` says which\n")
+    nowhere = subprocess.run([sys.executable, str(NODE / "serve.py"), "udp", "--bind",
+                              "198.18.254.254", "--port", str(port)], capture_output=True,
+                             text=True, timeout=20)
+    assert nowhere.returncode == 1 and "this node has no address 198.18.254.254" in nowhere.stderr
 
 
 def test_listening_false_wants_nothing_there() -> None:
@@ -155,3 +197,43 @@ def test_lab_files_accept_listening_probes_without_a_target() -> None:
     lab = parse_data(data)
     probe = lab.checks[-1].probes[0]
     assert probe.target is None and probe.expect == {"process": "python3"}
+
+
+def test_http_probe_sends_the_host_header_a_reverse_proxy_routes_by() -> None:
+    """`host_header`: the probe asks an address for one site by name, as a browser does."""
+    import threading
+
+    seen: list[bytes] = []
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+
+        def answer_once() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                seen.append(conn.recv(4096))
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nshop")
+
+        t = threading.Thread(target=answer_once)
+        t.start()
+        got = tool("probe.py", "http", "127.0.0.1", str(port), "--host-header", "shop.example")
+        t.join(timeout=10)
+    assert got["status"] == 200 and got["body"] == "shop"
+    assert b"\r\nHost: shop.example\r\n" in seen[0]
+    bad = subprocess.run([sys.executable, str(NODE / "probe.py"), "http", "127.0.0.1", "1",
+                          "--host-header", "a\r\nX-Evil: 1"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "line breaks" in bad.stdout + bad.stderr
+
+
+def test_lab_files_check_the_host_header_is_a_name() -> None:
+    from portlab.errors import LabError
+
+    data = minimal()
+    data["checks"].append({"id": "shop", "title": "the shop by name",
+                           "probes": [{"kind": "http", "from": "b", "to": "a.wan", "port": 80,
+                                       "host_header": "shop.example", "expect": {}}]})
+    assert parse_data(data).checks[-1].probes[0].options["host_header"] == "shop.example"
+    data["checks"][-1]["probes"][0]["host_header"] = "shop example"
+    with pytest.raises(LabError, match="is not a host name"):
+        parse_data(data)
