@@ -335,9 +335,12 @@ def proc_address(text: str) -> str:
     return f"[{socket.inet_ntop(socket.AF_INET6, raw)}]:{int(port, 16)}"
 
 
-def listening_sockets(proto: str, port: int) -> dict[str, str]:
-    """Socket inode -> local address, for this node's sockets listening on PORT."""
-    found: dict[str, str] = {}
+def listening_sockets(proto: str, port: int) -> dict[str, tuple[str, int]]:
+    """Socket inode -> (local address, owner's uid), for this node's sockets listening on PORT.
+
+    The owner is the user whose process made the socket: /proc/net says it even where the
+    process itself is not visible (another user's /proc/PID/fd needs CAP_SYS_PTRACE)."""
+    found: dict[str, tuple[str, int]] = {}
     read = 0
     for table in (proto, proto + "6"):
         try:
@@ -351,10 +354,17 @@ def listening_sockets(proto: str, port: int) -> dict[str, str]:
             if len(parts) < 10 or parts[3] != SOCKET_LISTENING[proto]:
                 continue
             if int(parts[1].rsplit(":", 1)[1], 16) == port:
-                found[parts[9]] = proc_address(parts[1])
+                found[parts[9]] = (proc_address(parts[1]), int(parts[7]))
     if not read:
         raise CannotProbe(f"cannot read /proc/net/{proto}: this node's sockets are not visible")
     return found
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def process_info(pid: str) -> dict:
@@ -367,8 +377,8 @@ def process_info(pid: str) -> dict:
         with open(f"/proc/{pid}/status") as fh:
             uids = next(ln for ln in fh if ln.startswith("Uid:")).split()
         info["uid"] = int(uids[2])  # effective: whose rights the process binds with
-        info["user"] = pwd.getpwuid(info["uid"]).pw_name
-    except (OSError, StopIteration, IndexError, ValueError, KeyError):
+        info["user"] = user_name(info["uid"])
+    except (OSError, StopIteration, IndexError, ValueError):
         pass
     return info
 
@@ -401,8 +411,9 @@ def probe_listening(args: argparse.Namespace) -> dict:
     return {
         "target": f"{args.proto}/{args.port}",
         "state": "listening" if sockets else "not-listening",
-        "sockets": [{"local": local, "processes": owners[inode]}
-                    for inode, local in sorted(sockets.items(), key=lambda kv: kv[1])],
+        "sockets": [{"local": local, "uid": uid, "user": user_name(uid),
+                     "processes": owners[inode]}
+                    for inode, (local, uid) in sorted(sockets.items(), key=lambda kv: kv[1])],
     }
 
 

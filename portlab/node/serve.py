@@ -224,7 +224,7 @@ def cannot_listen(args: argparse.Namespace, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         flag = "-lunp" if proto == "UDP" else "-ltnp"
         return (f"{what}: another program already holds that port; "
-                f"`ss {flag} sport = :{args.port}` says which")
+                f"`ss {flag} 'sport = :{args.port}'` says which")
     if exc.errno == errno.EACCES and args.port < 1024:
         user = pwd.getpwuid(os.geteuid()).pw_name
         return (f"{what}: ports below 1024 need root, and this runs as {user}; "

@@ -35,6 +35,8 @@ def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
         who = ", ".join(f"{p.get('name', '?')} (pid {p.get('pid', '?')}"
                         + (f", user {p.get('user', p.get('uid'))})" if "uid" in p else ")")
                         for p in procs)
+        if not procs and "uid" in sock:
+            who = f"a program of user {sock.get('user', sock['uid'])} (its process is not visible)"
         where.setdefault(who or "a socket with no visible process", []).append(
             str(sock.get("local")))
     return "; ".join(f"{who} listens on {', '.join(addrs)}" for who, addrs in where.items())
@@ -65,14 +67,16 @@ def run(r: ProbeRun) -> ProbeResult:
         if not any(want_process in names_of(p) for p in owners):
             passed, why = False, f"the program listening there is not {want_process}"
     if passed and want_listening and want_user:
-        owners = [p for s in sockets for p in s.get("processes") or []
-                  if not want_process or want_process in names_of(p)]
-        if not owners or not any("user" in p or "uid" in p for p in owners):
+        # The socket's owner: /proc/net says it even when the process is another user's and
+        # not visible. With `process:`, the sockets held by a process of that name.
+        socks = [s for s in sockets if not want_process
+                 or any(want_process in names_of(p) for p in s.get("processes") or [])]
+        if not socks or not all("uid" in s for s in socks):
             raise CannotObserve(f"portlab-probe on {r.source} did not say which user runs the "
                                 f"program on {proto.upper()} port {port}",
                                 f"the node's own tools are broken: {FRESH}", data=data)
-        if not any(p.get("user") == want_user for p in owners):
-            users = sorted({str(p.get("user", p.get("uid"))) for p in owners})
+        users = sorted({str(s.get("user", s["uid"])) for s in socks})
+        if want_user not in users:
             passed, why = False, (f"the program listening there runs as {', '.join(users)}, "
                                   f"not as {want_user}")
     sent = f"nothing: read {r.source}'s own listening sockets and their processes (like ss -lnp)"
