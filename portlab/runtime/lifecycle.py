@@ -9,6 +9,8 @@ ready. Whatever goes wrong, or Ctrl-C, it removes what it started.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
@@ -25,6 +27,7 @@ from portlab.runtime.instance import Instance
 from portlab.runtime.ready import is_ready, wait_ready
 
 START_ATTEMPTS = 5
+START_BACKOFF = 0.3  # seconds, times the attempt, before allocating again
 
 
 def instances(backend: Backend) -> dict[str, Instance]:
@@ -129,6 +132,9 @@ def _start(backend: Backend, lab: Lab, instance: str, image: str, progress: Prog
                                          f"{problem}") from None
         progress.detail("a subnet was taken meanwhile; allocating again")
         backend.remove(instance, Quiet())
+        # The engine reserves a network's subnet before it lists the network: give the other
+        # start a moment to finish, so that the next allocation sees what it took.
+        time.sleep(START_BACKOFF * (_attempt + 1) * (1 + random.random()))
     raise RuntimeProblem(f"could not find free subnets for the lab in {START_ATTEMPTS} tries: "
                          f"{problem}")
 
