@@ -28,7 +28,10 @@ READY_SECONDS = 10.0
 def tcpdump_argv(expr: str) -> list[str]:
     # -l: a line at a time; -nn: no name or port lookups; -tt: seconds since 1970; -p: not
     # promiscuous; --immediate-mode: each packet as it comes, not when a buffer fills
-    return ["tcpdump", "-i", "any", "-nn", "-l", "-tt", "-p", "--immediate-mode", expr]
+    # -B: a bigger capture buffer (KiB) than the default 2 MiB, which a burst on loopback
+    # through a proxy overran ("packets dropped by kernel")
+    return ["tcpdump", "-i", "any", "-nn", "-l", "-tt", "-p", "--immediate-mode", "-B", "8192",
+            expr]
 
 
 CONNTRACK_ARGV = ["conntrack", "-E", "-e", "NEW,DESTROY", "-o", "timestamp"]
