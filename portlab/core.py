@@ -348,6 +348,15 @@ def doctor(*, probe: bool = True) -> DoctorReport:
 # --- grading ------------------------------------------------------------------------------------
 
 
+def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
+             progress: Progress | None = None, on_done: Any = None) -> Any:
+    """`portlab test`: every case of the lab on fresh instances (portlab.labtest.run)."""
+    from portlab import labtest
+
+    return labtest.run(get_lab(name), jobs=jobs, only=only, progress=progress,
+                       on_done=on_done)
+
+
 def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,
           progress: Progress | None = None, settings: Any = None) -> Any:
     """Grade one submission folder for a student (portlab.grading.grade.grade)."""

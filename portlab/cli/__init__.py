@@ -29,6 +29,7 @@ from portlab.cli import (
     show,
     solve,
     status,
+    test,
     trace,
     up,
 )
@@ -133,5 +134,5 @@ def cli(debug: bool) -> None:
 for _command in (list_.command, show.command, up.command, down.command, prune.command,
                  status.command, check.command, trace.command, demo.command, solve.command,
                  render.command, shell.shell, shell.exec_, grade.command, classroom.group,
-                 image.group, doctor.command):
+                 image.group, doctor.command, test.command):
     cli.add_command(_command)

@@ -29,7 +29,7 @@ from portlab.model.yamlsrc import Path as KeyPath
 from portlab.model.yamlsrc import dotted
 
 ID_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
-CHECK_KEYS = ("id", "title", "task", "probes", "hint")
+CHECK_KEYS = ("id", "title", "task", "probes", "hint", "stretch")
 PROBE_BASE_KEYS = ("kind", "from", "to", "port", "expect")
 # Interfaces a node has beyond the lab's own: loopback, and tunnels its scripts bring up.
 RUNTIME_IFACES = re.compile(r"^(lo|wg\d{1,4}|tun\d{1,4}|tap\d{1,4})$")
@@ -56,7 +56,8 @@ def read(r: Reader, value: Any, nodes: tuple[Node, ...], task_ids: set[str]) -> 
         probes = tuple(_probe(r, pspec, path + ("probes", j), nodes)
                        for j, pspec in enumerate(raw_probes))
         out.append(Check(cid, r.text(spec["title"], path + ("title",)), task, probes,
-                         r.text(spec.get("hint"), path + ("hint",), optional=True)))
+                         r.text(spec.get("hint"), path + ("hint",), optional=True),
+                         r.boolean(spec.get("stretch"), path + ("stretch",))))
     return tuple(out)
 
 

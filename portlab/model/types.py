@@ -105,6 +105,7 @@ class Check:
     task: str | None
     probes: tuple[Probe, ...]
     hint: str
+    stretch: bool = False  # optional work (or its task is a stretch): see portlab.labtest
 
 
 @dataclass(frozen=True)

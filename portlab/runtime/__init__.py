@@ -27,7 +27,8 @@ from portlab.runtime.ready import wait_ready
 from portlab.runtime.scripts import run_scripts
 from portlab.runtime.status import status
 
-__all__ = ["Instance", "Shape", "down", "down_all", "find", "instances", "plan", "run_checks",
+__all__ = ["Instance", "Shape", "down", "down_all", "ensure_image", "find", "instances", "plan",
+           "run_checks",
            "run_scripts", "status", "up", "wait_ready"]
 
 
@@ -50,6 +51,11 @@ def up(lab: Lab, instance: str, progress: Progress | None = None, *,
        shape: Shape | None = None) -> Instance:
     return lifecycle.up(backends.get(), lab, instance, progress or Quiet(), offline=offline,
                         early=early, shape=shape)
+
+
+def ensure_image(progress: Progress | None = None) -> str:
+    """The node image's tag, built first if it is missing."""
+    return backends.get().ensure_image(progress or Quiet())
 
 
 def down(instance: str, progress: Progress | None = None) -> Removed:

@@ -1,0 +1,52 @@
+"""`portlab test LAB`: does the lab do what it declares, on real containers?"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from portlab.cli.common import color, core, progress
+from portlab.errors import ExitCode
+
+
+@click.command("test")
+@click.argument("lab")
+@click.option("--case", "only", multiple=True, metavar="NAME",
+              help="Only this case (repeatable): untouched, solution, or a wrong solution's "
+                   "name.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), metavar="N",
+              help="Cases at once, each a whole lab of containers (default: one per core).")
+@click.option("--json", "json_out", is_flag=True, help="Print the result as one JSON object.")
+def command(lab: str, only: tuple[str, ...], jobs: int | None, json_out: bool) -> None:
+    """Test a lab, yours or a shipped one, the way the test suite tests the shipped ones.
+
+    Each case runs on a fresh instance of its own, with real traffic: the
+    untouched lab must fail exactly its `untouched.fails`, the reference
+    solution must pass every check, and each wrong solution must fail exactly
+    its `fails` (stretch checks it does not name aside). A check that could
+    not be judged is a mismatch, never a pass. Every instance is removed
+    afterwards, also on Ctrl-C. A lab of your own is found through
+    PORTLAB_LABS_PATH (`portlab list` shows it).
+
+    \b
+    Example:
+      PORTLAB_LABS_PATH=~/my-labs portlab test my-lab
+
+    \b
+    Exit codes: 0 every case as declared, 1 a mismatch, 2 the lab file is
+    invalid or the case unknown, 3 a case could not run or be judged.
+    """
+    from portlab.views import labtest as view
+
+    out = core().test_lab(lab, jobs=jobs, only=only, progress=progress())
+    if json_out:
+        click.echo(json.dumps(view.as_json(out), indent=2))
+    else:
+        click.echo(view.table(out, color=color()))
+    if out.ok:
+        sys.exit(int(ExitCode.OK))
+    if any(r.problem or r.errors for r in out.results):
+        sys.exit(int(ExitCode.RUNTIME))
+    sys.exit(int(ExitCode.CHECKS_FAILED))

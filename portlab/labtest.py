@@ -1,0 +1,205 @@
+"""`portlab test LAB`: is a lab right? Its own declarations, held to real traffic.
+
+A lab declares what its checks say in three situations: untouched
+(`untouched.fails`), solved (`solution`: every check passes) and after each
+known wrong solution (`wrong_solutions[].fails`). Each of these is a *case*,
+run on a fresh instance of its own: start the lab, apply the case's scripts,
+run the checks, compare the checks that failed with the declared ones, remove
+the instance. Cases run side by side, bounded by the cores (each instance has
+subnets of its own). The test suite runs the shipped labs through this very
+code; a trainer runs it on a lab of their own (PORTLAB_LABS_PATH).
+
+A case is **as declared** only when exactly the declared checks fail and none
+could not be judged: a check that could not observe is a mismatch, never a
+pass. Stretch checks (`stretch: true` on the check or its task) are optional
+work: a wrong solution is judged on the other checks, and on the stretch
+checks its `fails` names.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from portlab import runtime
+from portlab.errors import PortlabError, UsageError
+from portlab.model.types import Lab
+from portlab.progress import Progress, Quiet
+
+UNTOUCHED = "untouched"
+SOLUTION = "solution"
+WRONG = "wrong: "  # a wrong solution's case is called "wrong: NAME"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # "untouched", "solution" or "wrong: NAME"
+    scripts: dict[str, str]  # node -> script (templates), applied after the lab's own setup
+    expected: tuple[str, ...]  # the checks declared to fail, in the lab's check order
+    stretch_optional: bool = False  # a wrong solution: unnamed stretch checks do not count
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    failed: list[str] = field(default_factory=list)  # checks that failed (verdicts)
+    errors: list[str] = field(default_factory=list)  # checks that could not be judged
+    ignored: list[str] = field(default_factory=list)  # stretch checks failed, not counted
+    problem: str = ""  # why the case could not run at all (the lab did not start, ...)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and not self.errors and \
+            tuple(self.failed) == self.case.expected
+
+    def unexpected(self) -> list[str]:
+        """Checks that failed although the case did not declare them."""
+        return [c for c in self.failed if c not in self.case.expected]
+
+    def missing(self) -> list[str]:
+        """Checks declared to fail that passed."""
+        return [c for c in self.case.expected if c not in self.failed and c not in self.errors]
+
+
+@dataclass
+class LabTest:
+    lab: str
+    results: list[CaseResult]
+    seconds: float = 0.0
+    jobs: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+    def mismatches(self) -> list[CaseResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def stretch_checks(lab: Lab) -> set[str]:
+    """The lab's optional checks: marked `stretch: true`, or belonging to a stretch task."""
+    stretch_tasks = {t.id for t in lab.tasks if t.stretch}
+    return {c.id for c in lab.checks if c.stretch or c.task in stretch_tasks}
+
+
+def cases(lab: Lab, only: Sequence[str] = ()) -> list[Case]:
+    """The lab's cases in order: untouched, solution, each wrong solution (or just `only`)."""
+    order = [c.id for c in lab.checks]
+
+    def in_order(ids: Sequence[str]) -> tuple[str, ...]:
+        return tuple(sorted(ids, key=order.index))
+
+    every = [Case(UNTOUCHED, {}, in_order(lab.untouched_fails)),
+             Case(SOLUTION, dict(lab.solution), ())]
+    every += [Case(WRONG + w.name, dict(w.apply), in_order(w.fails), stretch_optional=True)
+              for w in lab.wrong_solutions]
+    if not only:
+        return every
+    known = {c.name: c for c in every} | {c.name[len(WRONG):]: c for c in every
+                                          if c.name.startswith(WRONG)}
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        names = ", ".join([UNTOUCHED, SOLUTION] + [w.name for w in lab.wrong_solutions])
+        raise UsageError(f"lab '{lab.name}' has no case {', '.join(map(repr, unknown))}",
+                         hint=f"its cases: {names}")
+    picked = {known[n].name for n in only}
+    return [c for c in every if c.name in picked]
+
+
+def default_jobs() -> int:
+    """Cases at once: one per core. Each is a whole lab of containers probing each other."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run_case(lab: Lab, case: Case, *, instance: str | None = None,
+             progress: Progress | None = None,
+             started: Callable[[str], None] | None = None) -> CaseResult:
+    """One case on a fresh instance of its own, removed afterwards whatever happens."""
+    name = instance or f"test-{lab.name[:24]}-{secrets.token_hex(3)}"
+    result = CaseResult(case)
+    begin = time.monotonic()
+    try:
+        if started is not None:
+            started(name)
+        inst = runtime.up(lab, name, progress or Quiet())
+        if case.scripts:
+            runtime.run_scripts(inst, lab, case.scripts)
+        report = runtime.run_checks(lab, inst)
+        failed, result.errors = report.failed_ids(), report.errored_ids()
+        if case.stretch_optional:
+            optional = stretch_checks(lab) - set(case.expected)
+            result.ignored = [c for c in failed if c in optional]
+            failed = [c for c in failed if c not in optional]
+        result.failed = failed
+    except PortlabError as exc:
+        result.problem = exc.message
+    finally:
+        try:
+            runtime.down(name, Quiet())
+        except PortlabError as exc:
+            result.problem = result.problem or f"could not remove instance {name}: {exc.message}"
+        result.seconds = time.monotonic() - begin
+    return result
+
+
+def run(lab: Lab, *, jobs: int | None = None, only: Sequence[str] = (),
+        progress: Progress | None = None,
+        on_done: Callable[[CaseResult], None] | None = None) -> LabTest:
+    """Every case of the lab (or `only` these), `jobs` at a time; results in case order.
+
+    Interrupted (Ctrl-C), it starts no further case and removes the instances of
+    the running ones before it passes the interruption on."""
+    progress = progress or Quiet()
+    todo = cases(lab, only)
+    workers = max(1, min(jobs or default_jobs(), len(todo)))
+    results: dict[str, CaseResult] = {}
+    live: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    begin = time.monotonic()
+    runtime.ensure_image(progress)  # once, before the cases start side by side
+
+    def started(name: str) -> None:
+        with lock:
+            live.add(name)
+
+    def work(case: Case) -> None:
+        if stop.is_set():
+            return
+        result = run_case(lab, case, started=started)
+        with lock:
+            results[case.name] = result
+            progress.detail(f"{len(results)}/{len(todo)} cases done; {case.name}: "
+                            f"{'as declared' if result.ok else 'NOT as declared'}")
+        if on_done is not None:
+            on_done(result)
+
+    with progress.phase(f"testing lab '{lab.name}': {len(todo)} cases, each on a fresh "
+                        f"instance, {workers} at a time"):
+        pool = ThreadPoolExecutor(workers)
+        futures = [pool.submit(work, case) for case in todo]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            with lock:
+                leftovers = sorted(live)
+            for name in leftovers:  # the running cases' commands end when their nodes go
+                try:
+                    runtime.down(name, Quiet())
+                except PortlabError:
+                    pass
+            pool.shutdown(wait=True)
+            raise
+        pool.shutdown(wait=True)
+    return LabTest(lab.name, [results[c.name] for c in todo if c.name in results],
+                   time.monotonic() - begin, workers)
