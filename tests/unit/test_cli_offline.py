@@ -86,5 +86,6 @@ def test_trace_and_demo_refuse_a_page_open_to_the_network() -> None:
 def test_list_follows_the_learning_path() -> None:
     out = run("list", env=NO_DOCKER).stdout
     names = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
-    assert names == ["nat", "forwarding", "tcp-udp", "firewall", "scan", "hairpin",
-                     "vpn"]
+    assert names == ["ports", "nat", "forwarding", "tcp-udp", "firewall", "scan",
+                     "reverse-proxy", "hairpin", "ssh-tunnel", "vpn", "vpn-privacy",
+                     "vpn-portforward"]

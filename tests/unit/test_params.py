@@ -40,6 +40,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "tcp-udp": {"port": 6000, "quiet_port": 3478},
     "scan": {"web_port": 8080, "ssh_port": 23456, "db_port": 5432, "old_ssh_port": 2222,
              "closed_port": 8443, "udp_port": 6000, "admin_password": "s3cret"},
+    "ports": {"notes_port": 5555, "old_port": 9444, "web_port": 8888, "low_port": 81},
+    "reverse-proxy": {"http_port": 8000, "blog_port": 8180, "shop_port": 8181,
+                      "blog_host": "journal.example", "shop_host": "store.example"},
+    "ssh-tunnel": {"ssh_port": 2222, "web_port": 8081, "local_port": 18080, "laptop_port": 3333,
+                   "remote_port": 40404},
+    "vpn-privacy": {"wg_port": 43210, "web_port": 8080, "share_port": 2049, "ssh_port": 2222,
+                    "laptop_host": 7},
+    "vpn-portforward": {"game_port": 25600, "panel_port": 8200, "wg_port": 41000},
 }
 # A default that something else in the lab has too, on purpose: not a stale use of the param.
 SHARED = {("firewall", "web_port"): "the software mirror's own web server is on port 80 too"}
@@ -65,7 +73,7 @@ def everything(lab: Lab) -> str:
     for i, check in enumerate(lab.checks):
         parts.append(binding.render(("checks", i, "hint"), check.hint))
         for probe in check.probes:
-            parts.append(json.dumps([probe.port, probe.options, probe.expect]))
+            parts.append(json.dumps([probe.port, probe.options, probe.expect], default=str))
     return "\n".join(parts)
 
 
