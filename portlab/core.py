@@ -218,7 +218,18 @@ def check(name: str | None = None, *, instance: str | None = None,
         raise
     # A node killed mid-check makes probes fail for the wrong reason: say so instead.
     inst.require_running(nodes)
+    if only is None and report.results and report.passed:
+        from portlab import learner
+
+        learner.record_solved(lab.name, inst.name)  # the learner's path (portlab next)
     return report
+
+
+def path() -> tuple[list[Lab], dict[str, Any]]:
+    """The learning path: the labs in order, and the ones this user solved (portlab.learner)."""
+    from portlab import learner
+
+    return labs(), learner.solved()
 
 
 def trace(name: str | None = None, *, instance: str | None = None,

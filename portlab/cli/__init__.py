@@ -23,6 +23,7 @@ from portlab.cli import (
     down,
     grade,
     image,
+    next,
     prune,
     render,
     shell,
@@ -134,5 +135,5 @@ def cli(debug: bool) -> None:
 for _command in (list_.command, show.command, up.command, down.command, prune.command,
                  status.command, check.command, trace.command, demo.command, solve.command,
                  render.command, shell.shell, shell.exec_, grade.command, classroom.group,
-                 image.group, doctor.command, test.command):
+                 image.group, doctor.command, test.command, next.command):
     cli.add_command(_command)

@@ -9,14 +9,21 @@ from portlab.cli.common import core
 
 @click.command("list")
 def command() -> None:
-    """List the labs in a suggested order: name, difficulty, title and what each teaches.
+    """List the labs along the learning path: grouped by difficulty, each with its title
+    and what it teaches, the ones you solved marked.
 
-    A lab folder whose lab.yaml does not load is named apart, with why, and
-    never hides the others.
+    A lab counts as solved once `portlab check` passed every check of it; the
+    record is a small file in your state directory
+    ($XDG_STATE_HOME/portlab/progress.json). `portlab next` names the lab to
+    do next. A lab folder whose lab.yaml does not load is named apart, with
+    why, and never hides the others.
     """
+    from portlab import learner
     from portlab.views import listing
 
     found = core().catalog()
-    click.echo(listing.labs(found.labs), nl=False)
+    done = learner.solved()
+    click.echo(listing.labs(found.labs, done), nl=False)
+    click.echo(listing.summary(found.labs, done, learner.next_lab(found.labs, done)), nl=False)
     if found.broken:
         click.echo(listing.broken(found.broken), nl=False, err=True)

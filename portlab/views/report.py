@@ -62,7 +62,7 @@ def terminal(report: Report, *, color: bool | None = None, verbose: bool = False
         summary += f", {failed} failed, {len(errored)} could not be judged (error)"
     summary += f" in {report.seconds:.1f}s."
     if report.passed:
-        summary += " Well done: the lab is solved."
+        summary += " Well done: the lab is solved (`portlab next` suggests the next one)."
     lines.append(style(summary, bold=True))
     if errored:
         lines.append(style(_wrap("", f"portlab could not observe {', '.join(errored)}: those "

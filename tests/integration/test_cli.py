@@ -107,17 +107,24 @@ def test_unknown_node_is_a_clear_error(lab_up: str) -> None:
 
 def test_check_fails_then_solve_makes_it_pass(lab_up: str, tmp_path) -> None:
     junit = tmp_path / "junit.xml"
-    proc = portlab("check", "--instance", lab_up, "--junit", str(junit))
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}  # the learner's solved labs
+    proc = portlab("check", "--instance", lab_up, "--junit", str(junit), env=env)
     assert proc.returncode == 1
     assert "FAIL  reach" in proc.stdout and "PASS  lan-internet" in proc.stdout
     assert "sent:  Minecraft status ping" in proc.stdout and "hint:" in proc.stdout
     assert 'failures="2"' in junit.read_text()
-    data = json.loads(portlab("check", "--json", "--instance", lab_up).stdout)
+    data = json.loads(portlab("check", "--json", "--instance", lab_up, env=env).stdout)
     assert [c["id"] for c in data["checks"] if not c["passed"]] == ["reach", "real-source"]
+    assert not (tmp_path / "state" / "portlab" / "progress.json").exists()  # not solved yet
     portlab("solve", "forwarding", "--instance", lab_up, check_rc=0)
-    proc = portlab("check", "--instance", lab_up)
+    proc = portlab("check", "--instance", lab_up, env=env)
     assert proc.returncode == 0, proc.stdout
-    assert "4 of 4 checks passed" in proc.stdout
+    assert "4 of 4 checks passed" in proc.stdout and "portlab next" in proc.stdout
+    # a passed check is remembered: `portlab list` marks the lab, `portlab next` moves on
+    listed = portlab("list", env=env, check_rc=0).stdout.splitlines()
+    assert [ln.split()[:2] for ln in listed if ln.split()[:1] == ["forwarding"]] == [
+        ["forwarding", "solved"]]
+    assert "Next: forwarding" not in portlab("next", env=env, check_rc=0).stdout
 
 
 def test_down_with_nothing_up_is_harmless(docker_ready: None) -> None:

@@ -1,0 +1,22 @@
+"""`portlab next`"""
+
+from __future__ import annotations
+
+import click
+
+from portlab.cli.common import core
+
+
+@click.command("next")
+def command() -> None:
+    """Suggest the next lab of the learning path: the first one you have not solved.
+
+    A lab counts as solved once `portlab check` passed every check of it (the
+    record: $XDG_STATE_HOME/portlab/progress.json, else
+    ~/.local/state/portlab/progress.json; delete it to start over).
+    """
+    from portlab import learner
+    from portlab.views import listing
+
+    found, done = core().path()
+    click.echo(listing.suggestion(learner.next_lab(found, done), found, done), nl=False)
