@@ -3,11 +3,16 @@
 Every test session works in its own portlab scope ($PORTLAB_SCOPE), so it
 never sees or removes labs of the user or of another session on the same
 Docker daemon, and `down --all` in a test removes only the session's own.
+Its learner's record (the solved labs, $XDG_STATE_HOME) is a folder of its
+own too, removed at the end: a test's passing `portlab check` never marks a
+lab solved for the user who ran the tests.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -16,4 +21,7 @@ SESSION_SCOPE = f"pytest-{os.getpid()}"[:20]
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["PORTLAB_SCOPE"] = SESSION_SCOPE
+    state = tempfile.mkdtemp(prefix="portlab-test-state-")
+    os.environ["XDG_STATE_HOME"] = state
+    config.add_cleanup(lambda: shutil.rmtree(state, ignore_errors=True))
     os.environ.setdefault("PORTLAB_NO_COLOR", "1")
