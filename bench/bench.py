@@ -167,7 +167,7 @@ def bench_lab(lab_name: str, runs: int) -> dict[str, Any]:
             argv = compose_argv(plan, path)
             times["floor_up"].append(timed(lambda: run([*argv, "up", "-d"])))  # noqa: B023
             inst = runtime.instances()[instance]
-            runtime.wait_ready(inst, Quiet())
+            runtime.wait_ready(inst, Quiet(), lab=lab)
             times["floor_check"].append(timed(lambda: _probes_by_hand(lab, inst)))  # noqa: B023
             runtime.run_scripts(inst, lab, lab.solution)
             times["floor_check_solved"].append(

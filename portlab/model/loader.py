@@ -49,7 +49,8 @@ TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "acce
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
             "submission", "points", "pass_mark", "vary", "demo", "order")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
-NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services")
+NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services",
+             "after")
 IFACE_KEYS = ("network", "host")
 ROUTE_KEYS = ("to", "via")
 SERVICE_KEYS = ("name", "run", "ready")
@@ -273,8 +274,48 @@ def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, 
                 raise r.error(rpath + ("via",), f"'{via}' is on network '{gw_if.network}', "
                               f"which {node.name} is not attached to")
             routes.append(Route(to, via))
-        final.append(Node(**{**node.__dict__, "routes": tuple(routes)}))
+        final.append(Node(**{**node.__dict__, "routes": tuple(routes),
+                             "after": _after(r, raw[node.name].get("after"), path, node.name,
+                                             by_name)}))
+    _no_cycle(r, {n.name: n.after for n in final})
     return tuple(final)
+
+
+def _after(r: Reader, value: Any, path: KeyPath, name: str, nodes: dict[str, Node]
+           ) -> tuple[str, ...]:
+    """`after: [node, ...]`: the nodes whose readiness this node's setup waits for."""
+    out: list[str] = []
+    for i, item in enumerate(r.seq(value, path + ("after",))):
+        other = r.text(item, path + ("after", i))
+        if other not in nodes:
+            raise r.error(path + ("after", i), f"no node called '{other}'. Nodes: "
+                          f"{', '.join(nodes)}")
+        if other == name:
+            raise r.error(path + ("after", i), "a node cannot start after itself")
+        if other not in out:
+            out.append(other)
+    return tuple(out)
+
+
+def _no_cycle(r: Reader, after: dict[str, tuple[str, ...]]) -> None:
+    """Nodes that wait for each other, in a ring, would never start: refuse the lab."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for other in after[node]:
+            if state.get(other) == 1:
+                ring = trail[trail.index(other):] + [node, other] if other in trail else \
+                    [node, other]
+                raise r.error(("nodes", node, "after"), "nodes that start after each other "
+                              f"never start: {' -> '.join(ring)}")
+            if other not in state:
+                visit(other, trail + [node])
+        state[node] = 2
+
+    for node in after:
+        if node not in state:
+            visit(node, [])
 
 
 def _tasks(r: Reader, value: Any) -> tuple[Task, ...]:

@@ -105,6 +105,7 @@ def node_config(plan: Plan, node: Node) -> dict[str, Any]:
         ],
         "routes": routes,
         "vpn": node.vpn,
+        "after": list(node.after),
         "setup": b.render(where + ("setup",), node.setup),
         "files": {path: b.render(where + ("files", path), text)
                   for path, text in node.files.items()},

@@ -64,6 +64,7 @@ class Node:
     setup: str
     files: dict[str, str]
     services: tuple[Service, ...]
+    after: tuple[str, ...] = ()  # nodes that must be ready before this one's setup starts
 
     def interface(self, name: str) -> Interface | None:
         return next((i for i in self.interfaces if i.name == name), None)

@@ -28,6 +28,7 @@ import time
 
 RUN_DIR = "/run/portlab"
 SERVICE_DEADLINE = 150.0  # seconds for every service to listen
+TURN_TIMEOUT = 150.0  # seconds a node with `after:` waits for the nodes it starts after
 LOG_DIR = "/var/log/portlab"
 
 
@@ -187,6 +188,23 @@ def install_sysctl_shim() -> None:
     os.chmod(SYSCTL_SHIM, 0o755)
 
 
+GO_FILE = os.path.join(RUN_DIR, "go")
+
+
+def wait_for_turn(after: list[str]) -> None:
+    """A node with `after:` starts its setup only once portlab says the nodes it starts
+    after are ready (portlab/runtime/ready.py writes GO_FILE)."""
+    if not after:
+        return
+    print(f"portlab-waiting for {', '.join(after)}", flush=True)
+    deadline = time.monotonic() + TURN_TIMEOUT
+    while not os.path.exists(GO_FILE):
+        if time.monotonic() > deadline:
+            sys.exit(f"never told to start: waited {TURN_TIMEOUT:.0f} s for {', '.join(after)} "
+                     "(this node starts after them) to be ready")
+        time.sleep(0.05)
+
+
 def main() -> None:
     config = json.loads(os.environ["PORTLAB_NODE"])
     os.makedirs(RUN_DIR, exist_ok=True)
@@ -204,6 +222,7 @@ def main() -> None:
         extra = f" wireguard={mode}"
     with open(os.path.join(RUN_DIR, "motd"), "w") as fh:
         fh.write(config.get("motd", ""))
+    wait_for_turn(config.get("after") or [])
     run_setup(config.get("setup", ""))
     start_services(config.get("services", []))
     with open(os.path.join(RUN_DIR, "ready"), "w") as fh:

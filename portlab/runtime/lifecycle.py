@@ -96,7 +96,7 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
                             f"{len(lab.nodes)} nodes)"):
             started = _start(backend, lab, instance, image, progress, early, shape)
         with progress.phase("waiting until every node is ready"):
-            wait_ready(started, progress)
+            wait_ready(started, progress, lab=lab)
         return started
     except BaseException:
         progress.note(f"cleaning up instance '{instance}' ...")

@@ -3,6 +3,11 @@
 portlab follows each node's log through the backend and waits for that line;
 no polling sleeps. A node that fails prints why and `portlab-failed`, then
 stops, which ends its log.
+
+Start order: a node with `after: [other, ...]` waits, before its setup, for
+the file GO_FILE; portlab writes it there the moment every node it starts
+after has said `portlab-ready`. The engine starts all containers at once; the
+order is kept here, by the same logs, on every backend.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ import threading
 
 from portlab.backend.base import NodeInfo
 from portlab.errors import BackendUnreachable, RuntimeProblem
+from portlab.model.types import Lab
 from portlab.progress import Progress
 from portlab.runtime.instance import Instance
 
 READY_MARK = b"portlab-ready"
 FAILED_MARK = b"portlab-failed"
 READY_TIMEOUT = 180.0  # a node's own deadline (nodeinit.py) is 150 s
+GO_FILE = "/run/portlab/go"  # nodeinit.py waits for it on a node with `after:`
 
 
 def is_ready(inst: Instance, node: NodeInfo) -> bool:
@@ -24,8 +31,12 @@ def is_ready(inst: Instance, node: NodeInfo) -> bool:
     return node.running and READY_MARK in b"".join(inst.backend.logs(node, tail=50))
 
 
-def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOUT) -> None:
-    """Wait for every node's "portlab-ready" line by following its log."""
+def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOUT, *,
+               lab: Lab | None = None) -> None:
+    """Wait for every node's "portlab-ready" line by following its log; with the lab, start
+    each node that waits for others (`after:`) as soon as they are ready."""
+    after = {n.name: set(n.after) for n in lab.nodes if n.after} if lab is not None else {}
+    released: set[str] = set()
     results: dict[str, tuple[bool, str]] = {}
     done = threading.Event()
     lost: list[BackendUnreachable] = []  # the engine went away while following a log
@@ -59,11 +70,26 @@ def wait_ready(inst: Instance, progress: Progress, timeout: float = READY_TIMEOU
         why = said or why or "it stopped before it was ready, without a word in its log"
         with lock:
             results[node.name] = (ok, why[-700:])
-            ready = sum(1 for good, _ in results.values() if good)
-            progress.detail(f"{ready}/{len(nodes)} ready ({node.name}{'' if ok else ' failed'})")
+            ready = {n for n, (good, _) in results.items() if good}
+            progress.detail(f"{len(ready)}/{len(nodes)} ready ({node.name}"
+                            f"{'' if ok else ' failed'})")
             if len(results) == len(nodes):
                 done.set()
+        if ok:
+            release(ready)
 
+    def release(ready: set[str]) -> None:
+        with lock:
+            due = sorted(n for n, deps in after.items()
+                         if n not in released and deps <= ready and n in nodes)
+            released.update(due)
+        for name in due:
+            try:
+                inst.exec(name, ["touch", GO_FILE])
+            except RuntimeProblem:
+                pass  # the node is gone: its own log (or its absence) says so
+
+    release(set())
     for node in nodes.values():
         threading.Thread(target=follow, args=(node,), daemon=True).start()
     if not done.wait(timeout):

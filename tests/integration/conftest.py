@@ -79,7 +79,7 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
         services.__enter__()
         stack.append((services, instance))
         inst = runtime.instances()[instance]
-        runtime.wait_ready(inst, Quiet())
+        runtime.wait_ready(inst, Quiet(), lab=lab)
         return inst
 
     yield start

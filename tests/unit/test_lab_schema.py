@@ -122,3 +122,25 @@ def test_empty_file_is_an_error() -> None:
     with pytest.raises(LabError) as info:
         parse("", "lab.yaml")
     assert "expected a mapping" in str(info.value)
+
+
+@pytest.mark.parametrize(("after", "message"), [
+    (["nobody"], "nodes.b.after[0]: no node called 'nobody'. Nodes: a, b"),
+    (["b"], "nodes.b.after[0]: a node cannot start after itself"),
+])
+def test_after_names_other_nodes(after: list[str], message: str) -> None:
+    data = minimal()
+    data["nodes"]["b"]["after"] = after
+    with pytest.raises(LabError) as err:
+        parse_data(data)
+    assert message in str(err.value)
+
+
+def test_nodes_that_start_after_each_other_are_refused() -> None:
+    data = minimal()
+    data["nodes"]["b"]["after"] = ["a"]
+    assert parse_data(data).node("b").after == ("a",)
+    data["nodes"]["a"]["after"] = ["b"]
+    with pytest.raises(LabError, match=r"never start: a -> b -> a"):
+        parse_data(data)
+
