@@ -168,7 +168,11 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any] | N
         return Outcome.FAIL, got, f"no {what} answer came back"
     client = str(answer.get("client", ""))
     client_ip = client.rsplit(":", 1)[0]
-    got = f"{what} answer from node '{answer.get('node', '?')}', which saw the client as {client}"
+    if "node" in answer or "client" in answer:
+        got = (f"{what} answer from node '{answer.get('node', '?')}', which saw the client as "
+               f"{client or '?'}")
+    else:  # a real server (nginx, python3 -m http.server, ...) does not report back
+        got = f"{what} answer from a server that is not a portlab stand-in (it names no client)"
     if not wants_answer:
         return Outcome.FAIL, got, f"expected no {what} answer here, but one came back"
     if expect.get("token") and answer.get("token") != run.context["token"]:

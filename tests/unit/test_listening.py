@@ -246,3 +246,18 @@ def test_lab_files_check_the_host_header_is_a_name() -> None:
     data["checks"][-1]["probes"][0]["host_header"] = "shop example"
     with pytest.raises(LabError, match="is not a host name"):
         parse_data(data)
+
+
+def test_an_answer_from_a_real_web_server_is_described_as_such() -> None:
+    """nginx or `python3 -m http.server` names no client: say so, never "node '?'"."""
+    def fake_exec(node: str, argv: list[str]) -> ExecResult:
+        return ExecResult(0, json.dumps({"state": "open", "status": 200, "body": "<html>",
+                                         "kind": "http"}) + "\n", "")
+
+    probe = Probe("http", "laptop", "server.lan", 8080, {}, {"status": 200},
+                  "checks[0].probes[0]")
+    result = run_for("http")(ProbeRun(probe, "laptop", "10.5.0.20", "10.5.0.10", "server.lan",
+                                      {"addr": {}, "token": "t"}, FakeNodes(fake_exec)))
+    assert result.passed
+    assert result.got == ("HTTP 200: HTTP answer from a server that is not a portlab stand-in "
+                          "(it names no client)")
