@@ -28,15 +28,21 @@ def up_summary(inst: Instance, seconds: float) -> str:
 def down_summary(removed: Removed | None, seconds: float) -> str:
     if removed is None:
         return "Nothing to remove: no portlab lab is up."
-    return (f"Removed {removed.containers} containers and {removed.networks} networks in "
-            f"{seconds:.1f}s.")
+    return (f"Removed {count(removed.containers, 'container')} and "
+            f"{count(removed.networks, 'network')} in {seconds:.1f}s.")
+
+
+def count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def prune_summary(got: Pruned) -> str:
     verb = "Would remove" if got.dry_run else "Removed"
-    lines = [f"{verb} {len(got.containers)} containers and {len(got.networks)} networks "
-             f"({len(got.instances)} lab instances), {len(got.images)} images and "
-             f"{len(got.leftovers)} build leftovers."]
+    lines = [f"{verb} {count(len(got.containers), 'container')} and "
+             f"{count(len(got.networks), 'network')} "
+             f"({count(len(got.instances), 'lab instance')}), "
+             f"{count(len(got.images), 'image')} and "
+             f"{count(len(got.leftovers), 'build leftover')}."]
     for title, items in (("containers", got.containers), ("networks", got.networks),
                          ("images", got.images), ("build leftovers", got.leftovers)):
         if items and (got.dry_run or title == "images"):
