@@ -15,6 +15,8 @@ asserts; it prints figures (and the issue's targets beside them) and, with
     bench/bench.py --cold                   cold start: the image built offline, the node
                                             tools changed, the image's size
     bench/bench.py --grade 50               a class of 50 forwarding submissions graded at once
+    bench/bench.py --labtest vpn,ports      `portlab test LAB` (cases side by side), one case at
+                                            a time, and by hand (up, solve, check, down per case)
 
 It works in its own scope (PORTLAB_SCOPE=bench), builds cold images under
 scratch repositories (portlab-bench/...), and removes what it starts. Run it
@@ -41,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTLAB_SCOPE", "bench")
 
-from portlab import core, runtime  # noqa: E402
+from portlab import core, labtest, runtime  # noqa: E402
 from portlab.backend.base import ExecResult, Stream  # noqa: E402
 from portlab.backend.docker import client as docker_api  # noqa: E402
 from portlab.backend.docker import compose, image, instances, render, rootfs  # noqa: E402
@@ -467,6 +469,58 @@ def print_grade(r: dict[str, Any]) -> None:
         print(f"  left behind: {', '.join(r['left_behind'])}")
 
 
+def bench_labtest(lab_name: str) -> dict[str, Any]:
+    """`portlab test LAB` as shipped (a case per core), with --jobs 1, and by hand: for each
+    case `portlab up`, `portlab solve [--wrong W]`, `portlab check --json`, `portlab down`,
+    the failed checks compared by this script."""
+    lab = core.get_lab(lab_name)
+    image.ensure(TerminalProgress(sys.stderr))
+    out: dict[str, Any] = {"lab": lab_name, "cases": 1 + 1 + len(lab.wrong_solutions)}
+    for key, extra in (("test", []), ("test_one_at_a_time", ["--jobs", "1"])):
+        start = time.monotonic()
+        proc = run([*PORTLAB, "test", lab_name, "--json", *extra], check=False)
+        out[f"{key}_s"] = time.monotonic() - start
+        out[f"{key}_ok"] = proc.returncode == 0 and json.loads(proc.stdout)["ok"]
+    stretch = labtest.stretch_checks(lab)
+    cases: list[tuple[str | None, list[str]]] = [("untouched", list(lab.untouched_fails)),
+                                                 (None, [])]
+    cases += [(w.name, list(w.fails)) for w in lab.wrong_solutions]
+    mismatches = []
+
+    def by_hand() -> None:
+        for case, fails in cases:
+            instance = f"hand-{lab_name}"[:40]
+            run([*PORTLAB, "up", lab_name, "-i", instance])
+            try:
+                if case != "untouched":
+                    run([*PORTLAB, "solve", lab_name, "-i", instance,
+                         *(["--wrong", case] if case else [])])
+                got = json.loads(run([*PORTLAB, "check", "-i", instance, "--json"],
+                                     check=False).stdout)
+                failed = [c["id"] for c in got["checks"] if not c["passed"]]
+                if case not in ("untouched", None):  # a wrong one: its unnamed stretch aside
+                    failed = [c for c in failed if c in fails or c not in stretch]
+                if failed != fails:
+                    mismatches.append(case or "solution")
+            finally:
+                run([*PORTLAB, "down", "-i", instance])
+
+    out["by_hand_s"] = timed(by_hand)
+    out["by_hand_mismatches"] = mismatches
+    return out
+
+
+def print_labtest(r: dict[str, Any]) -> None:
+    print(f"\nportlab test {r['lab']}: {r['cases']} cases, each on a fresh instance")
+    print(f"  portlab test (a case per core):  {r['test_s']:6.1f} s, all as declared: "
+          f"{'yes' if r['test_ok'] else 'NO'}")
+    print(f"  portlab test --jobs 1:           {r['test_one_at_a_time_s']:6.1f} s, all as "
+          f"declared: {'yes' if r['test_one_at_a_time_ok'] else 'NO'}")
+    print(f"  by hand (up, solve, check, down): {r['by_hand_s']:5.1f} s"
+          + (f"; mismatches: {', '.join(r['by_hand_mismatches'])}"
+             if r["by_hand_mismatches"] else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -483,11 +537,13 @@ def main() -> int:
                              "--submissions`)")
     parser.add_argument("--parallel", type=int, default=0, metavar="N",
                         help="with --grade: grades at once (default: portlab's own)")
+    parser.add_argument("--labtest", default="", metavar="LABS",
+                        help="comma-separated labs: `portlab test` beside the same by hand")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = parser.parse_args()
 
     results: dict[str, Any] = {"machine": machine(), "labs": [], "concurrent": [], "cold": None,
-                               "grade": None}
+                               "grade": None, "labtest": []}
     m = results["machine"]
     print(f"machine: {m['cpus']} cores, {m['memory_gib']} GiB, kernel {m['kernel']}, "
           f"Docker {m['docker']} ({m['storage_driver']}), {m['compose']}, "
@@ -512,6 +568,9 @@ def main() -> int:
         if args.grade:
             results["grade"] = bench_grade(args.grade, parallel=args.parallel or None)
             print_grade(results["grade"])
+        for name in [x for x in args.labtest.split(",") if x]:
+            results["labtest"].append(bench_labtest(name))
+            print_labtest(results["labtest"][-1])
     finally:
         try:
             runtime.down_all(Quiet())
