@@ -47,7 +47,7 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
 
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
-            "submission", "points", "pass_mark", "vary", "demo", "order")
+            "submission", "points", "pass_mark", "vary", "demo", "order", "hidden_params")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services",
              "after")
@@ -119,6 +119,7 @@ def parse(text: str, file: str, directory: Path | None = None,
         demo=demospec.read(r, top.get("demo"), nodes, solution),
         order=(1000 if top.get("order") is None else
                r.integer(top["order"], ("order",), low=0, high=1000)),
+        hidden_params=_hidden(r, top.get("hidden_params"), defaults),
     )
     try:
         sample = context.Binding.sample(lab)
@@ -316,6 +317,18 @@ def _no_cycle(r: Reader, after: dict[str, tuple[str, ...]]) -> None:
     for node in after:
         if node not in state:
             visit(node, [])
+
+
+def _hidden(r: Reader, value: Any, defaults: dict[str, Any]) -> tuple[str, ...]:
+    """Params the learner is to find out (a mystery port): the brief does not print them."""
+    out = []
+    for i, item in enumerate(r.seq(value, ("hidden_params",))):
+        name = r.text(item, ("hidden_params", i))
+        if name not in defaults:
+            raise r.error(("hidden_params", i), f"no param called '{name}'. Params: "
+                          f"{', '.join(defaults) or '(none)'}")
+        out.append(name)
+    return tuple(out)
 
 
 def _tasks(r: Reader, value: Any) -> tuple[Task, ...]:

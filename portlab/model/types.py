@@ -201,6 +201,7 @@ class Lab:
     vary: Vary = field(default_factory=Vary)
     demo: tuple[DemoStep, ...] = ()
     order: int = 1000  # its place in the learning path (`portlab list`): lower comes first
+    hidden_params: tuple[str, ...] = ()  # the learner finds these out: the brief hides them
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of `path` in the lab file, or of the nearest key around it."""

@@ -32,7 +32,8 @@ def show(binding: Binding, *, color: bool, student: str = "") -> str:
         parts.append(f"the variant of student '{student}': its own ports and addresses")
     if lab.params:
         changed = lab.changed_params()
-        shown = [f"{k}={v}" + (f" (the lab's own: {lab.defaults[k]})" if k in changed else "")
+        shown = [f"{k}=?" if k in lab.hidden_params else
+                 f"{k}={v}" + (f" (the lab's own: {lab.defaults[k]})" if k in changed else "")
                  for k, v in lab.params.items()]
         parts.append("params: " + ", ".join(shown)
                      + ("" if changed else " (others with --param NAME=VALUE)"))

@@ -144,3 +144,19 @@ def test_nodes_that_start_after_each_other_are_refused() -> None:
     with pytest.raises(LabError, match=r"never start: a -> b -> a"):
         parse_data(data)
 
+
+
+def test_hidden_params_are_named_params_and_the_brief_prints_them_as_unknown() -> None:
+    from portlab.model.context import Binding
+    from portlab.views import brief
+
+    data = minimal()
+    data["params"] = {"mystery_port": 5230, "web_port": 80}
+    data["hidden_params"] = ["mystery_port"]
+    lab = parse_data(data)
+    assert lab.hidden_params == ("mystery_port",)
+    header = brief.show(Binding.preview(lab), color=False).splitlines()[2]
+    assert header.startswith("params: mystery_port=?, web_port=80")
+    data["hidden_params"] = ["nope"]
+    with pytest.raises(LabError, match="hidden_params\\[0\\]: no param called 'nope'"):
+        parse_data(data)
