@@ -18,7 +18,8 @@ asserts; it prints figures (and the issue's targets beside them) and, with
     bench/bench.py --labtest vpn,ports      `portlab test LAB` (cases side by side), one case at
                                             a time, and by hand (up, solve, check, down per case)
 
-It works in its own scope (PORTLAB_SCOPE=bench), builds cold images under
+It works in its own scope (PORTLAB_SCOPE=bench) and learner record (a temporary
+XDG_STATE_HOME), builds cold images under
 scratch repositories (portlab-bench/...), and removes what it starts. Run it
 on a quiet machine: the figures are wall-clock times.
 """
@@ -42,6 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTLAB_SCOPE", "bench")
+# The benchmark's own `portlab check` runs must not mark labs solved for the user who runs it.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="portlab-bench-state-")
 
 from portlab import core, labtest, runtime  # noqa: E402
 from portlab.backend.base import ExecResult, Stream  # noqa: E402
