@@ -27,9 +27,11 @@ on a quiet machine: the figures are wall-clock times.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PORTLAB_SCOPE", "bench")
 # The benchmark's own `portlab check` runs must not mark labs solved for the user who runs it.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="portlab-bench-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 
 from portlab import core, labtest, runtime  # noqa: E402
 from portlab.backend.base import ExecResult, Stream  # noqa: E402
