@@ -225,11 +225,12 @@ def check(name: str | None = None, *, instance: str | None = None,
     return report
 
 
-def path() -> tuple[list[Lab], dict[str, Any]]:
-    """The learning path: the labs in order, and the ones this user solved (portlab.learner)."""
+def path() -> tuple[catalog_mod.Catalog, dict[str, Any]]:
+    """The learning path: the labs in order (and the ones that do not load), and the ones
+    this user solved (portlab.learner)."""
     from portlab import learner
 
-    return labs(), learner.solved()
+    return catalog(), learner.solved()
 
 
 def trace(name: str | None = None, *, instance: str | None = None,
@@ -360,12 +361,11 @@ def doctor(*, probe: bool = True) -> DoctorReport:
 
 
 def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
-             progress: Progress | None = None, on_done: Any = None) -> Any:
+             progress: Progress | None = None) -> Any:
     """`portlab test`: every case of the lab on fresh instances (portlab.labtest.run)."""
     from portlab import labtest
 
-    return labtest.run(get_lab(name), jobs=jobs, only=only, progress=progress,
-                       on_done=on_done)
+    return labtest.run(get_lab(name), jobs=jobs, only=only, progress=progress)
 
 
 def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,

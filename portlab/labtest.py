@@ -83,9 +83,8 @@ class LabTest:
 
 
 def stretch_checks(lab: Lab) -> set[str]:
-    """The lab's optional checks: marked `stretch: true`, or belonging to a stretch task."""
-    stretch_tasks = {t.id for t in lab.tasks if t.stretch}
-    return {c.id for c in lab.checks if c.stretch or c.task in stretch_tasks}
+    """The lab's optional checks (`stretch: true`, or of a stretch task: the loader says)."""
+    return {c.id for c in lab.checks if c.stretch}
 
 
 def cases(lab: Lab, only: Sequence[str] = ()) -> list[Case]:
@@ -149,8 +148,7 @@ def run_case(lab: Lab, case: Case, *, instance: str | None = None,
 
 
 def run(lab: Lab, *, jobs: int | None = None, only: Sequence[str] = (),
-        progress: Progress | None = None,
-        on_done: Callable[[CaseResult], None] | None = None) -> LabTest:
+        progress: Progress | None = None) -> LabTest:
     """Every case of the lab (or `only` these), `jobs` at a time; results in case order.
 
     Interrupted (Ctrl-C), it starts no further case and removes the instances of
@@ -177,8 +175,6 @@ def run(lab: Lab, *, jobs: int | None = None, only: Sequence[str] = (),
             results[case.name] = result
             progress.detail(f"{len(results)}/{len(todo)} cases done; {case.name}: "
                             f"{'as declared' if result.ok else 'NOT as declared'}")
-        if on_done is not None:
-            on_done(result)
 
     with progress.phase(f"testing lab '{lab.name}': {len(todo)} cases, each on a fresh "
                         f"instance, {workers} at a time"):

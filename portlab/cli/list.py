@@ -21,8 +21,7 @@ def command() -> None:
     from portlab import learner
     from portlab.views import listing
 
-    found = core().catalog()
-    done = learner.solved()
+    found, done = core().path()
     click.echo(listing.labs(found.labs, done), nl=False)
     click.echo(listing.summary(found.labs, done, learner.next_lab(found.labs, done)), nl=False)
     if found.broken:

@@ -19,4 +19,5 @@ def command() -> None:
     from portlab.views import listing
 
     found, done = core().path()
-    click.echo(listing.suggestion(learner.next_lab(found, done), found, done), nl=False)
+    click.echo(listing.suggestion(learner.next_lab(found.labs, done), found.labs, done),
+               nl=False)

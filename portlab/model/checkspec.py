@@ -36,7 +36,9 @@ RUNTIME_IFACES = re.compile(r"^(lo|wg\d{1,4}|tun\d{1,4}|tap\d{1,4})$")
 IFACE_FORM = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # what Linux accepts (IFNAMSIZ)
 
 
-def read(r: Reader, value: Any, nodes: tuple[Node, ...], task_ids: set[str]) -> tuple[Check, ...]:
+def read(r: Reader, value: Any, nodes: tuple[Node, ...], task_ids: set[str],
+         stretch_tasks: set[str]) -> tuple[Check, ...]:
+    """The checks; a check of a stretch task is a stretch check itself."""
     out = []
     ids: set[str] = set()
     items = r.seq(value, ("checks",), optional=False)
@@ -57,7 +59,8 @@ def read(r: Reader, value: Any, nodes: tuple[Node, ...], task_ids: set[str]) -> 
                        for j, pspec in enumerate(raw_probes))
         out.append(Check(cid, r.text(spec["title"], path + ("title",)), task, probes,
                          r.text(spec.get("hint"), path + ("hint",), optional=True),
-                         r.boolean(spec.get("stretch"), path + ("stretch",))))
+                         r.boolean(spec.get("stretch"), path + ("stretch",))
+                         or task in stretch_tasks))
     return tuple(out)
 
 

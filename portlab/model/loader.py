@@ -83,7 +83,8 @@ def parse(text: str, file: str, directory: Path | None = None,
     networks = _networks(r, top["networks"])
     nodes = _nodes(r, top["nodes"], networks)
     tasks = _tasks(r, top.get("tasks"))
-    checks = checkspec.read(r, top["checks"], nodes, {t.id for t in tasks})
+    checks = checkspec.read(r, top["checks"], nodes, {t.id for t in tasks},
+                            {t.id for t in tasks if t.stretch})
     solution = _scripts(r, top.get("solution"), ("solution",), nodes)
     wrong = _wrong(r, top.get("wrong_solutions"), nodes, checks)
     untouched: tuple[str, ...] = ()
@@ -306,8 +307,7 @@ def _no_cycle(r: Reader, after: dict[str, tuple[str, ...]]) -> None:
         state[node] = 1
         for other in after[node]:
             if state.get(other) == 1:
-                ring = trail[trail.index(other):] + [node, other] if other in trail else \
-                    [node, other]
+                ring = trail[trail.index(other):] + [node, other]  # other is on the trail
                 raise r.error(("nodes", node, "after"), "nodes that start after each other "
                               f"never start: {' -> '.join(ring)}")
             if other not in state:

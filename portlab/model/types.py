@@ -106,7 +106,7 @@ class Check:
     task: str | None
     probes: tuple[Probe, ...]
     hint: str
-    stretch: bool = False  # optional work (or its task is a stretch): see portlab.labtest
+    stretch: bool = False  # optional work: `stretch: true`, or its task is a stretch
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ from portlab.runtime.scripts import run_scripts
 from portlab.runtime.status import status
 
 __all__ = ["Instance", "Shape", "down", "down_all", "ensure_image", "find", "instances", "plan",
-           "run_checks",
-           "run_scripts", "status", "up", "wait_ready"]
+           "run_checks", "run_scripts", "status", "up", "wait_ready"]
 
 
 def instances() -> dict[str, Instance]:
