@@ -49,6 +49,7 @@ class NodeInfo:
     status: str  # the engine's words for it: "Up 3 seconds", "Exited (137) 2 seconds ago"
     image: str  # the node image it runs, as it was named at start
     interfaces: dict[str, str] = field(default_factory=dict)  # lab interface -> "address/prefix"
+    interfaces6: dict[str, str] = field(default_factory=dict)  # the same, IPv6 (dual stack)
     vpn: bool = False  # it may run WireGuard (tun device, WireGuard environment)
 
     @property

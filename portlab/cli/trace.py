@@ -17,7 +17,8 @@ from portlab.cli.common import core, instance_option, page_options, web_bind
                    "(routers, where NAT and firewalls are).")
 @click.option("--filter", "-f", "expr", default="", metavar="EXPR",
               help="Only packets matching this tcpdump expression, e.g. 'tcp port 25565' "
-                   "(default: every IPv4 packet).")
+                   "(default: every IPv4 packet; in a lab with IPv6, every IPv6 one too but "
+                   "neighbour discovery's).")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON event per line, for tools (docs/trace-json.md).")
 @click.option("--web", is_flag=True,

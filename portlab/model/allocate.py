@@ -7,6 +7,12 @@ gets subnets from the pools below, starting at an offset taken from a hash of
 the instance name so that instances started at the same moment seldom race
 for the same block.
 
+A network with `ipv6: true` also gets an IPv6 /64 from the documentation
+prefix 2001:db8::/32 (RFC 3849), never from Docker (which knows nothing of a
+lab's IPv6: nodes add their own addresses). The /64 follows from the IPv4
+subnet (`subnet6`), which Docker keeps unique on the machine: two instances
+never share a /64, and there is nothing more to allocate, store or race for.
+
 Never handed out: subnets of existing Docker networks, Docker's own default
 address pools (172.17.0.0/16-172.31.0.0/16 and 192.168.0.0/16: Docker masquerades its
 default bridge's range on the host and would silently change a NAT lab's
@@ -18,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 # "Public" addresses come from ranges reserved for documentation (RFC 5737) and
 # benchmarking (RFC 2544): they look public, yet are never routed on the real
@@ -46,6 +52,22 @@ class Request:
     kind: str  # "public" or "private"
     prefix: int
     prefer: IPv4Network | None = None
+
+
+# IPv6: the documentation prefix. A lab may name a /64 of its first 256 (2001:db8:1::/64 up to
+# 2001:db8:ff::/64) for its first instance; every other /64 carries the IPv4 subnet's address in
+# its second 32 bits (10.60.0.0/24 -> 2001:db8:a3c:0::/64), which never falls among those.
+IPV6_PREFIX = IPv6Network("2001:db8::/32")
+PREFER6_BLOCK = IPv6Network("2001:db8::/40")
+
+
+def subnet6(v4: IPv4Network, prefer: IPv4Network | None = None,
+            prefer6: IPv6Network | None = None) -> IPv6Network:
+    """The IPv6 /64 of a network whose IPv4 subnet is `v4`: its preferred one (`prefer6`) when
+    the network got its preferred IPv4 subnet, else the one derived from `v4`."""
+    if prefer6 is not None and v4 == prefer:
+        return prefer6
+    return IPv6Network((int(IPV6_PREFIX.network_address) | int(v4.network_address) << 64, 64))
 
 
 class AllocationError(Exception):

@@ -78,10 +78,11 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     source = r.text(pspec["from"], ppath + ("from",))
     if source not in node_names:
         raise r.error(ppath + ("from",), f"no node called '{source}'")
+    ipv6 = pspec.get("ipv6") is True
     target = pspec.get("to")
     if target is not None:
         target = r.text(target, ppath + ("to",))
-        _check_target(r, target, ppath + ("to",), nodes)
+        _check_target(r, target, ppath + ("to",), nodes, ipv6)
     elif spec_of.needs_target:
         raise r.error(ppath, "missing required key 'to'")
     port = pspec.get("port")
@@ -98,11 +99,12 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     expect = {k: typed(r, v, ppath + ("expect", k), spec_of.expects[k])
               for k, v in expect_raw.items()}
     for key in ("seen_source", "peer", "tunnel"):
+        six = ipv6 and key == "seen_source"
         if isinstance(expect.get(key), str):
-            _check_target(r, expect[key], ppath + ("expect", key), nodes)
+            _check_target(r, expect[key], ppath + ("expect", key), nodes, six)
         elif isinstance(expect.get(key), Match):
             for value in expect[key].values:
-                _check_target(r, value, ppath + ("expect", key), nodes)
+                _check_target(r, value, ppath + ("expect", key), nodes, six)
     at = options.get("at")  # a node the probe also runs something on (capture)
     if isinstance(at, str) and not templating.is_template(at) and at not in node_names:
         raise r.error(ppath + ("at",), f"no node called '{at}'")
@@ -189,19 +191,27 @@ def _check_interfaces(r: Reader, spec_of: KindSchema, source: str, options: dict
                           f"interfaces: {own} (and {extra}, or a tunnel it brings up, like wg0)")
 
 
-def _check_target(r: Reader, target: str, path: KeyPath, nodes: tuple[Node, ...]) -> None:
+def _check_target(r: Reader, target: str, path: KeyPath, nodes: tuple[Node, ...],
+                  ipv6: bool = False) -> None:
+    """`target` names a node.iface of the lab (one on an IPv6 network, for a probe that goes
+    by IPv6), or is an address of the probe's family."""
     if templating.is_template(target):
         return  # rendered when the check runs; tried with a sample instance at load
+    family = "IPv6" if ipv6 else "IPv4"
     try:
-        ipaddress.IPv4Address(target)
+        (ipaddress.IPv6Address if ipv6 else ipaddress.IPv4Address)(target)
         return
     except ValueError:
         pass
     node_name, _, iface = target.partition(".")
     node = next((n for n in nodes if n.name == node_name), None)
-    if node is None or not iface or node.interface(iface) is None:
+    found = node.interface(iface) if node is not None and iface else None
+    if found is None:
         raise r.error(path, f"'{target}' is not a node.interface of this lab (like router.wan) "
-                      "or an IPv4 address")
+                      f"or an {family} address")
+    if ipv6 and not found.ipv6:
+        raise r.error(path, f"'{target}' has no IPv6 address (its network '{found.network}' "
+                      "is not an IPv6 network), and this probe goes by IPv6 (`ipv6: true`)")
 
 
 def check_ids(r: Reader, value: Any, path: KeyPath, checks: tuple[Check, ...]) -> tuple[str, ...]:

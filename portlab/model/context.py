@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from portlab.errors import LabError
@@ -33,6 +33,10 @@ PREVIEW_TOKEN = "<token>"  # a lab shown before it is up: keys print as placehol
 
 
 def address(subnet: IPv4Network, host: int) -> IPv4Address:
+    return subnet.network_address + host
+
+
+def address6(subnet: IPv6Network, host: int) -> IPv6Address:
     return subnet.network_address + host
 
 
@@ -69,15 +73,32 @@ class Binding:
                     address(self.subnets[iface.network], iface.host))
         return out
 
-    def address(self, ref: str) -> str:
-        """The address of "node.iface", or `ref` itself when it is no such reference."""
-        return self.addresses.get(ref, ref)
+    @cached_property
+    def subnets6(self) -> dict[str, IPv6Network]:
+        """The IPv6 /64 of each IPv6 network (it follows from the IPv4 subnet)."""
+        return self.lab.subnets6(self.subnets)
 
-    def first_address(self, node: str) -> str:
+    @cached_property
+    def addresses6(self) -> dict[str, str]:
+        """"node.iface" -> that interface's IPv6 address, for interfaces on IPv6 networks."""
+        out: dict[str, str] = {}
+        for node in self.lab.nodes:
+            for iface in node.interfaces:
+                if iface.ipv6:
+                    out[f"{node.name}.{iface.name}"] = str(
+                        address6(self.subnets6[iface.network], iface.host))
+        return out
+
+    def address(self, ref: str, ipv6: bool = False) -> str:
+        """The address of "node.iface" (its IPv6 one with `ipv6`), or `ref` itself when it is
+        no such reference."""
+        return (self.addresses6 if ipv6 else self.addresses).get(ref, ref)
+
+    def first_address(self, node: str, ipv6: bool = False) -> str:
         found = self.lab.node(node)
-        if found is None or not found.interfaces:
-            return ""
-        return self.addresses[f"{node}.{found.interfaces[0].name}"]
+        table = self.addresses6 if ipv6 else self.addresses
+        refs = [f"{node}.{i.name}" for i in (found.interfaces if found else ())]
+        return next((table[r] for r in refs if r in table), "")
 
     @cached_property
     def context(self) -> dict[str, Any]:
@@ -90,6 +111,12 @@ class Binding:
                 raise ValueError(f"ip(): no network called '{network}'")
             return str(address(subnets[network], int(host)))
 
+        def ip6(network: str, host: int) -> str:
+            """The IPv6 address of host number `host` on an IPv6 network, e.g. ip6('lan', 20)."""
+            if network not in self.subnets6:
+                raise ValueError(f"ip6(): no IPv6 network called '{network}'")
+            return str(address6(self.subnets6[network], int(host)))
+
         return {
             "lab": self.lab.name,
             "instance": self.instance,
@@ -99,6 +126,9 @@ class Binding:
             "prefix": Table("prefix", {name: net.prefixlen for name, net in subnets.items()}),
             "params": Table("params", self.lab.params),
             "ip": ip,
+            "addr6": Table("addr6", self.addresses6),
+            "subnet6": Table("subnet6", {name: str(net) for name, net in self.subnets6.items()}),
+            "ip6": ip6,
             **wgkeys.template_functions(self.key_seed or self.token),
         }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,11 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
             "submission", "points", "pass_mark", "vary", "demo", "order", "hidden_params")
-NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual")
+NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual", "ipv6", "prefer6")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services",
              "after")
 IFACE_KEYS = ("network", "host")
-ROUTE_KEYS = ("to", "via")
+ROUTE_KEYS = ("to", "via", "ipv6")
 SERVICE_KEYS = ("name", "run", "ready")
 READY_KEYS = ("tcp", "udp")
 TASK_KEYS = ("id", "title", "text", "stretch")
@@ -168,18 +168,46 @@ def _networks(r: Reader, value: Any) -> tuple[Network, ...]:
                 if prefer.overlaps(bad):
                     raise r.error(path + ("prefer",), f"overlaps {bad} ({what}), which no "
                                   "network can use; pick another range")
+        virtual = r.boolean(spec.get("virtual"), path + ("virtual",))
+        ipv6 = r.boolean(spec.get("ipv6"), path + ("ipv6",))
+        if ipv6 and virtual:
+            raise r.error(path + ("ipv6",), "a virtual network (a tunnel made inside nodes) "
+                          "cannot be an IPv6 network; only networks of containers can")
         out.append(Network(
             name=name, kind=kind, prefix=prefix, prefer=prefer,
             label=r.text(spec.get("label"), path + ("label",), optional=True, default=name),
-            virtual=r.boolean(spec.get("virtual"), path + ("virtual",)),
+            virtual=virtual, ipv6=ipv6, prefer6=_prefer6(r, spec, path, ipv6, prefer),
         ))
-    prefs = [(n.name, n.prefer) for n in out if n.prefer is not None]
-    for i, (a_name, a) in enumerate(prefs):
-        for b_name, b in prefs[i + 1:]:
-            if a is not None and b is not None and a.overlaps(b):
-                raise r.error(("networks", b_name, "prefer"),
-                              f"overlaps network '{a_name}' ({a})")
+    for key in ("prefer", "prefer6"):
+        prefs = [(n.name, getattr(n, key)) for n in out if getattr(n, key) is not None]
+        for i, (a_name, a) in enumerate(prefs):
+            for b_name, b in prefs[i + 1:]:
+                if a.overlaps(b):
+                    raise r.error(("networks", b_name, key), f"overlaps network '{a_name}' ({a})")
     return tuple(out)
+
+
+def _prefer6(r: Reader, spec: dict[str, Any], path: KeyPath, ipv6: bool,
+             prefer: IPv4Network | None) -> IPv6Network | None:
+    """`prefer6`: the IPv6 /64 a first instance of the lab gets (one of 2001:db8:1::/64 up to
+    2001:db8:ff::/64), beside its preferred IPv4 subnet."""
+    if spec.get("prefer6") is None:
+        return None
+    where = path + ("prefer6",)
+    if not ipv6:
+        raise r.error(where, "only an IPv6 network has one: add `ipv6: true`")
+    if prefer is None:
+        raise r.error(where, "goes with `prefer`: the /64 is the first instance's, and the "
+                      "first instance is the one that gets the preferred IPv4 subnet")
+    try:
+        net = IPv6Network(r.text(spec["prefer6"], where))
+    except ValueError as exc:
+        raise r.error(where, f"not an IPv6 subnet: {exc}") from None
+    if net.prefixlen != 64 or not net.subnet_of(allocate.PREFER6_BLOCK) or \
+            net.network_address == allocate.PREFER6_BLOCK.network_address:
+        raise r.error(where, "expected a /64 from 2001:db8:1::/64 to 2001:db8:ff::/64 (the "
+                      "documentation prefix; the other /64s are handed to further instances)")
+    return net
 
 
 def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, ...]:
@@ -218,7 +246,7 @@ def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, 
                 raise r.error(ipath + ("host",), f"address .{host} on '{net_name}' is already "
                               f"used by {used[(net_name, host)]}")
             used[(net_name, host)] = f"{name}.{iname}"
-            ifaces.append(Interface(iname, net_name, host))
+            ifaces.append(Interface(iname, net_name, host, ipv6=net.ipv6))
         services = []
         for i, sspec in enumerate(r.seq(spec.get("services"), path + ("services",))):
             spath = path + ("services", i)
@@ -259,12 +287,17 @@ def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, 
             rpath = path + ("routes", i)
             rspec = r.mapping(rspec, rpath, allowed=ROUTE_KEYS, required=("to", "via"))
             to = r.text(rspec["to"], rpath + ("to",))
+            v6 = r.boolean(rspec.get("ipv6"), rpath + ("ipv6",))
+            family, example = ("IPv6", "2001:db8:1::/64") if v6 else ("IPv4", "10.0.0.0/24")
             if to != "default" and to not in nets:
                 try:
-                    IPv4Network(to)
+                    (IPv6Network if v6 else IPv4Network)(to)
                 except ValueError:
                     raise r.error(rpath + ("to",), "expected 'default', a network name or an "
-                                  "IPv4 subnet like 10.0.0.0/24") from None
+                                  f"{family} subnet like {example}") from None
+            elif v6 and to in nets and not nets[to].ipv6:
+                raise r.error(rpath + ("to",), f"network '{to}' has no IPv6 (add `ipv6: true` "
+                              "to it)")
             via = r.text(rspec["via"], rpath + ("via",))
             gw_node, _, gw_iface = via.partition(".")
             gw = by_name.get(gw_node)
@@ -275,7 +308,10 @@ def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, 
             if gw_if.network not in {i.network for i in node.interfaces}:
                 raise r.error(rpath + ("via",), f"'{via}' is on network '{gw_if.network}', "
                               f"which {node.name} is not attached to")
-            routes.append(Route(to, via))
+            if v6 and not gw_if.ipv6:
+                raise r.error(rpath + ("via",), f"'{via}' has no IPv6 address: its network "
+                              f"'{gw_if.network}' is not an IPv6 network")
+            routes.append(Route(to, via, ipv6=v6))
         final.append(Node(**{**node.__dict__, "routes": tuple(routes),
                              "after": _after(r, raw[node.name].get("after"), path, node.name,
                                              by_name)}))

@@ -68,12 +68,21 @@ def node_sysctls(node: Node) -> dict[str, str]:
     """The kernel settings of a node's own network namespace, the same on every backend.
 
     Ports below 1024 need privilege, as on any Linux machine (Docker's default lets every
-    user bind them: the ports lab shows the difference); IPv6 is off; a router forwards; a
-    VPN node lets WireGuard's marks choose its routes."""
-    sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
+    user bind them: the ports lab shows the difference); IPv6 is off, unless the node is on an
+    IPv6 network (then it is dual stack, and takes no router advertisements: its IPv6
+    addresses and routes are the lab's); a router forwards; a VPN node lets WireGuard's marks
+    choose its routes."""
+    ipv6 = any(i.ipv6 for i in node.interfaces)
+    off = "0" if ipv6 else "1"
+    sysctls = {"net.ipv6.conf.all.disable_ipv6": off, "net.ipv6.conf.default.disable_ipv6": off,
                "net.ipv4.ip_unprivileged_port_start": "1024"}
+    if ipv6:
+        sysctls["net.ipv6.conf.all.accept_ra"] = "0"
+        sysctls["net.ipv6.conf.default.accept_ra"] = "0"
     if node.forwarding:
         sysctls["net.ipv4.ip_forward"] = "1"
+        if ipv6:
+            sysctls["net.ipv6.conf.all.forwarding"] = "1"
     if node.vpn:
         sysctls["net.ipv4.conf.all.src_valid_mark"] = "1"
     return sysctls
@@ -90,17 +99,20 @@ def node_config(plan: Plan, node: Node) -> dict[str, Any]:
         if route.to == "default":
             to = "default"
         elif lab.network(route.to) is not None:
-            to = str(b.subnets[route.to])
+            to = str((b.subnets6 if route.ipv6 else b.subnets)[route.to])
         else:
             to = route.to
-        routes.append({"to": to, "via": addr[route.via]})
+        routes.append({"to": to, "via": b.address(route.via, ipv6=route.ipv6),
+                       **({"ipv6": True} if route.ipv6 else {})})
     return {
         "node": node.name,
         "lab": lab.name,
         "instance": plan.instance,
         "interfaces": [
             {"name": i.name, "address": addr[f"{node.name}.{i.name}"],
-             "prefix": b.subnets[i.network].prefixlen}
+             "prefix": b.subnets[i.network].prefixlen,
+             **({"address6": b.addresses6[f"{node.name}.{i.name}"], "prefix6": 64}
+                if i.ipv6 else {})}
             for i in node.interfaces
         ],
         "routes": routes,
@@ -130,15 +142,19 @@ def motd(plan: Plan, node: Node) -> str:
         label = net.label if net else iface.network
         ip = b.addresses[f"{node.name}.{iface.name}"]
         lines.append(f"  {iface.name:<6} {ip}/{b.subnets[iface.network].prefixlen}  ({label})")
+        if iface.ipv6:
+            lines.append(f"  {'':<6} {b.addresses6[f'{node.name}.{iface.name}']}/64")
     lines.append("  `portlab show " + lab.name + "` on your own machine shows the whole brief.")
     return "\n".join(lines) + "\n"
 
 
 def hosts(plan: Plan, node: Node) -> list[tuple[str, str]]:
     """The names a node resolves (/etc/hosts; never DNS): every node.iface, and plain names
-    for the peers it shares a network with."""
+    for the peers it shares a network with. On a dual-stack node, a name of an interface on an
+    IPv6 network has its IPv6 address too."""
     lab = plan.lab
     addr = plan.binding.addresses
+    addr6 = plan.binding.addresses6 if any(i.ipv6 for i in node.interfaces) else {}
     mine = {i.network for i in node.interfaces}
     entries = []
     for other in lab.nodes:
@@ -146,6 +162,12 @@ def hosts(plan: Plan, node: Node) -> list[tuple[str, str]]:
             continue
         shared = [i for i in other.interfaces if i.network in mine]
         if shared:
-            entries.append((other.name, addr[f"{other.name}.{shared[0].name}"]))
-    entries += list(addr.items())
+            ref = f"{other.name}.{shared[0].name}"
+            entries.append((other.name, addr[ref]))
+            if ref in addr6:
+                entries.append((other.name, addr6[ref]))
+    for ref, ip in addr.items():
+        entries.append((ref, ip))
+        if ref in addr6:
+            entries.append((ref, addr6[ref]))
     return entries

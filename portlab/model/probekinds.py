@@ -117,7 +117,8 @@ def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     return None
 
 
-_SENDS = {"timeout": SECONDS, "device": str, "source_port": PORT}
+# ipv6: `to:` (and `seen_source:`) name an interface's IPv6 address, and the probe goes by IPv6
+_SENDS = {"timeout": SECONDS, "device": str, "source_port": PORT, "ipv6": bool}
 _DEVICE: dict[str, str | None] = {"device": FROM}
 
 KINDS: dict[str, KindSchema] = {k.kind: k for k in (
@@ -152,7 +153,8 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
     KindSchema("scan",
                "nmap from a node at one address (never a subnet): several ports, each in "
                "nmap's words (open, closed, filtered, open|filtered)",
-               options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS},
+               options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS,
+                        "ipv6": bool},
                expects={"ports": PortStates(NMAP_STATES)}, needs_port=False, validate=_scan),
     KindSchema("wireguard",
                "A node's WireGuard peers (wg show): a recent handshake, from whom, for which "

@@ -9,8 +9,9 @@ stay templates here; `portlab.model.context` renders them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ class Network:
     prefer: IPv4Network | None
     label: str
     virtual: bool  # exists only inside nodes (e.g. a VPN tunnel), no Docker network
+    ipv6: bool = False  # dual stack: an IPv6 /64 beside the IPv4 subnet
+    prefer6: IPv6Network | None = None  # the /64 a first instance gets
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,14 @@ class Interface:
     name: str
     network: str
     host: int
+    ipv6: bool = False  # on an IPv6 network: it has an IPv6 address too (same host number)
 
 
 @dataclass(frozen=True)
 class Route:
     to: str  # "default", a CIDR, or a network name
     via: str  # "node.iface"
+    ipv6: bool = False  # an IPv6 route: to an IPv6 CIDR or network, via that interface's IPv6
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,11 @@ class Lab:
 
     def preferred_subnets(self) -> dict[str, IPv4Network]:
         return allocate.preferred(self.requests())
+
+    def subnets6(self, subnets: Mapping[str, IPv4Network]) -> dict[str, IPv6Network]:
+        """The IPv6 /64 of each IPv6 network, for an instance with these IPv4 subnets."""
+        return {n.name: allocate.subnet6(subnets[n.name], n.prefer, n.prefer6)
+                for n in self.networks if n.ipv6 and n.name in subnets}
 
     @property
     def max_points(self) -> int:

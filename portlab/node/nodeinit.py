@@ -5,7 +5,8 @@ It reads the node's configuration from $PORTLAB_NODE (JSON written by
 portlab's renderer) and then, in order:
 
 1. renames interfaces by address to the names the lab gives them (wan, lan...),
-   because Docker does not keep eth0/eth1 in the order of the compose file;
+   because Docker does not keep eth0/eth1 in the order of the compose file, and
+   adds the IPv6 addresses of a dual-stack node (Docker gives it none);
 2. removes Docker's default route and installs the lab's routes, so the
    Docker host is never a path out of the lab;
 3. clears what Docker left in the nat table (its embedded DNS, which labs do
@@ -20,6 +21,7 @@ Standard library only: this runs on the image's Debian python3.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -59,10 +61,40 @@ def rename_interfaces(interfaces: list[dict]) -> None:
         raise SystemExit(f"portlab-init: no interface has address(es) {', '.join(sorted(missing))}")
 
 
+def link_local(mac: str) -> str:
+    """The EUI-64 link-local address of a MAC address (02:42:0a:30:00:14 ->
+    fe80::42:aff:fe30:14), as the kernel itself would make it."""
+    b = [int(x, 16) for x in mac.split(":")]
+    eui = bytes([0xFE, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE, b[3], b[4],
+                 b[5]])
+    return str(ipaddress.IPv6Address(eui))
+
+
+def add_ipv6(interfaces: list[dict]) -> None:
+    """The IPv6 addresses of a dual-stack node: Docker knows nothing of a lab's IPv6, so
+    the node adds them itself. All without duplicate address detection (nodad): the lab's
+    addresses are unique by construction, and a link-local address still being checked
+    (tentative, 1-2 s after the link came up) cannot be used to look up a neighbour, so a
+    router would hold the first packets it forwards for a second. The kernel's own link-local
+    address, made when the rename brought the link up, gives way to the same one, nodad."""
+    for iface in interfaces:
+        if not iface.get("address6"):
+            continue
+        name = iface["name"]
+        with open(f"/sys/class/net/{name}/address") as fh:
+            mac = fh.read().strip()
+        sh("ip", "link", "set", "dev", name, "addrgenmode", "none")
+        sh("ip", "-6", "addr", "flush", "dev", name, "scope", "link")
+        sh("ip", "-6", "addr", "add", f"{link_local(mac)}/64", "dev", name, "nodad")
+        sh("ip", "-6", "addr", "add", f"{iface['address6']}/{iface['prefix6']}",
+           "dev", name, "nodad")
+
+
 def set_routes(routes: list[dict]) -> None:
     sh("ip", "route", "flush", "table", "main", "exact", "0.0.0.0/0", check=False)
     for route in routes:
-        sh("ip", "route", "replace", route["to"], "via", route["via"])
+        family = ["-6"] if route.get("ipv6") else []
+        sh("ip", *family, "route", "replace", route["to"], "via", route["via"])
 
 
 def clear_docker_nat() -> None:
@@ -210,6 +242,7 @@ def main() -> None:
     os.makedirs(RUN_DIR, exist_ok=True)
     os.makedirs(LOG_DIR, exist_ok=True)
     rename_interfaces(config["interfaces"])
+    add_ipv6(config["interfaces"])
     set_routes(config["routes"])
     clear_docker_nat()
     write_files(config.get("files", {}))

@@ -84,6 +84,16 @@ def classify(exc: OSError) -> str:
     raise CannotProbe(exc)
 
 
+def family(host: str) -> socket.AddressFamily:
+    """IPv6 for an IPv6 address (2001:db8:1::a), IPv4 for anything else (an address, a name)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def at(host: str, port: int | str) -> str:
+    """"10.0.0.2:80", or "[2001:db8:1::a]:80"."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind_socket(sock: socket.socket, device: str | None = None,
                 source_port: int | None = None) -> None:
     """--device: send only through that interface (SO_BINDTODEVICE), whatever the routes say;
@@ -93,7 +103,7 @@ def bind_socket(sock: socket.socket, device: str | None = None,
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
         if source_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", source_port))
+            sock.bind(("::" if sock.family == socket.AF_INET6 else "0.0.0.0", source_port))
     except OSError as exc:
         sock.close()
         where = {"device": device} if device else {}
@@ -105,11 +115,11 @@ def bind_socket(sock: socket.socket, device: str | None = None,
 
 def connect(host: str, port: int, timeout: float, device: str | None = None,
             source_port: int | None = None) -> tuple[socket.socket | None, dict]:
-    result: dict = {"target": f"{host}:{port}"}
+    result: dict = {"target": at(host, port)}
     if device:
         result["device"] = device
     start = time.monotonic()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(family(host), socket.SOCK_STREAM)
     sock.settimeout(timeout)
     bind_socket(sock, device, source_port)
     try:
@@ -120,7 +130,7 @@ def connect(host: str, port: int, timeout: float, device: str | None = None,
         result["elapsed_ms"] = round((time.monotonic() - start) * 1000)
         return None, result
     local = sock.getsockname()
-    result.update(state="open", local=f"{local[0]}:{local[1]}")
+    result.update(state="open", local=at(local[0], local[1]))
     result["elapsed_ms"] = round((time.monotonic() - start) * 1000)
     return sock, result
 
@@ -166,7 +176,7 @@ ANSWER_WAIT = 5.0
 
 
 def probe_http(args: argparse.Namespace) -> dict:
-    host = args.host_header or args.host
+    host = args.host_header or (f"[{args.host}]" if ":" in args.host else args.host)
     if any(c in host + args.path for c in "\r\n "):
         raise CannotProbe("the Host header and the path may not hold spaces or line breaks")
     sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
@@ -295,14 +305,14 @@ def probe_minecraft(args: argparse.Namespace) -> dict:
 
 
 def probe_udp(args: argparse.Namespace) -> dict:
-    result: dict = {"target": f"{args.host}:{args.port}"}
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    result: dict = {"target": at(args.host, args.port)}
+    sock = socket.socket(family(args.host), socket.SOCK_DGRAM)
     sock.settimeout(args.timeout)
     bind_socket(sock, args.device, args.source_port)
     try:
         sock.connect((args.host, args.port))
         local = sock.getsockname()
-        result["local"] = f"{local[0]}:{local[1]}"
+        result["local"] = at(local[0], local[1])
         sock.send(args.payload.encode())
         data = sock.recv(65536)
         result.update(state="answered", reply=data.decode("utf-8", "replace")[:2000])

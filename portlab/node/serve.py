@@ -48,6 +48,49 @@ def set_name(name: str) -> None:
         raise OSError(ctypes.get_errno(), f"cannot name this process {name!r}")
 
 
+def peer(address: tuple) -> str:
+    """A client's address and port as "10.0.0.2:5000", or "[2001:db8:1::a]:5000" over IPv6;
+    an IPv4 client of a dual-stack socket (::ffff:10.0.0.2) is shown as the IPv4 it is."""
+    host, port = str(address[0]), address[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:"):]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def dual_stack() -> bool:
+    """Whether this node has IPv6 (a node on an IPv6 network of its lab; others have it off)."""
+    try:
+        with open("/proc/net/if_inet6") as fh:
+            return any(not line.split()[0].startswith("00000000000000000000000000000001")
+                       for line in fh if line.strip())
+    except OSError:
+        return False
+
+
+def family(bind: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in bind else socket.AF_INET
+
+
+def open_socket(bind: str, kind: int) -> socket.socket:
+    """A socket for `bind`; on "::", IPv4 clients too (IPV6_V6ONLY off)."""
+    sock = socket.socket(family(bind), kind)
+    if ":" in bind:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return sock
+
+
+class DualStack:
+    """A socketserver server whose socket is of the family of its address (`::`: IPv4 and
+    IPv6 at once)."""
+
+    socket: socket.socket
+
+    def server_bind(self) -> None:
+        if self.socket.family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()  # type: ignore[misc]
+
+
 def log(**fields: object) -> None:
     with _log_lock:
         print(json.dumps(fields), flush=True)
@@ -90,7 +133,7 @@ class MinecraftHandler(socketserver.StreamRequestHandler):
     server: MinecraftServer
 
     def handle(self) -> None:
-        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        client = peer(self.client_address)
         try:
             length = read_varint(self.rfile)
             if length > 1024:
@@ -124,13 +167,14 @@ class MinecraftHandler(socketserver.StreamRequestHandler):
             return
 
 
-class MinecraftServer(socketserver.ThreadingTCPServer):
+class MinecraftServer(DualStack, socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
     def __init__(self, bind: str, port: int, token: str, motd: str) -> None:
         self.token = token
         self.motd = motd
+        self.address_family = family(bind)
         super().__init__((bind, port), MinecraftHandler)
 
 
@@ -142,7 +186,7 @@ class HttpHandler(BaseHTTPRequestHandler):
     server_version = "portlab-serve"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        client = peer(self.client_address)
         body = json.dumps({
             "service": self.server.title,
             "node": NODE,
@@ -161,16 +205,17 @@ class HttpHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        log(service="http", event="request", client=f"{self.client_address[0]}:"
-            f"{self.client_address[1]}", line=format % args)
+        log(service="http", event="request", client=peer(self.client_address),
+            line=format % args)
 
 
-class HttpServer(ThreadingHTTPServer):
+class HttpServer(DualStack, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, bind: str, port: int, token: str, title: str) -> None:
         self.token = token
         self.title = title
+        self.address_family = family(bind)
         super().__init__((bind, port), HttpHandler)
 
 
@@ -181,7 +226,7 @@ class GreetingHandler(socketserver.StreamRequestHandler):
     server: GreetingServer
 
     def handle(self) -> None:
-        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        client = peer(self.client_address)
         line = json.dumps({"service": self.server.title, "node": NODE, "client": client,
                            "token": self.server.token})
         try:
@@ -191,13 +236,14 @@ class GreetingHandler(socketserver.StreamRequestHandler):
         log(service="tcp", event="greeted", client=client)
 
 
-class GreetingServer(socketserver.ThreadingTCPServer):
+class GreetingServer(DualStack, socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
     def __init__(self, bind: str, port: int, token: str, title: str) -> None:
         self.token = token
         self.title = title
+        self.address_family = family(bind)
         super().__init__((bind, port), GreetingHandler)
 
 
@@ -209,7 +255,7 @@ def serve_udp(sock: socket.socket, token: str, silent: bool = False) -> None:
     cannot tell from a filtered one: open|filtered)."""
     while True:
         data, addr = sock.recvfrom(65536)
-        client = f"{addr[0]}:{addr[1]}"
+        client = peer(addr)
         if not silent:
             reply = json.dumps({"node": NODE, "client": client, "token": token,
                                 "got": data[:200].decode("utf-8", "replace")})
@@ -242,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(kind)
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--token", default="")
-        p.add_argument("--bind", default="0.0.0.0", help="address to listen on (default: all)")
+        p.add_argument("--bind", default=None,
+                       help="address to listen on (default: all of them: 0.0.0.0, or :: for "
+                            "IPv4 and IPv6 at once on a node with IPv6)")
         p.add_argument("--name", default=f"serve-{kind}",
                        help=f"the process name ss, ps and `listening` checks see "
                             f"(default: serve-{kind}; at most 15 characters)")
@@ -259,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < len(args.name) <= 15 or "/" in args.name:
         parser.error("--name takes 1 to 15 characters, without '/'")
     set_name(args.name)
+    if args.bind is None:
+        args.bind = "::" if dual_stack() else "0.0.0.0"
     try:
         if args.kind == "minecraft":
             server: socketserver.BaseServer = MinecraftServer(args.bind, args.port, args.token,
@@ -268,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.kind == "tcp":
             server = GreetingServer(args.bind, args.port, args.token, args.title)
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock = open_socket(args.bind, socket.SOCK_DGRAM)
             sock.bind((args.bind, args.port))
     except OSError as exc:
         print(f"portlab-serve: {cannot_listen(args, exc)}", file=sys.stderr)

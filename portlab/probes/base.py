@@ -53,13 +53,15 @@ class ProbeRun:
     probe: Probe
     source: str  # node name
     source_address: str  # the node's first address, for messages
-    target: str | None  # IPv4 address, resolved
+    target: str | None  # IPv4 (or, with `ipv6: true`, IPv6) address, resolved
     target_name: str  # what the lab file said ("router.wan") for messages
     context: dict[str, Any]  # the lab's template context (addr, token, ...)
     nodes: NodeRunner  # runs commands on the instance's nodes (the backend seam)
 
     def address_of(self, ref: str) -> str:
-        return str(self.context["addr"].get(ref, ref))
+        """The address of "node.iface" (its IPv6 one for a probe with `ipv6: true`)."""
+        table = self.context["addr6" if self.probe.options.get("ipv6") else "addr"]
+        return str(table.get(ref, ref))
 
 
 class Judged:

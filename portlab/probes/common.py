@@ -128,16 +128,23 @@ def _fix(node: str, data: dict[str, Any]) -> str:
     return f"run the probe by hand on {node} (`portlab-probe --help`) to see why, or {FRESH}"
 
 
+def host_of(endpoint: str) -> str:
+    """"10.0.0.2:5000" -> "10.0.0.2"; "[2001:db8:1::a]:5000" -> "2001:db8:1::a"."""
+    host = endpoint.rsplit(":", 1)[0] if ":" in endpoint else endpoint
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def endpoint(run: ProbeRun) -> str:
     port = f":{run.probe.port}" if run.probe.port else ""
+    target = f"[{run.target}]" if port and run.target and ":" in run.target else run.target
     if run.target_name != run.target:
-        return f"{run.target_name} = {run.target}{port}"
-    return f"{run.target}{port}"
+        return f"{run.target_name} = {target}{port}"
+    return f"{target}{port}"
 
 
 def source_text(run: ProbeRun, data: dict[str, Any] | None = None) -> str:
     local = (data or {}).get("local", "")
-    addr = local.rsplit(":", 1)[0] if local else run.source_address
+    addr = host_of(local) if local else run.source_address
     device = run.probe.options.get("device")
     if device:  # SO_BINDTODEVICE: this interface only, whatever the routes (a VPN's) say
         return f"{run.source} ({addr}), sent only through its interface {device}"
@@ -167,7 +174,7 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any] | N
             return Outcome.PASS, got, ""
         return Outcome.FAIL, got, f"no {what} answer came back"
     client = str(answer.get("client", ""))
-    client_ip = client.rsplit(":", 1)[0]
+    client_ip = host_of(client)
     if "node" in answer or "client" in answer:
         got = (f"{what} answer from node '{answer.get('node', '?')}', which saw the client as "
                f"{client or '?'}")

@@ -69,8 +69,9 @@ def resolve(probe: Probe, binding: Binding, nodes: NodeRunner) -> ProbeRun:
     def text(key: str, template: str) -> str:
         return binding.render((*probe.path, key), template)
 
+    ipv6 = bool(probe.options.get("ipv6"))
     target_name = text("to", probe.target) if probe.target else ""
-    target = binding.address(target_name) if target_name else None
+    target = binding.address(target_name, ipv6=ipv6) if target_name else None
     options = {k: text(k, v) if isinstance(v, str) else v for k, v in probe.options.items()}
     def expected(key: str, value: Any) -> Any:
         if isinstance(value, str):
@@ -83,7 +84,7 @@ def resolve(probe: Probe, binding: Binding, nodes: NodeRunner) -> ProbeRun:
     expect = {k: expected(k, v) for k, v in probe.expect.items()}
     resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, expect,
                      probe.key, probe.path)
-    return ProbeRun(resolved, probe.source, binding.first_address(probe.source), target,
+    return ProbeRun(resolved, probe.source, binding.first_address(probe.source, ipv6=ipv6), target,
                     target_name, binding.context, nodes)
 
 

@@ -26,7 +26,7 @@ DEFAULT_SECONDS = 10.0
 def argv_for(ports: list[int], proto: str, seconds: float, target: str) -> list[str]:
     return ["nmap", "-Pn", "-n", "-oX", "-", "--max-retries", "1", "--host-timeout",
             f"{max(1, round(seconds))}s", "-p", ",".join(str(p) for p in ports),
-            *(["-sU"] if proto == "udp" else []), target]
+            *(["-sU"] if proto == "udp" else []), *(["-6"] if ":" in target else []), target]
 
 
 def states_of(report: str) -> dict[int, str]:

@@ -55,8 +55,11 @@ class Instance:
         return dict(self.info.subnets)
 
     def interfaces(self) -> dict[str, dict[str, str]]:
-        """node -> interface name -> address/prefix (from the engine's labels)."""
-        return {name: dict(node.interfaces) for name, node in sorted(self.info.nodes.items())}
+        """node -> interface name -> address/prefix (from the engine's labels), and the IPv6
+        one after it on a dual-stack node's interfaces on IPv6 networks."""
+        return {name: {k: " ".join(filter(None, (v, node.interfaces6.get(k))))
+                       for k, v in node.interfaces.items()}
+                for name, node in sorted(self.info.nodes.items())}
 
     def binding(self, lab: Lab) -> Binding:
         """The lab's one template context for this instance (lab loaded with its params)."""

@@ -33,7 +33,10 @@ def status(inst: Instance) -> dict[str, Any]:
             "state": node.state,
             "image": node.image,
             "image_present": present[node.image],
-            "interfaces": [{"name": k, "address": v} for k, v in node.interfaces.items()],
+            "interfaces": [{"name": k, "address": v,
+                            **({"address6": node.interfaces6[k]} if k in node.interfaces6
+                               else {})}
+                           for k, v in node.interfaces.items()],
             "wireguard": _wireguard(inst, node) if node.vpn and node.running else None,
         })
     networks = [{"name": name, "docker_network": net.engine_name, "subnet": net.subnet}

@@ -25,9 +25,12 @@ from typing import Any
 ARROW = "→"
 
 _PACKET = re.compile(
-    r"^(?P<time>\d+\.\d+)\s+(?P<iface>\S+)\s+(?P<dir>In|Out|M|B|P|U)\s+IP\s+"
+    r"^(?P<time>\d+\.\d+)\s+(?P<iface>\S+)\s+(?P<dir>In|Out|M|B|P|U)\s+(?:IP\s+"
     r"(?P<src>\d+\.\d+\.\d+\.\d+)(?:\.(?P<sport>\d+))?\s+>\s+"
-    r"(?P<dst>\d+\.\d+\.\d+\.\d+)(?:\.(?P<dport>\d+))?:\s*(?P<rest>.*)$")
+    r"(?P<dst>\d+\.\d+\.\d+\.\d+)(?:\.(?P<dport>\d+))?"
+    # IPv6: `IP6 2001:db8:1::a.54668 > 2001:db8:ff::64.80: ...` (the port after a dot)
+    r"|IP6\s+(?P<src6>[0-9a-fA-F:]+)(?:\.(?P<sport6>\d+))?\s+>\s+"
+    r"(?P<dst6>[0-9a-fA-F:]+)(?:\.(?P<dport6>\d+))?):\s*(?P<rest>.*)$")
 _FLAGS = re.compile(r"Flags \[(?P<flags>[^\]]*)\]")
 _LENGTH = re.compile(r"length (\d+)")
 _CONN = re.compile(r"^\[(?P<time>\d+\.\d+)\]\s+\[(?P<event>NEW|UPDATE|DESTROY)\]\s+"
@@ -136,7 +139,9 @@ Event = Packet | Connection
 
 
 def _at(addr: str, port: int | None) -> str:
-    return addr if port is None else f"{addr}:{port}"
+    if port is None:
+        return addr
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def tcp_words(flags: str, length: int) -> str:
@@ -152,13 +157,24 @@ def tcp_words(flags: str, length: int) -> str:
 
 
 def icmp_words(rest: str) -> str:
-    body = rest[len("ICMP "):] if rest.startswith("ICMP ") else rest
+    body = re.sub(r"^ICMP6?,?\s+", "", rest)  # tcpdump: "ICMP echo ...", "ICMP6, echo ..."
     body = re.sub(r",\s*length \d+$", "", body)
+    ndp = re.match(r"(router|neighbor) (solicitation|advertisement)(?:, (?:who has|tgt is) "
+                   r"([0-9a-f:]+))?", body)
+    if ndp:  # IPv6's ARP, and how routers announce themselves
+        kind, what, who = ndp.groups()
+        name = f"ICMPv6 {'neighbour' if kind == 'neighbor' else kind} {what}"
+        if kind == "neighbor":
+            return f"who has {who}? ({name})" if what == "solicitation" else \
+                f"{who} is here ({name})"
+        return f"looks for a router ({name})" if what == "solicitation" else \
+            f"a router announces itself ({name})"
     if body.startswith("echo request"):
         return "ping (ICMP echo request)"
     if body.startswith("echo reply"):
         return "ping answer (ICMP echo reply)"
-    m = re.search(r"(tcp|udp) port (\d+) unreachable", body)
+    m = (re.search(r"(tcp|udp) port (\d+) unreachable", body)
+         or re.search(r"unreachable port, \S+ (tcp|udp) port (\d+)", body))
     if m:
         return f"{m.group(1).upper()} port {m.group(2)} is closed (ICMP port unreachable)"
     if "prohibited" in body:
@@ -176,8 +192,11 @@ def packet(line: str, node: str, links: dict[str, str] | None = None) -> Packet 
     rest = m.group("rest")
     lengths = _LENGTH.findall(rest)
     length = int(lengths[-1]) if lengths else 0
-    sport = int(m.group("sport")) if m.group("sport") else None
-    dport = int(m.group("dport")) if m.group("dport") else None
+    src, dst = m.group("src") or m.group("src6"), m.group("dst") or m.group("dst6")
+    sport = m.group("sport") or m.group("sport6")
+    dport = m.group("dport") or m.group("dport6")
+    sport = int(sport) if sport else None
+    dport = int(dport) if dport else None
     flags = ""
     if rest.startswith("ICMP"):
         proto, what = "icmp", icmp_words(rest)
@@ -190,7 +209,7 @@ def packet(line: str, node: str, links: dict[str, str] | None = None) -> Packet 
         proto, what = "ip", rest[:60]
     iface = m.group("iface")
     return Packet(float(m.group("time")), node, iface, DIRECTIONS[m.group("dir")], proto,
-                  Flow(m.group("src"), m.group("dst"), sport, dport), flags, length, what,
+                  Flow(src, dst, sport, dport), flags, length, what,
                   (links or {}).get(iface, ""))
 
 

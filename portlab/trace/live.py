@@ -22,6 +22,9 @@ from portlab.model.types import Lab
 from portlab.trace import events as ev
 
 DEFAULT_FILTER = "ip"  # IPv4: the labs' traffic, without ARP and IPv6 neighbour chatter
+# A lab with IPv6 networks: IPv6 too, but not ICMPv6's chatter on each link (multicast listener
+# reports, 130-132 and 143; router and neighbour discovery, 133-137, IPv6's ARP)
+DEFAULT_FILTER6 = "ip or (ip6 and not (icmp6 and ip6[40] >= 130 and ip6[40] <= 143))"
 READY_SECONDS = 10.0
 
 
@@ -70,7 +73,8 @@ class Trace:
         self.instance = instance  # the instance's name, for messages and the live page
         self.lab = lab
         self.names = list(dict.fromkeys(names)) or default_nodes(lab)
-        self.expr = expr.strip() or DEFAULT_FILTER
+        self.expr = expr.strip() or (DEFAULT_FILTER6 if any(n.ipv6 for n in lab.networks)
+                                     else DEFAULT_FILTER)
         self.conntrack = conntrack
         self._tools: list[_Tool] = []
         self._queue: queue.Queue[ev.Event | None] = queue.Queue()

@@ -44,7 +44,9 @@ def show(binding: Binding, *, color: bool, student: str = "") -> str:
              else "addresses as they will be on `portlab up` of a first instance")
     parts += [head("The network") + f"  ({where})", topology.draw(layout.of(binding)), ""]
     for node in lab.nodes:
+        six = binding.addresses6
         ifaces = ", ".join(f"{i.name} {binding.addresses[node.name + '.' + i.name]}"
+                           + (f" {six[node.name + '.' + i.name]}" if i.ipv6 else "")
                            for i in node.interfaces)
         parts.append(f"  {node.name:<10} {ifaces}")
         if node.role:

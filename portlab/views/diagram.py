@@ -41,7 +41,8 @@ def graph(layout: Layout) -> graphviz.Graph:
         kind = "virtual" if net.virtual else net.kind
         what = "a tunnel, inside the nodes" if net.virtual else (
             "public: the internet" if net.internet else "private")
-        g.node(f"net_{net.name}", f"{net.label}\n{net.subnet}\n{what}", id=f"net-{net.name}",
+        subnets = net.subnet + (f"\n{net.subnet6}" if net.subnet6 else "")
+        g.node(f"net_{net.name}", f"{net.label}\n{subnets}\n{what}", id=f"net-{net.name}",
                shape="box", style="rounded,filled" + (",dashed" if net.virtual else ""),
                fillcolor=COLOURS[kind], color="#64748b", **{"class": f"net {kind}"})
     for node in layout.nodes:
@@ -62,9 +63,10 @@ def graph(layout: Layout) -> graphviz.Graph:
         ends = (f"node_{link.node}", f"net_{link.network}")
         if homes[link.node] == link.network:
             ends = ends[::-1]
-        g.edge(*ends, label=f" {link.iface} {link.address} ",
+        address = link.address + (f"\n{link.address6}" if link.address6 else "")
+        g.edge(*ends, label=f" {link.iface} {address} ",
                id=link_id(link.node, link.iface), style="dashed" if net.virtual else "solid",
-               tooltip=f"{link.ref} {link.address}", **{"class": "link"})
+               tooltip=f"{link.ref} {address}", **{"class": "link"})
     return g
 
 

@@ -26,6 +26,7 @@ class Link:
     iface: str
     network: str
     address: str
+    address6: str = ""  # on an IPv6 network: its IPv6 address too
 
     @property
     def ref(self) -> str:
@@ -39,6 +40,7 @@ class NetBox:
     subnet: str
     kind: str  # public | private
     virtual: bool  # a tunnel: exists only inside nodes
+    subnet6: str = ""  # an IPv6 network's /64
 
     @property
     def internet(self) -> bool:
@@ -79,7 +81,9 @@ def of(binding: Binding) -> Layout:
     """The layout of a lab bound to an instance (or a preview of one): its real addresses."""
     lab = binding.lab
     learners = set(lab.solution) | {s.node for s in lab.submission}
-    nets = tuple(NetBox(n.name, n.label, str(binding.subnets[n.name]), n.kind, n.virtual)
+    six = binding.subnets6
+    nets = tuple(NetBox(n.name, n.label, str(binding.subnets[n.name]), n.kind, n.virtual,
+                        str(six[n.name]) if n.name in six else "")
                  for n in lab.networks)
     order: list[str] = []
     home: dict[str, str] = {}
@@ -95,7 +99,8 @@ def of(binding: Binding) -> Layout:
         found = lab.node(name)
         assert found is not None
         node = found
-        links = tuple(Link(name, i.name, i.network, binding.addresses[f"{name}.{i.name}"])
+        links = tuple(Link(name, i.name, i.network, binding.addresses[f"{name}.{i.name}"],
+                           binding.addresses6.get(f"{name}.{i.name}", ""))
                       for i in node.interfaces)
         boxes.append(NodeBox(name, node.role, links, home.get(name, ""), node.forwarding,
                              node.vpn, name in learners))

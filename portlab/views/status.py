@@ -20,7 +20,9 @@ def text(rows: list[dict[str, Any]]) -> str:
         nets = ", ".join(f"{n['name']} {n['subnet']}" for n in row["networks"])
         lines.append(f"  networks: {nets}")
         for node in row["nodes"]:
-            addrs = "  ".join(f"{i['name']} {i['address']}" for i in node["interfaces"])
+            addrs = "  ".join(f"{i['name']} {i['address']}"
+                              + (f" {i['address6']}" if "address6" in i else "")
+                              for i in node["interfaces"])
             line = f"  {node['name']:<10} {node['state']:<8} {addrs}"
             wg = node.get("wireguard")
             if wg:

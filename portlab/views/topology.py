@@ -25,7 +25,8 @@ def draw(layout: Layout) -> str:
     names = {n.name for n in nets}
     order = [n.name for n in layout.nodes if n.home in names]
     home = {n.name: n.home for n in layout.nodes if n.home in names}
-    subnets = {n.name: n.subnet for n in layout.networks}
+    subnets = {n.name: n.subnet + (f" · {n.subnet6}" if n.subnet6 else "")
+               for n in layout.networks}
 
     def on(node: str, net: str) -> bool:
         return any(lk.network == net for lk in layout.node(node).links)

@@ -21,9 +21,11 @@ def packets() -> list[ev.Packet]:
     return [p for p in (ev.packet(line, "router", LINKS) for line in TCPDUMP) if p is not None]
 
 
-def test_lines_that_are_not_ipv4_packets_give_no_event() -> None:
-    others = [line for line in TCPDUMP if " IP " not in line]
-    assert others, "the data holds IPv6 and ARP lines"
+def test_lines_that_are_not_ip_packets_give_no_event() -> None:
+    six = [line for line in TCPDUMP if " IP6 " in line]
+    assert six and all(ev.packet(line, "router") is not None for line in six)
+    others = [line for line in TCPDUMP if " IP " not in line and " IP6 " not in line]
+    assert others, "the data holds ARP lines"
     assert [ev.packet(line, "router") for line in others] == [None] * len(others)
     for line in ("", "listening on any, link-type LINUX_SLL2", "30 packets captured", "garbage"):
         assert ev.packet(line, "router") is None
@@ -53,7 +55,9 @@ def test_tcp_flags_in_words(flags: str, length: int, words: str) -> None:
 
 def test_icmp_and_udp_in_words() -> None:
     found = {p.what for p in packets() if p.proto in ("icmp", "udp")}
-    assert found == {"ping (ICMP echo request)", "UDP port 5353 is closed (ICMP port unreachable)",
+    assert found == {"ping (ICMP echo request)",
+                     "looks for a router (ICMPv6 router solicitation)",
+                     "UDP port 5353 is closed (ICMP port unreachable)",
                      "refused by a firewall (ICMP administratively prohibited)",
                      "datagram, 96 bytes"}
     udp = next(p for p in packets() if p.proto == "udp")

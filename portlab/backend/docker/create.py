@@ -23,6 +23,7 @@ from portlab.backend.base import SubnetTaken
 from portlab.backend.docker import client as d
 from portlab.backend.docker import render
 from portlab.backend.docker.compose import project_name
+from portlab.errors import RuntimeProblem
 from portlab.model.plan import Plan
 
 CAPS = ["NET_ADMIN", "NET_RAW"]
@@ -52,9 +53,7 @@ def create(plan: Plan) -> None:
             ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
                 subnet=model["subnet"], gateway=model["gateway"])])
             try:
-                c.api.create_network(name, driver="bridge", ipam=ipam, options={
-                    "com.docker.network.bridge.enable_ip_masquerade": "false",
-                    "com.docker.network.bridge.inhibit_ipv4": "true"},
+                c.api.create_network(name, driver="bridge", ipam=ipam, options=model["options"],
                     labels={**model["labels"], **_compose_labels(project),
                             "com.docker.compose.network": lab_net.name}, check_duplicate=True)
             except docker.errors.APIError as exc:
@@ -63,6 +62,10 @@ def create(plan: Plan) -> None:
                     raise SubnetTaken(said) from None
                 raise
             networks[lab_net.name] = name
+    seal = render.seal_model(plan)
+    if seal is not None:
+        with d.guard(f"taking the host off the IPv6 networks of instance '{plan.instance}'"):
+            _seal(c, plan, seal, project)
     ids: dict[str, str] = {}
     with d.guard(f"creating the nodes of instance '{plan.instance}'"):
         for node in plan.lab.nodes:
@@ -96,6 +99,24 @@ def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str])
         c.api.connect_container_to_network(created["Id"], networks[net["name"]],
                                            ipv4_address=net["address"])
     return str(created["Id"])
+
+
+def _seal(c: Any, plan: Plan, seal: dict[str, Any], project: str) -> None:
+    """Run the seal (render.SEAL_SCRIPT) to its end; RuntimeProblem if it did not work."""
+    host = c.api.create_host_config(network_mode="host", cap_add=["NET_ADMIN"],
+                                    cap_drop=["ALL"])
+    created = c.api.create_container(
+        plan.image, name=f"{project}_{seal['name']}_1", entrypoint=seal["entrypoint"],
+        labels={**seal["labels"], **_compose_labels(project, seal["name"])}, host_config=host)
+    try:
+        c.api.start(created["Id"])
+        code = c.api.wait(created["Id"], timeout=60).get("StatusCode")
+        if code != 0:
+            said = c.api.logs(created["Id"]).decode(errors="replace").strip()
+            raise RuntimeProblem(f"could not take the host off the lab's IPv6 bridges "
+                                 f"({', '.join(seal['bridges'])}): {said or f'exit {code}'}")
+    finally:
+        c.api.remove_container(created["Id"], force=True)
 
 
 def _grader(c: Any, plan: Plan, node: str, project: str, node_id: str) -> str:

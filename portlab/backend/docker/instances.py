@@ -48,6 +48,7 @@ def _node(obj: Any) -> NodeInfo:
         status=str(attrs.get("Status") or ""),
         image=labels.get(d.LABEL_NODE_IMAGE) or str(attrs.get("Image") or ""),
         interfaces=_json(labels.get(d.LABEL_INTERFACES), {}),
+        interfaces6=_json(labels.get(d.LABEL_INTERFACES6), {}),
         vpn=labels.get(d.LABEL_VPN) == "true",
     )
 
@@ -81,6 +82,8 @@ def instances() -> dict[str, InstanceInfo]:
         labels = d.labels_of(obj)
         if not labels.get(d.LABEL_INSTANCE):
             continue  # not one of portlab's lab objects (`portlab prune` removes such strays)
+        if labels.get(d.LABEL_SEAL):
+            continue  # a one-shot at start (Compose leaves it behind, exited); no node
         inst = instance(labels)
         if labels.get(d.LABEL_GRADER):
             inst.graders[labels[d.LABEL_GRADER]] = _node(obj)
@@ -116,8 +119,8 @@ def nodes(instance: str) -> dict[str, NodeInfo]:
                     filters=d.scope_filter(**{d.LABEL_INSTANCE: instance}))
     out = {}
     for obj in listed:
-        if d.LABEL_GRADER in d.labels_of(obj):
-            continue  # graders are no nodes of the lab
+        if d.LABEL_GRADER in d.labels_of(obj) or d.LABEL_SEAL in d.labels_of(obj):
+            continue  # graders (and the one-shot seal) are no nodes of the lab
         node = _node(obj)
         out[node.name] = node
     return out

@@ -10,6 +10,7 @@ module adds only what is Docker's: services, networks, labels.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,9 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
         d.LABEL_TOKEN: plan.token,
         d.LABEL_INTERFACES: _json({i["name"]: f"{i['address']}/{i['prefix']}"
                                    for i in config["interfaces"]}),
+        **({d.LABEL_INTERFACES6: _json({i["name"]: f"{i['address6']}/{i['prefix6']}"
+                                        for i in config["interfaces"] if "address6" in i})}
+           if any("address6" in i for i in config["interfaces"]) else {}),
         d.LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),
         d.LABEL_PARAMS: _json(lab.params),
         d.LABEL_NODE_IMAGE: plan.image,
@@ -125,9 +129,46 @@ def grader_model(plan: Plan, node: str) -> dict[str, Any]:
 GRADER_PREFIX = "grader."  # node names have no dot: a grader's service name never clashes
 
 
+# An IPv6 network's bridge: Docker gives it no IPv6, but the host's kernel would give it a
+# link-local address of its own and answer neighbour discovery on it (for its own global
+# addresses too), a way from the lab to the host. Below IPv6's minimum MTU (1280) the kernel
+# takes IPv6 off the device altogether: no address, no answer, every IPv6 packet addressed to
+# the host there dropped. Frames between the nodes, bridged at layer 2, keep the nodes' own MTU
+# (1500). This runs once per instance, before its nodes start, in a one-shot container on the
+# host's network (NET_ADMIN, nothing more), and fails unless IPv6 is gone from each bridge.
+SEAL_MTU = 1279
+SEAL_SCRIPT = (f'for br in "$@"; do ip link set dev "$br" mtu {SEAL_MTU} || exit 1; '
+               'if [ -e "/proc/sys/net/ipv6/conf/$br" ]; then '
+               'echo "the host still has IPv6 on $br" >&2; exit 1; fi; done')
+SEAL_NAME = "seal.ipv6"  # node names have no dot: never a node's service name
+
+
+def bridge_name(plan: Plan, network: str) -> str:
+    """The host's name for an IPv6 network's bridge (15 characters, Linux's most): named, so
+    that the seal can find it before Docker would say which it is."""
+    return "pl6-" + hashlib.sha256(f"{plan.token}/{network}".encode()).hexdigest()[:11]
+
+
+def seal_model(plan: Plan) -> dict[str, Any] | None:
+    """The one-shot container that takes the host off the IPv6 networks' bridges, if any."""
+    bridges = [bridge_name(plan, n.name) for n in plan.lab.networks if n.ipv6]
+    if not bridges:
+        return None
+    labels = {d.LABEL_SCOPE: scope(), d.LABEL_LAB: plan.lab.name,
+              d.LABEL_INSTANCE: plan.instance, d.LABEL_SEAL: "ipv6", d.LABEL_TOKEN: plan.token}
+    return {"name": SEAL_NAME, "bridges": bridges, "labels": labels,
+            "entrypoint": ["sh", "-c", SEAL_SCRIPT, "seal", *bridges]}
+
+
 def network_model(plan: Plan, name: str) -> dict[str, Any]:
     subnet = plan.subnets[name]
+    net = plan.lab.network(name)
+    options = {"com.docker.network.bridge.enable_ip_masquerade": "false",
+               "com.docker.network.bridge.inhibit_ipv4": "true"}
+    if net is not None and net.ipv6:
+        options["com.docker.network.bridge.name"] = bridge_name(plan, name)
     return {
+        "options": options,
         "name": name,
         "subnet": str(subnet),
         # Docker insists on a gateway address; keep it off the addresses labs use. With
@@ -156,4 +197,5 @@ def compose(plan: Plan) -> str:
         nodes=[service_model(plan, n) for n in plan.lab.nodes],
         graders=[grader_model(plan, n) for n in plan.graders],
         networks=[network_model(plan, n.name) for n in plan.lab.networks if not n.virtual],
+        seal=seal_model(plan),
     )
