@@ -5,9 +5,11 @@ a fake host tree; `run` gathers the real ones."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
 from portlab.backend.base import Backend, EngineFacts, NodeProbe
 from portlab.doctor import hostinfo
@@ -37,6 +39,8 @@ CHECKS: dict[str, str] = {
     "bridge-netfilter": "bridge-nf-call-iptables: whether frames between a lab's nodes pass the "
                         "host's own iptables",
     "forward-policy": "the host's FORWARD chain: its policy, and Docker's rules in it",
+    "forward-policy6": "the host's IPv6 FORWARD chain (ip6tables): whether IPv6 between the "
+                       "nodes of an IPv6 lab passes it",
     "address-pools": "Docker's default address pools and networks against the ranges portlab "
                      "takes lab subnets from",
 }
@@ -301,20 +305,33 @@ def iptables_backend(host: HostIptables | None, probe: NodeProbe | None) -> Find
     return Finding("iptables-backend", Status.OK, said, figures=figures)
 
 
+def _elsewhere(finding_id: str, command: str, figures: dict[str, Figure] | None = None
+               ) -> Finding:
+    """A host check that cannot be made here: Docker runs on another machine."""
+    return Finding(finding_id, Status.WARN, "not checked: Docker runs on another machine",
+                   f"check `{command}` on the Docker host", figures or {})
+
+
+def _bridged_past(finding_id: str, value: str | None, key: str, what: str,
+                  figures: dict[str, Figure]) -> Finding | None:
+    """OK when bridged frames never reach the host's tables (br_netfilter not loaded, or
+    bridge-nf-call-ip(6)tables 0); None when they do (value "1")."""
+    if value == "1":
+        return None
+    said = "br_netfilter is not loaded" if value is None else f"{key}={value}"
+    return Finding(finding_id, Status.OK, f"{said}: {what}", figures=figures)
+
+
 def bridge_netfilter(value: str | None, host: HostIptables | None, remote: bool = False
                      ) -> Finding:
     figures: dict[str, Figure] = {"bridge_nf_call_iptables": value}
     if remote:
-        return Finding("bridge-netfilter", Status.WARN,
-                       "not checked: Docker runs on another machine",
-                       "check `sysctl net.bridge.bridge-nf-call-iptables` on the Docker host",
-                       figures)
-    if value != "1":
-        said = ("br_netfilter is not loaded" if value is None
-                else f"bridge-nf-call-iptables={value}")
-        return Finding("bridge-netfilter", Status.OK,
-                       f"{said}: frames between a lab's nodes never pass the host's iptables",
-                       figures=figures)
+        return _elsewhere("bridge-netfilter", "sysctl net.bridge.bridge-nf-call-iptables",
+                          figures)
+    off = _bridged_past("bridge-netfilter", value, "bridge-nf-call-iptables",
+                        "frames between a lab's nodes never pass the host's iptables", figures)
+    if off is not None:
+        return off
     foreign = []
     if host is not None and host.forward is not None:
         foreign = hostinfo.foreign_rules(host.forward.rules, host.user_rules)
@@ -342,9 +359,7 @@ def bridge_netfilter(value: str | None, host: HostIptables | None, remote: bool 
 def forward_policy(host: HostIptables | None, bridge_nf: str | None, remote: bool = False
                    ) -> Finding:
     if remote:
-        return Finding("forward-policy", Status.WARN,
-                       "not checked: Docker runs on another machine",
-                       "check `sudo iptables -S FORWARD` on the Docker host")
+        return _elsewhere("forward-policy", "sudo iptables -S FORWARD")
     if host is None or host.forward is None:
         why = host.problem if host is not None else "not asked"
         return Finding("forward-policy", Status.WARN, f"unknown: {why}",
@@ -370,6 +385,40 @@ def forward_policy(host: HostIptables | None, bridge_nf: str | None, remote: boo
                    f"them, or Docker runs with iptables disabled){so}{other}",
                    "restore Docker's rules: sudo systemctl restart docker (or let lab bridges "
                    "through: sudo iptables -I FORWARD -i br-+ -o br-+ -j ACCEPT)", figures)
+
+
+IPV6_BRIDGES = "pl6-+"  # the host's names for the bridges of IPv6 networks (render.bridge_name)
+_LETS_IPV6_BRIDGES = re.compile(r"^-A FORWARD( -i pl6-\+)?( -o pl6-\+)? -j ACCEPT$")
+
+
+def forward_policy6(host: HostIptables | None, bridge_nf6: str | None, remote: bool = False
+                    ) -> Finding:
+    """IPv6 between the nodes of an IPv6 lab crosses the host's ip6tables FORWARD chain when
+    bridge-nf-call-ip6tables is 1; Docker (with IPv6 off) has no rules there for its bridges."""
+    labs = ", ".join(ipv6_labs()) or "none"
+    figures: dict[str, Figure] = {"bridge_nf_call_ip6tables": bridge_nf6, "ipv6_labs": labs}
+    if remote:
+        return _elsewhere("forward-policy6", "sudo ip6tables -S FORWARD", figures)
+    off = _bridged_past("forward-policy6", bridge_nf6, "bridge-nf-call-ip6tables",
+                        "IPv6 between a lab's nodes never passes the host's ip6tables", figures)
+    if off is not None:
+        return off
+    if host is None or host.forward is None:
+        why = host.problem if host is not None else "not asked"
+        return Finding("forward-policy6", Status.WARN, f"unknown: {why}",
+                       "run `sudo ip6tables -S FORWARD` to see it, or `sudo portlab doctor`",
+                       {**figures, "policy": None})
+    fw = host.forward
+    figures.update(policy=fw.policy, rules=len(fw.rules))
+    if fw.policy == "ACCEPT" or any(_LETS_IPV6_BRIDGES.match(r) for r in fw.rules):
+        return Finding("forward-policy6", Status.OK,
+                       f"{fw.policy}: IPv6 between the nodes of an IPv6 lab passes the host's "
+                       "ip6tables (bridge-nf-call-ip6tables=1)", figures=figures)
+    return Finding("forward-policy6", Status.WARN,
+                   f"{fw.policy}, with bridge-nf-call-ip6tables=1: the host drops IPv6 between "
+                   f"the nodes of an IPv6 lab ({labs}), and their IPv6 checks cannot pass",
+                   f"let the labs' IPv6 bridges through: sudo ip6tables -I FORWARD -i "
+                   f"{IPV6_BRIDGES} -o {IPV6_BRIDGES} -j ACCEPT", figures)
 
 
 # --- addresses --------------------------------------------------------------------------------
@@ -420,13 +469,23 @@ def address_pools(f: EngineFacts, preferred: dict[str, IPv4Network]) -> Finding:
 # --- all of them ------------------------------------------------------------------------------
 
 
-def vpn_labs() -> list[str]:
+def _labs(keep: Callable[[Any], bool]) -> list[str]:
+    """The names of the labs `keep` says yes to (none if the labs cannot be read)."""
     try:
         from portlab.model import catalog
 
-        return [lab.name for lab in catalog.scan().labs if any(n.vpn for n in lab.nodes)]
+        return [lab.name for lab in catalog.scan().labs if keep(lab)]
     except Exception:
         return []
+
+
+def vpn_labs() -> list[str]:
+    return _labs(lambda lab: any(n.vpn for n in lab.nodes))
+
+
+def ipv6_labs() -> list[str]:
+    """The labs with IPv6 networks (the ones the host's ip6tables can get in the way of)."""
+    return _labs(lambda lab: any(n.ipv6 for n in lab.networks))
 
 
 def preferred_subnets() -> dict[str, IPv4Network]:
@@ -461,7 +520,9 @@ def run(backend: Backend, *, root: Path | None = None, probe: bool = True,
     step("reading the host")
     wg = hostinfo.wireguard(root)
     ipt = hostinfo.iptables(runner) if not f.remote else None
+    ipt6 = hostinfo.iptables(runner, "ip6tables") if not f.remote else None
     bridge = hostinfo.bridge_nf_call_iptables(root)
+    bridge6 = hostinfo.bridge_nf_call_iptables(root, ipv6=True)
     paths = [f.root_dir] if f.root_dir else []
     dsk = hostinfo.disk(paths + ["/var/lib/docker", str(root)])
     kernel_wg = node.wireguard_kernel if node is not None and node.ran else \
@@ -479,6 +540,7 @@ def run(backend: Backend, *, root: Path | None = None, probe: bool = True,
         iptables_backend(ipt, node),
         bridge_netfilter(bridge, ipt, f.remote),
         forward_policy(ipt, bridge, f.remote),
+        forward_policy6(ipt6, bridge6, f.remote),
         address_pools(f, preferred_subnets()),
     )
     return Report(findings)

@@ -78,10 +78,12 @@ def _config_text(root: Path, release: str) -> str | None:
 # --- bridge netfilter, the tun device ---------------------------------------------------------
 
 
-def bridge_nf_call_iptables(root: Path = ROOT) -> str | None:
-    """net.bridge.bridge-nf-call-iptables ("0" or "1"); None when br_netfilter is not loaded
-    (then bridged frames never reach iptables)."""
-    text = _read(root, "proc/sys/net/bridge/bridge-nf-call-iptables")
+def bridge_nf_call_iptables(root: Path = ROOT, ipv6: bool = False) -> str | None:
+    """net.bridge.bridge-nf-call-iptables ("0" or "1"), or with `ipv6` its IPv6 twin
+    bridge-nf-call-ip6tables; None when br_netfilter is not loaded (then bridged frames never
+    reach iptables)."""
+    key = "bridge-nf-call-ip6tables" if ipv6 else "bridge-nf-call-iptables"
+    text = _read(root, f"proc/sys/net/bridge/{key}")
     return None if text is None else text.strip()
 
 
@@ -242,17 +244,18 @@ class HostIptables:
     problem: str = ""  # why FORWARD could not be read
 
 
-def iptables(runner: Runner = run) -> HostIptables:
-    binary = shutil.which("iptables", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+def iptables(runner: Runner = run, command: str = "iptables") -> HostIptables:
+    """The host's FORWARD chain (and DOCKER-USER), from `iptables` or, for IPv6, `ip6tables`."""
+    binary = shutil.which(command, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if binary is None:
-        return HostIptables("", problem="there is no iptables on this host")
+        return HostIptables("", problem=f"there is no {command} on this host")
     rc, said = runner([binary, "--version"])
     version, backend = iptables_version(said) if rc == 0 else ("", "")
     rc, said = runner([binary, "-w", "2", "-S", "FORWARD"])
     if rc != 0:
         reason = said.splitlines()[-1] if said else f"exit code {rc}"
         if "ermission denied" in said or "must be root" in said:
-            reason = "reading the host's firewall needs root (iptables: Permission denied)"
+            reason = f"reading the host's firewall needs root ({command}: Permission denied)"
         return HostIptables(binary, version, backend, problem=reason)
     forward = forward_chain(said)
     rc, user = runner([binary, "-w", "2", "-S", "DOCKER-USER"])

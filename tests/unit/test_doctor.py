@@ -368,6 +368,25 @@ def test_bridge_netfilter_and_forward_policy() -> None:
     assert unknown.status is Status.WARN and unknown.what == "unknown: needs root"
 
 
+def test_forward_policy6_warns_when_the_host_would_drop_a_labs_bridged_ipv6() -> None:
+    assert checks.forward_policy6(None, None).status is Status.OK
+    off = checks.forward_policy6(GOOD_IPT, "0")
+    assert off.status is Status.OK and "never passes the host's ip6tables" in off.what
+    accept = replace(GOOD_IPT, forward=Forward("ACCEPT"))
+    assert checks.forward_policy6(accept, "1").status is Status.OK
+    drop = checks.forward_policy6(replace(GOOD_IPT, forward=Forward("DROP")), "1")
+    assert drop.status is Status.WARN and "the host drops IPv6 between the nodes" in drop.what
+    assert "ipv6" in drop.what and drop.figures["ipv6_labs"] == "ipv6"
+    assert drop.fix.endswith("sudo ip6tables -I FORWARD -i pl6-+ -o pl6-+ -j ACCEPT")
+    let = replace(GOOD_IPT, forward=Forward(
+        "DROP", ("-A FORWARD -i pl6-+ -o pl6-+ -j ACCEPT",)))
+    assert checks.forward_policy6(let, "1").status is Status.OK
+    unknown = checks.forward_policy6(HostIptables("/usr/sbin/ip6tables", problem="needs root"),
+                                     "1")
+    assert unknown.status is Status.WARN and unknown.what == "unknown: needs root"
+    assert checks.forward_policy6(GOOD_IPT, "1", remote=True).status is Status.WARN
+
+
 def test_address_pools() -> None:
     preferred = {"forwarding/internet": IPv4Network("198.51.100.0/24"),
                  "forwarding/home": IPv4Network("10.0.0.0/24")}
