@@ -9,6 +9,10 @@
 * A full up / solve / check / down leaves the host's firewall (iptables,
   legacy and nft backends, outside Docker's own chains), its routes and its
   network sysctls as they were, and changes none of them while the lab runs.
+* Over IPv6 too: a dual-stack node reaches neither the host (its global and link-local
+  addresses, with a node's own on-link routes to them; a listener on the host counts every
+  connection) nor another instance's IPv6 addresses, and on each of its links only its own
+  lab's nodes answer the all-nodes multicast. The host has IPv6 on no lab bridge.
 * Two instances of one lab and another lab run at once without interfering,
   and allocation steps around Docker networks that someone else created on
   the very subnets portlab would have picked.
@@ -20,7 +24,9 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -63,6 +69,18 @@ def _addresses(inst: runtime.Instance) -> set[str]:
     return set(inst.binding(lab).context["addr"].values())
 
 
+def _addresses6(inst: runtime.Instance) -> set[str]:
+    lab = core.get_lab(inst.lab)
+    return set(inst.binding(lab).addresses6.values())
+
+
+def _bridge(net: Any) -> str:
+    """The host's name for a lab network's bridge (an IPv6 network names its own)."""
+    found = docker_api.client().networks.get(net.engine_name)
+    return str(found.attrs["Options"].get("com.docker.network.bridge.name")
+               or "br-" + found.id[:12])
+
+
 def _host_addresses() -> set[str]:
     """This machine's own IPv4 addresses (docker0's among them), loopback left out."""
     links = json.loads(subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True,
@@ -87,6 +105,7 @@ def _bridge_gateways(inst: runtime.Instance) -> set[str]:
 @pytest.fixture(scope="module")
 def every_lab(node_image: str) -> Iterator[dict[str, runtime.Instance]]:
     names = {f"seal-{lab}": lab for lab in LABS}
+    names["seal-ipv6-b"] = "ipv6"  # a second IPv6 instance: its /64s, not the first's
     started = _up_all(names)
     try:
         # Solved, so that every tunnel and forwarding rule a lab can have is in place.
@@ -161,6 +180,187 @@ def test_no_node_reaches_the_host_or_another_lab(every_lab: dict[str, runtime.In
     assert reached == []
 
 
+# On a dual-stack node: TCP to PORT and a ping, at each of the host's global IPv6 addresses and
+# each other instance's, by the node's routes and then by an on-link route of its own through
+# each interface (a learner is root on a node: routes are theirs to add); at each of the host's
+# link-local addresses through each interface; and who answers the all-nodes multicast there.
+PROBE6 = r"""
+import json, re, socket, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+
+port = int(sys.argv[1])
+globals_, links, ifaces = (a.split(",") if a else [] for a in sys.argv[2:5])
+found = []
+
+def tcp(addr, scope=0):
+    with socket.socket(socket.AF_INET6) as s:
+        s.settimeout(1)
+        try:
+            s.connect((addr, port, 0, scope))
+            return "open"
+        except ConnectionRefusedError:
+            return "closed"
+        except OSError:
+            return None
+
+def ping(target):
+    return subprocess.run(["ping", "-6", "-n", "-c1", "-W1", target], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+def both(label, addr, scope=0, target=None):
+    out = []
+    state = tcp(addr, scope)
+    if state:
+        out.append(f"{label} tcp {port} {state}")
+    if ping(target or addr):
+        out.append(f"{label} ping answered")
+    return out
+
+with ThreadPoolExecutor(32) as pool:
+    jobs = [pool.submit(both, a, a) for a in globals_]
+    jobs += [pool.submit(both, f"{a}%{i}", a, socket.if_nametoindex(i), f"{a}%{i}")
+             for a in links for i in ifaces]
+    for job in jobs:
+        found += job.result()
+for iface in ifaces:
+    for addr in globals_:
+        subprocess.run(["ip", "-6", "route", "replace", addr + "/128", "dev", iface], check=True)
+    with ThreadPoolExecutor(32) as pool:
+        for lines in pool.map(lambda a: both(f"{a} on-link via {iface}", a), globals_):
+            found += lines
+    for addr in globals_:
+        subprocess.run(["ip", "-6", "route", "del", addr + "/128", "dev", iface], check=True)
+    said = subprocess.run(["ping", "-6", "-n", "-c2", "-i0.5", "-W1", f"ff02::1%{iface}"],
+                          capture_output=True, text=True).stdout
+    for who in sorted(set(re.findall(r"from ([0-9a-f:]+)", said))):
+        found.append(f"ff02::1%{iface} answered by {who}")
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture
+def host_listener6() -> Iterator[tuple[int, list[str]]]:
+    """A TCP listener on the host on every IPv6 (and IPv4) address: whoever connects is
+    counted, whatever the probes on the nodes make of it."""
+    sock = socket.socket(socket.AF_INET6)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", 0))
+    sock.listen(64)
+    sock.settimeout(0.2)
+    came: list[str] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = sock.accept()
+            except OSError:
+                continue
+            came.append(str(peer[0]))
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield int(sock.getsockname()[1]), came
+    stop.set()
+    thread.join(timeout=5)
+    sock.close()
+
+
+def _host_addresses6() -> tuple[list[str], list[str]]:
+    """This machine's own IPv6 addresses: (global ones, link-local ones), loopback left out."""
+    links = json.loads(subprocess.run(["ip", "-j", "-6", "addr", "show"], capture_output=True,
+                                      text=True, check=True).stdout)
+    addrs = [a["local"] for link in links for a in link.get("addr_info", [])
+             if a["local"] != "::1"]
+    return ([a for a in addrs if not a.startswith("fe80:")],
+            sorted({a for a in addrs if a.startswith("fe80:")}))
+
+
+def test_no_node_reaches_the_host_or_another_instance_over_ipv6(
+        every_lab: dict[str, runtime.Instance], host_listener6: tuple[int, list[str]]) -> None:
+    port, came = host_listener6
+    host_globals, host_links = _host_addresses6()
+    # the listener hears what reaches the host: the host itself, over IPv6 and IPv4
+    for addr in ["::1", *host_globals]:
+        with socket.create_connection((addr, port), timeout=2):
+            pass
+    deadline = 50
+    while len(came) < 1 + len(host_globals) and deadline:
+        deadline -= 1
+        threading.Event().wait(0.1)
+    assert len(came) == 1 + len(host_globals), came
+    came.clear()
+
+    dual = {name: inst for name, inst in every_lab.items() if _addresses6(inst)}
+    assert sorted(dual) == ["seal-ipv6", "seal-ipv6-b"]
+    own_links: dict[str, set[str]] = {}
+    jobs = []
+    for name, inst in dual.items():
+        own_links[name] = set()
+        for node in inst.containers:
+            links = json.loads(inst.exec(node, ["ip", "-j", "-6", "addr", "show"]).stdout)
+            own_links[name] |= {a["local"] for link in links for a in link["addr_info"]
+                                if a["local"].startswith("fe80:")}
+        others = set().union(*(_addresses6(o) for o in dual.values() if o is not inst))
+        for node in inst.containers:
+            ifaces = [i for i, net in _node_networks(inst, node).items()
+                      if net in inst.binding(core.get_lab(inst.lab)).subnets6]
+            if ifaces:
+                jobs.append((name, inst, node, sorted(set(host_globals) | others), ifaces))
+    assert len(jobs) >= 8
+
+    # The probe sees what answers: a neighbour over IPv6, and its link's all-nodes multicast.
+    home = dual["seal-ipv6"]
+    neighbour = home.binding(core.get_lab("ipv6")).addresses6["router.lan"]
+    res = home.exec("laptop", ["python3", "-c", PROBE6, "22", neighbour, "", "lan"])
+    seen = json.loads(res.stdout)
+    assert f"{neighbour} ping answered" in seen, seen
+    assert any(line.startswith("ff02::1%lan answered by fe80:") for line in seen), seen
+
+    def probe(job: tuple[str, runtime.Instance, str, list[str], list[str]]) -> list[str]:
+        name, inst, node, targets, ifaces = job
+        res = inst.exec(node, ["python3", "-c", PROBE6, str(port), ",".join(targets),
+                               ",".join(host_links), ",".join(ifaces)])
+        assert res.exit_code == 0, res.stderr
+        lines = json.loads(res.stdout)
+        stray = [ln for ln in lines if not (" answered by " in ln
+                                              and ln.rsplit(" ", 1)[1] in own_links[name])]
+        return [f"{name}/{node} -> {line}" for line in stray]
+
+    with ThreadPoolExecutor(4) as pool:
+        reached = [line for lines in pool.map(probe, jobs) for line in lines]
+    assert reached == []
+    assert came == [], f"the host's listener was reached from {came}"
+
+
+def test_a_node_of_an_ipv4_only_lab_cannot_turn_ipv6_on(
+        every_lab: dict[str, runtime.Instance]) -> None:
+    """Root on a node of an IPv4-only lab has IPv6 off, and no way to turn it on (the kernel
+    settings are read-only in a container), so the host's link-local address on its bridge
+    is out of reach."""
+    tries = ("sysctl -w net.ipv6.conf.all.disable_ipv6=0 && echo turned-on; "
+             "ip -6 addr add 2001:db8::99/64 dev lo && echo added; cat /proc/net/if_inet6")
+    jobs = [(inst, node) for inst in every_lab.values() if not _addresses6(inst)
+            for node in inst.containers]
+    assert len(jobs) >= 12
+
+    def attempt(job: tuple[runtime.Instance, str]) -> str:
+        inst, node = job
+        return f"{inst.name}/{node}: " + inst.exec(node, ["sh", "-c", tries]).stdout.strip()
+
+    with ThreadPoolExecutor(8) as pool:
+        said = list(pool.map(attempt, jobs))
+    assert [line for line in said if not line.endswith(": ")] == []
+
+
+def _node_networks(inst: runtime.Instance, node: str) -> dict[str, str]:
+    """node's interfaces -> the lab network each is on."""
+    lab_node = core.get_lab(inst.lab).node(node)
+    assert lab_node is not None
+    return {i.name: i.network for i in lab_node.interfaces}
+
+
 def test_every_route_of_every_node_stays_inside_its_lab(
         every_lab: dict[str, runtime.Instance]) -> None:
     for inst in every_lab.values():
@@ -180,12 +380,35 @@ def test_every_route_of_every_node_stays_inside_its_lab(
                     # a link route: to one of the lab's own subnets (a tunnel's included)
                     dst = ipaddress.ip_network(route["dst"], strict=False)
                     assert any(dst.subnet_of(s) for s in subnets), where  # type: ignore[arg-type]
+            _routes6_stay_inside(inst, node)
             # whatever is not the lab's own has no way out (asked of the routing table; no
             # packet is sent): an address outside every lab's pools
             probe = inst.exec(node, ["ip", "route", "get", "100.64.0.123"])
             via = re.search(r" via (\S+)", probe.stdout)
             assert probe.exit_code != 0 or (via and via.group(1) in own) or \
                 _is_lab_device(lab, probe.stdout), f"{inst.name}/{node}: {probe.stdout}"
+
+
+def _routes6_stay_inside(inst: runtime.Instance, node: str) -> None:
+    """A dual-stack node's IPv6 routes: to the lab's own /64s, via its own addresses."""
+    binding = inst.binding(core.get_lab(inst.lab))
+    own = set(binding.addresses6.values())
+    subnets6 = list(binding.subnets6.values())
+    listed = inst.exec(node, ["ip", "-j", "-6", "route", "show", "table", "all"])
+    if listed.exit_code != 0 and not own:
+        return  # IPv6 is off on this node
+    for route in json.loads(listed.stdout or "[]"):
+        dst = route.get("dst", "")
+        if route.get("type") in ("local", "multicast", "anycast") or route.get("dev") == "lo" \
+                or dst.startswith(("fe80::", "ff00::")):
+            continue
+        where = f"{inst.name}/{node}: {route}"
+        assert own, f"an IPv6 route on a node without IPv6: {where}"
+        if "gateway" in route:
+            assert route["gateway"] in own, where
+        else:
+            net = ipaddress.ip_network(dst, strict=False)
+            assert any(net.subnet_of(s) for s in subnets6), where  # type: ignore[arg-type]
 
 
 def _is_lab_device(lab: Lab, route_get: str) -> bool:
@@ -203,21 +426,34 @@ def test_the_host_holds_no_address_and_no_route_in_any_lab(
         for subnet in inst.subnets().values():
             assert not any(ipaddress.ip_address(a) in subnet for a in host), (subnet, host)
             assert str(subnet) not in routes, (subnet, routes)
-        for net in inst.info.networks.values():
-            bridge = "br-" + net.ref[:12]
-            addr = subprocess.run(["ip", "-4", "-br", "addr", "show", "dev", bridge],
+        six = inst.binding(core.get_lab(inst.lab)).subnets6
+        for name, net in inst.info.networks.items():
+            # An IPv4-only lab's bridge keeps the host's IPv6 link-local: its nodes have IPv6
+            # off and cannot turn it on (test_a_node_of_an_ipv4_only_lab_cannot_turn_ipv6_on)
+            bridge = _bridge(net)
+            family = [] if name in six else ["-4"]
+            addr = subprocess.run(["ip", *family, "-br", "addr", "show", "dev", bridge],
                                   capture_output=True, text=True, check=True).stdout.split()
             assert addr[2:] == [], f"the host has an address on {bridge}: {addr}"
+        for name in six:
+            bridge = _bridge(inst.info.networks[name])
+            assert not os.path.exists(f"/proc/sys/net/ipv6/conf/{bridge}"), \
+                f"the host has IPv6 on {bridge}, the bridge of IPv6 network '{name}'"
+    routes6 = subprocess.run(["ip", "-6", "route", "show", "table", "all"], capture_output=True,
+                             text=True, check=True).stdout
+    assert "2001:db8" not in routes6, routes6
 
 
 # --- the host's own firewall, routes and sysctls -----------------------------------------------
 
 DOCKER_CHAINS = re.compile(r"\bDOCKER(-USER|-ISOLATION-STAGE-\d)?\b")
-BRIDGE = re.compile(r"\bbr-[0-9a-f]{12}\b")
+BRIDGE = re.compile(r"\b(br-[0-9a-f]{12}|pl6-[0-9a-f]{11})\b")
 SYSCTLS = ["net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/ipv4/conf/all/rp_filter",
            "net/ipv4/conf/all/src_valid_mark", "net/ipv6/conf/all/disable_ipv6",
            "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",
-           "net/netfilter/nf_conntrack_max", "net/ipv4/ip_unprivileged_port_start"]
+           "net/netfilter/nf_conntrack_max", "net/ipv4/ip_unprivileged_port_start",
+           "net/ipv6/conf/default/disable_ipv6", "net/ipv6/conf/all/accept_ra",
+           "net/bridge/bridge-nf-call-ip6tables"]
 
 
 def _rules(command: str) -> list[str]:
@@ -245,9 +481,11 @@ def _host_state() -> dict[str, Any]:
         state[command] = _rules(command)
     nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
     state["nft tables"] = sorted(nft.stdout.splitlines())
-    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"],
-                            capture_output=True, text=True).stdout.splitlines()
-    state["routes"] = [r for r in routes if not BRIDGE.search(r)]
+    for family in ("-4", "-6"):
+        routes = subprocess.run(["ip", family, "route", "show", "table", "all"],
+                                capture_output=True, text=True).stdout.splitlines()
+        state[f"routes {family}"] = [r for r in routes if not BRIDGE.search(r)
+                                     and not re.search(r"\bdev veth", r)]
     state["rules"] = subprocess.run(["ip", "rule"], capture_output=True, text=True).stdout
     for key in SYSCTLS:
         try:
@@ -258,12 +496,13 @@ def _host_state() -> dict[str, Any]:
     return state
 
 
+@pytest.mark.parametrize("lab_name", ["forwarding", "ipv6"])
 def test_a_full_lab_cycle_leaves_the_hosts_firewall_routes_and_sysctls_alone(
-        node_image: str) -> None:
+        node_image: str, lab_name: str) -> None:
     before = _host_state()
     assert before["iptables-save"] and not before["iptables-save"][0].startswith("(")
-    instance = "host-untouched"
-    core.up("forwarding", instance=instance)
+    instance = f"host-untouched-{lab_name}"
+    core.up(lab_name, instance=instance)
     try:
         core.solve(instance=instance)
         assert core.check(instance=instance).passed

@@ -88,5 +88,5 @@ def test_list_follows_the_learning_path() -> None:
     names = [line.split()[0] for line in out.splitlines() if line[:3].startswith("  ")
              and not line[2].isspace()]
     assert names == ["ports", "nat", "forwarding", "tcp-udp", "firewall", "scan",
-                     "reverse-proxy", "hairpin", "ssh-tunnel", "vpn", "vpn-privacy",
+                     "reverse-proxy", "hairpin", "ssh-tunnel", "ipv6", "vpn", "vpn-privacy",
                      "vpn-portforward"]

@@ -34,7 +34,10 @@ from portlab.model.plan import Limits, Plan
 K8S_VERSION = "1.29"
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "tests" / "schemas-k8s"
-LABS = sorted(p.parent.name for p in (ROOT / "labs").glob("*/lab.yaml"))
+ALL_LABS = sorted(p.parent.name for p in (ROOT / "labs").glob("*/lab.yaml"))
+# Labs with IPv6 networks are refused (test_a_lab_with_ipv6_networks_is_refused_with_a_reason).
+IPV6_LABS = [name for name in ALL_LABS if any(n.ipv6 for n in find(name).networks)]
+LABS = [name for name in ALL_LABS if name not in IPV6_LABS]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 IMAGE = "portlab/node:0123456789ab"
@@ -90,6 +93,15 @@ def node_container(pod: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_shipped_lab_is_tested() -> None:
     assert {"forwarding", "firewall", "vpn"} <= set(LABS)
+    assert IPV6_LABS == ["ipv6"]
+
+
+@pytest.mark.parametrize("lab_name", IPV6_LABS)
+def test_a_lab_with_ipv6_networks_is_refused_with_a_reason(lab_name: str) -> None:
+    with pytest.raises(UsageError, match="IPv6 networks .* Kubernetes render does not support"
+                       ) as caught:
+        k8s.render(plan_of(lab_name))
+    assert caught.value.hint == f"run it on Docker: `portlab up {lab_name}`"
 
 
 @pytest.mark.parametrize("lab_name", LABS)

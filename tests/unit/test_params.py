@@ -48,6 +48,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vpn-privacy": {"wg_port": 43210, "web_port": 8080, "share_port": 2049, "ssh_port": 2222,
                     "laptop_host": 7},
     "vpn-portforward": {"game_port": 25600, "panel_port": 8200, "wg_port": 41000},
+    "ipv6": {"photo_port": 8081, "admin_port": 5050, "dev_port": 4200, "media_port": 1901},
 }
 # A default that something else in the lab has too, on purpose: not a stale use of the param.
 SHARED = {("firewall", "web_port"): "the software mirror's own web server is on port 80 too"}

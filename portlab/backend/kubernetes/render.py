@@ -331,6 +331,15 @@ def _interfaces(plan: Plan, node: Node, config: dict[str, Any]) -> list[dict[str
 
 def manifests(plan: Plan, registry: str | None = None) -> list[dict[str, Any]]:
     """Every object of the instance, in the order `kubectl apply` should create them."""
+    ipv6 = [n.name for n in plan.lab.networks if n.ipv6]
+    if ipv6:
+        # The bridge CNI plugin gives each bridge a link-local IPv6 address of the cluster
+        # node's, and nothing here can take it away: a node of the lab could reach the
+        # cluster node over IPv6. Docker's backend seals its bridges (render.SEAL_SCRIPT).
+        raise UsageError(
+            f"lab '{plan.lab.name}' has IPv6 networks ({', '.join(ipv6)}), which the "
+            "Kubernetes render does not support: it cannot keep the cluster node off their "
+            "bridges over IPv6", hint=f"run it on Docker: `portlab up {plan.lab.name}`")
     image = image_ref(plan, registry)
     docs = [namespace(plan)]
     docs += [network_attachment(plan, n.name) for n in plan.lab.networks if not n.virtual]
