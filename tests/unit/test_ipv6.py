@@ -296,3 +296,11 @@ def test_neighbour_discovery_is_told_in_words_and_left_out_of_a_default_trace(la
              "expect": {"state": "open"}}]}]}, "labs/mini6/lab.yaml"),
                  ["router"])  # type: ignore[arg-type]
     assert four.expr == "ip"
+
+
+def test_nmap_scans_an_ipv6_address_with_its_ipv6_option() -> None:
+    from portlab.probes.scan import argv_for
+
+    six = argv_for([22, 80], "tcp", 5, "2001:db8:1::14")
+    assert six[-2:] == ["-6", "2001:db8:1::14"]
+    assert "-6" not in argv_for([22, 80], "udp", 5, "10.48.0.20")
