@@ -99,7 +99,7 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     expect = {k: typed(r, v, ppath + ("expect", k), spec_of.expects[k])
               for k, v in expect_raw.items()}
     for key in ("seen_source", "peer", "tunnel"):
-        six = ipv6 and key == "seen_source"
+        six = ipv6 and key in ("seen_source", "tunnel")
         if isinstance(expect.get(key), str):
             _check_target(r, expect[key], ppath + ("expect", key), nodes, six)
         elif isinstance(expect.get(key), Match):

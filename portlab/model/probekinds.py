@@ -146,7 +146,7 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                "Capture on a node of the path while an HTTP request, a TCP connection or a UDP "
                "datagram goes by: what could be seen there, and did a TCP handshake cross it?",
                options={"at": str, "iface": str, "path": str, "timeout": SECONDS,
-                        "send": ("http", "tcp", "udp")},
+                        "send": ("http", "tcp", "udp"), "ipv6": bool},
                expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT,
                         "handshake": bool},
                interfaces={"iface": "at"}, also=("any",), validate=_capture),

@@ -42,6 +42,7 @@ SOURCE_PORTS = (20000, 32000)
 def _fmt(pkt: dict[str, Any]) -> str:
     src, dst = pkt.get("src", "?"), pkt.get("dst", "?")
     if "sport" in pkt:
+        src, dst = (f"[{a}]" if ":" in str(a) else a for a in (src, dst))
         src, dst = f"{src}:{pkt['sport']}", f"{dst}:{pkt['dport']}"
     flags = f" [{pkt['flags']}]" if pkt.get("flags") else ""
     return f"{str(pkt.get('proto', '?')).upper()} {src} -> {dst}{flags}"

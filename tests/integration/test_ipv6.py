@@ -14,10 +14,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import Any
 
 from portlab import core, runtime
 from portlab.backend.docker import client as docker_api
 from portlab.backend.docker import render
+from portlab.model.types import Probe
+from portlab.probes import run_for
+from portlab.probes.base import Outcome, ProbeResult
+from portlab.probes.runner import resolve
 
 
 def _bridges(inst: runtime.Instance) -> dict[str, str]:
@@ -62,9 +67,34 @@ def test_the_rendered_file_seals_the_bridges_and_the_lab_works_over_ipv6(start_l
 
     report = runtime.run_checks(lab, inst)
     assert report.failed_ids() == list(lab.untouched_fails), report.failed_ids()
+    dev = int(lab.params["dev_port"])
+    # every probe kind that takes ipv6: the laptop's dev server, open to the internet
+    seen = _probe(inst, "capture", dev, {"at": "router", "send": "http"},
+                  {"handshake": True, "in_clear": True, "seen_source": "outsider.wan"})
+    assert seen.outcome is Outcome.PASS, (seen.got, seen.why)
+    assert f"[{six['outsider.wan']}]" in seen.got and "the handshake among them" in seen.got
+    scanned = _probe(inst, "scan", None, {"ports": [dev + 1]}, {"ports": {dev: "open"}})
+    assert scanned.outcome is Outcome.PASS, (scanned.got, scanned.why)
+    assert scanned.got == f"nmap says: {dev} open, {dev + 1} closed"
     core.solve(instance=inst.name)
     report = runtime.run_checks(lab, inst)
     assert report.passed, [(r.id, r.outcome) for r in report.results]
+    shut = _probe(inst, "capture", dev, {"at": "router", "send": "tcp"},
+                  {"answers": False, "handshake": False})
+    assert shut.outcome is Outcome.PASS, (shut.got, shut.why)
+    assert "without the handshake's SYN-ACK" in shut.got
+    filtered = _probe(inst, "scan", None, {"ports": [dev + 1]},
+                      {"ports": {dev: "filtered", dev + 1: "filtered"}})
+    assert filtered.outcome is Outcome.PASS, (filtered.got, filtered.why)
+
+
+def _probe(inst: runtime.Instance, kind: str, port: int | None, options: dict[str, Any],
+           expect: dict[str, Any]) -> ProbeResult:
+    """A probe from the outsider to the laptop's IPv6 address."""
+    lab = core.get_lab(inst.lab)
+    probe = Probe(kind, "outsider", "laptop.lan", port, {**options, "ipv6": True}, expect,
+                  "test")
+    return run_for(kind)(resolve(probe, inst.binding(lab), inst))
 
 
 def test_up_seals_before_the_nodes_start_and_down_leaves_nothing(node_image: str) -> None:

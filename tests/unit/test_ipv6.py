@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import subprocess
 import sys
 from ipaddress import IPv4Network, IPv6Network
@@ -304,3 +305,23 @@ def test_nmap_scans_an_ipv6_address_with_its_ipv6_option() -> None:
     six = argv_for([22, 80], "tcp", 5, "2001:db8:1::14")
     assert six[-2:] == ["-6", "2001:db8:1::14"]
     assert "-6" not in argv_for([22, 80], "udp", 5, "10.48.0.20")
+
+
+def test_a_capture_reads_ipv6_frames_as_it_reads_ipv4_ones() -> None:
+    sys.path.insert(0, str(NODE))
+    try:
+        import probe as probe_tool  # the node's own portlab-probe
+    finally:
+        sys.path.pop(0)
+    src, dst = "2001:db8:fe::64", "2001:db8:ad2::14"
+    tcp = struct.pack(">HHIIBBHHH", 23456, 80, 1, 0, 5 << 4, 0x12, 1000, 0, 0) + b"hi"
+    header = struct.pack(">IHBB", 6 << 28, len(tcp), 6, 64) + socket.inet_pton(
+        socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+    sll2 = b"\x86\xdd" + b"\x00" * 18
+    got = probe_tool.parse_frame(sll2 + header + tcp, probe_tool.LINKTYPE_LINUX_SLL2)
+    assert got == {"src": src, "dst": dst, "proto": "tcp", "length": 40 + len(tcp),
+                   "sport": 23456, "dport": 80, "flags": "SA", "payload": 2}
+    icmp = struct.pack(">BBH", 128, 0, 0)  # ICMPv6 echo request
+    ping = struct.pack(">IHBB", 6 << 28, len(icmp), 58, 64) + header[8:] + icmp
+    raw = probe_tool.parse_frame(ping, probe_tool.LINKTYPE_RAW)  # a tun device: no link header
+    assert raw is not None and raw["proto"] == "icmp6" and raw["icmp_type"] == 128
