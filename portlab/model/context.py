@@ -32,11 +32,7 @@ SAMPLE_TOKEN = "0123456789abcdef"  # what loading renders every template with, t
 PREVIEW_TOKEN = "<token>"  # a lab shown before it is up: keys print as placeholders
 
 
-def address(subnet: IPv4Network, host: int) -> IPv4Address:
-    return subnet.network_address + host
-
-
-def address6(subnet: IPv6Network, host: int) -> IPv6Address:
+def address(subnet: IPv4Network | IPv6Network, host: int) -> IPv4Address | IPv6Address:
     return subnet.network_address + host
 
 
@@ -63,15 +59,16 @@ class Binding:
         """What loading tries every template with."""
         return cls(lab, lab.name, lab.preferred_subnets(), SAMPLE_TOKEN)
 
+    def _addresses(self, subnets: Mapping[str, IPv4Network | IPv6Network]) -> dict[str, str]:
+        """"node.iface" -> that interface's address in `subnets`, for interfaces on them."""
+        return {f"{node.name}.{iface.name}": str(address(subnets[iface.network], iface.host))
+                for node in self.lab.nodes for iface in node.interfaces
+                if iface.network in subnets}
+
     @cached_property
     def addresses(self) -> dict[str, str]:
         """"node.iface" -> that interface's address."""
-        out: dict[str, str] = {}
-        for node in self.lab.nodes:
-            for iface in node.interfaces:
-                out[f"{node.name}.{iface.name}"] = str(
-                    address(self.subnets[iface.network], iface.host))
-        return out
+        return self._addresses(self.subnets)
 
     @cached_property
     def subnets6(self) -> dict[str, IPv6Network]:
@@ -81,13 +78,7 @@ class Binding:
     @cached_property
     def addresses6(self) -> dict[str, str]:
         """"node.iface" -> that interface's IPv6 address, for interfaces on IPv6 networks."""
-        out: dict[str, str] = {}
-        for node in self.lab.nodes:
-            for iface in node.interfaces:
-                if iface.ipv6:
-                    out[f"{node.name}.{iface.name}"] = str(
-                        address6(self.subnets6[iface.network], iface.host))
-        return out
+        return self._addresses(self.subnets6)
 
     def address(self, ref: str, ipv6: bool = False) -> str:
         """The address of "node.iface" (its IPv6 one with `ipv6`), or `ref` itself when it is
@@ -115,7 +106,7 @@ class Binding:
             """The IPv6 address of host number `host` on an IPv6 network, e.g. ip6('lan', 20)."""
             if network not in self.subnets6:
                 raise ValueError(f"ip6(): no IPv6 network called '{network}'")
-            return str(address6(self.subnets6[network], int(host)))
+            return str(address(self.subnets6[network], int(host)))
 
         return {
             "lab": self.lab.name,

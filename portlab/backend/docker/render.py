@@ -79,14 +79,15 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
         d.LABEL_TOKEN: plan.token,
         d.LABEL_INTERFACES: _json({i["name"]: f"{i['address']}/{i['prefix']}"
                                    for i in config["interfaces"]}),
-        **({d.LABEL_INTERFACES6: _json({i["name"]: f"{i['address6']}/{i['prefix6']}"
-                                        for i in config["interfaces"] if "address6" in i})}
-           if any("address6" in i for i in config["interfaces"]) else {}),
         d.LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),
         d.LABEL_PARAMS: _json(lab.params),
         d.LABEL_NODE_IMAGE: plan.image,
         "portlab.version": __version__,
     }
+    six = {i["name"]: f"{i['address6']}/{i['prefix6']}" for i in config["interfaces"]
+           if "address6" in i}
+    if six:
+        labels[d.LABEL_INTERFACES6] = _json(six)
     if node.vpn:
         devices.append("/dev/net/tun:/dev/net/tun")
         # wg-quick uses the kernel module when it loads and only then falls back to
