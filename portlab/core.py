@@ -361,11 +361,13 @@ def doctor(*, probe: bool = True) -> DoctorReport:
 
 
 def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
-             progress: Progress | None = None) -> Any:
-    """`portlab test`: every case of the lab on fresh instances (portlab.labtest.run)."""
+             progress: Progress | None = None, mutants: bool = True) -> Any:
+    """`portlab test`: every case of the lab, mutants too, on fresh instances
+    (portlab.labtest.run)."""
     from portlab import labtest
 
-    return labtest.run(get_lab(name), jobs=jobs, only=only, progress=progress)
+    return labtest.run(get_lab(name), jobs=jobs, only=only, progress=progress,
+                       mutants=mutants)
 
 
 def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,

@@ -14,6 +14,12 @@ could not be judged: a check that could not observe is a mismatch, never a
 pass. Stretch checks (`stretch: true` on the check or its task) are optional
 work: a wrong solution is judged on the other checks, and on the stretch
 checks its `fails` names.
+
+Then the mutants (portlab.mutants): the reference solution plus one plausible
+mistake or cheat each, made from what the lab is. A mutant is *killed* when
+at least one check fails; one that survives is a wrong setup the lab's checks
+would pass, and a mismatch, unless the lab declares why it survives
+(`survives: {MUTANT: reason}`).
 """
 
 from __future__ import annotations
@@ -27,21 +33,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from portlab import runtime
-from portlab.errors import PortlabError, UsageError
+from portlab.errors import PortlabError, RuntimeProblem, UsageError
 from portlab.model.types import Lab
+from portlab.mutants import Mutant, NotApplicable, battery
 from portlab.progress import Progress, Quiet
 
 UNTOUCHED = "untouched"
 SOLUTION = "solution"
 WRONG = "wrong: "  # a wrong solution's case is called "wrong: NAME"
+MUTANT = "mutant: "  # a mutant's case is called "mutant: NAME"
 
 
 @dataclass(frozen=True)
 class Case:
-    name: str  # "untouched", "solution" or "wrong: NAME"
+    name: str  # "untouched", "solution", "wrong: NAME" or "mutant: NAME"
     scripts: dict[str, str]  # node -> script (templates), applied after the lab's own setup
     expected: tuple[str, ...]  # the checks declared to fail, in the lab's check order
     stretch_optional: bool = False  # a wrong solution: unnamed stretch checks do not count
+    mutant: Mutant | None = None  # a mutant: applied after `scripts`; killed by any failure
+    survives: str = ""  # a mutant the lab declares to survive: why
 
 
 @dataclass
@@ -51,12 +61,21 @@ class CaseResult:
     errors: list[str] = field(default_factory=list)  # checks that could not be judged
     ignored: list[str] = field(default_factory=list)  # stretch checks failed, not counted
     problem: str = ""  # why the case could not run at all (the lab did not start, ...)
+    not_applicable: str = ""  # a mutant that cannot be made on the solved instance: why
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.problem and not self.errors and \
-            tuple(self.failed) == self.case.expected
+        if self.problem or self.errors:
+            return False
+        if self.case.mutant is not None:
+            return self.killed or bool(self.case.survives) or bool(self.not_applicable)
+        return tuple(self.failed) == self.case.expected
+
+    @property
+    def killed(self) -> bool:
+        """A mutant's case: some check failed, so the lab's checks caught the mistake."""
+        return bool(self.failed) and not self.problem and not self.errors
 
     def unexpected(self) -> list[str]:
         """Checks that failed although the case did not declare them."""
@@ -73,10 +92,12 @@ class LabTest:
     results: list[CaseResult]
     seconds: float = 0.0
     jobs: int = 1
+    unknown_survivors: list[str] = field(default_factory=list)  # `survives:` naming no mutant
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and all(r.ok for r in self.results)
+        return bool(self.results) and all(r.ok for r in self.results) and \
+            not self.unknown_survivors
 
     def mismatches(self) -> list[CaseResult]:
         return [r for r in self.results if not r.ok]
@@ -87,8 +108,22 @@ def stretch_checks(lab: Lab) -> set[str]:
     return {c.id for c in lab.checks if c.stretch}
 
 
-def cases(lab: Lab, only: Sequence[str] = ()) -> list[Case]:
-    """The lab's cases in order: untouched, solution, each wrong solution (or just `only`)."""
+def mutant_cases(lab: Lab) -> list[Case]:
+    """A case for each mutant of the battery that applies to the lab."""
+    return [Case(MUTANT + m.name, {k: v for k, v in lab.solution.items() if k not in m.skip},
+                 (), mutant=m, survives=lab.survives.get(m.name, ""))
+            for m in battery(lab)]
+
+
+def unknown_survivors(lab: Lab) -> list[str]:
+    """Names in the lab's `survives:` that name no mutant of its battery."""
+    names = {m.name for m in battery(lab)}
+    return [name for name in lab.survives if name not in names]
+
+
+def cases(lab: Lab, only: Sequence[str] = (), mutants: bool = True) -> list[Case]:
+    """The lab's cases in order: untouched, solution, each wrong solution, each mutant (or
+    just `only`)."""
     order = [c.id for c in lab.checks]
 
     def in_order(ids: Sequence[str]) -> tuple[str, ...]:
@@ -98,17 +133,30 @@ def cases(lab: Lab, only: Sequence[str] = ()) -> list[Case]:
              Case(SOLUTION, dict(lab.solution), ())]
     every += [Case(WRONG + w.name, dict(w.apply), in_order(w.fails), stretch_optional=True)
               for w in lab.wrong_solutions]
+    if mutants or only:
+        every += mutant_cases(lab)
     if not only:
         return every
-    known = {c.name: c for c in every} | {c.name[len(WRONG):]: c for c in every
-                                          if c.name.startswith(WRONG)}
+    known = {c.name: c for c in every} | {c.name.split(": ", 1)[1]: c for c in every
+                                          if c.name.startswith((WRONG, MUTANT))}
     unknown = [n for n in only if n not in known]
     if unknown:
-        names = ", ".join([UNTOUCHED, SOLUTION] + [w.name for w in lab.wrong_solutions])
+        names = ", ".join([UNTOUCHED, SOLUTION] + [w.name for w in lab.wrong_solutions]
+                          + [c.name[len(MUTANT):] for c in every if c.mutant])
         raise UsageError(f"lab '{lab.name}' has no case {', '.join(map(repr, unknown))}",
                          hint=f"its cases: {names}")
     picked = {known[n].name for n in only}
     return [c for c in every if c.name in picked]
+
+
+def outcome(result: CaseResult) -> str:
+    """A case's result in a word or two."""
+    if result.not_applicable:
+        return "does not apply"
+    if result.case.mutant is not None and not result.problem and not result.errors:
+        return "killed" if result.killed else (
+            "survived (declared)" if result.case.survives else "SURVIVED")
+    return "as declared" if result.ok else "NOT as declared"
 
 
 def default_jobs() -> int:
@@ -129,6 +177,12 @@ def run_case(lab: Lab, case: Case, *, instance: str | None = None,
         inst = runtime.up(lab, name, progress or Quiet())
         if case.scripts:
             runtime.run_scripts(inst, lab, case.scripts)
+        if case.mutant is not None:
+            try:
+                _mutate(inst, lab, case.mutant)
+            except NotApplicable as exc:
+                result.not_applicable = str(exc)
+                return result
         report = runtime.run_checks(lab, inst)
         failed, result.errors = report.failed_ids(), report.errored_ids()
         if case.stretch_optional:
@@ -147,16 +201,38 @@ def run_case(lab: Lab, case: Case, *, instance: str | None = None,
     return result
 
 
+def _mutate(inst: runtime.Instance, lab: Lab, mutant: Mutant) -> None:
+    """Make the mutant's mistake on the solved instance."""
+    scripts = mutant.make(inst, lab)
+    if not scripts:
+        raise RuntimeProblem(f"mutant {mutant.name} found nothing to change on this instance")
+    for node, script in scripts.items():
+        done = inst.exec(node, ["sh", "-e", "-c", script])
+        if done.exit_code != 0:
+            raise RuntimeProblem(f"mutant {mutant.name} could not be made on {node} (exit "
+                                 f"{done.exit_code}): "
+                                 + (done.stderr or done.stdout).strip()[-400:])
+
+
 def run(lab: Lab, *, jobs: int | None = None, only: Sequence[str] = (),
-        progress: Progress | None = None) -> LabTest:
+        progress: Progress | None = None, mutants: bool = True) -> LabTest:
     """Every case of the lab (or `only` these), `jobs` at a time; results in case order.
 
     Interrupted (Ctrl-C), it starts no further case and removes the instances of
     the running ones before it passes the interruption on."""
+    [result] = run_many([lab], jobs=jobs, only=only, progress=progress, mutants=mutants)
+    return result
+
+
+def run_many(labs: Sequence[Lab], *, jobs: int | None = None, only: Sequence[str] = (),
+             progress: Progress | None = None, mutants: bool = True) -> list[LabTest]:
+    """The cases of several labs in one pool, `jobs` at a time (none waits for the slowest
+    case of another lab); a LabTest per lab, in the labs' order."""
     progress = progress or Quiet()
-    todo = cases(lab, only)
+    todo = [(lab, case) for lab in labs for case in cases(lab, only, mutants)]
     workers = max(1, min(jobs or default_jobs(), len(todo)))
-    results: dict[str, CaseResult] = {}
+    results: dict[tuple[str, str], CaseResult] = {}
+    seconds: dict[str, float] = {}
     live: set[str] = set()
     lock = threading.Lock()
     stop = threading.Event()
@@ -167,19 +243,22 @@ def run(lab: Lab, *, jobs: int | None = None, only: Sequence[str] = (),
         with lock:
             live.add(name)
 
-    def work(case: Case) -> None:
+    def work(lab: Lab, case: Case) -> None:
         if stop.is_set():
             return
         result = run_case(lab, case, started=started)
         with lock:
-            results[case.name] = result
-            progress.detail(f"{len(results)}/{len(todo)} cases done; {case.name}: "
-                            f"{'as declared' if result.ok else 'NOT as declared'}")
+            results[(lab.name, case.name)] = result
+            seconds[lab.name] = time.monotonic() - begin
+            progress.detail(f"{len(results)}/{len(todo)} cases done; "
+                            + (f"{lab.name}: " if len(labs) > 1 else "")
+                            + f"{case.name}: {outcome(result)}")
 
-    with progress.phase(f"testing lab '{lab.name}': {len(todo)} cases, each on a fresh "
-                        f"instance, {workers} at a time"):
+    names = ", ".join(f"'{lab.name}'" for lab in labs)
+    with progress.phase(f"testing lab{'s' if len(labs) > 1 else ''} {names}: {len(todo)} "
+                        f"cases, each on a fresh instance, {workers} at a time"):
         pool = ThreadPoolExecutor(workers)
-        futures = [pool.submit(work, case) for case in todo]
+        futures = [pool.submit(work, lab, case) for lab, case in todo]
         try:
             for future in futures:
                 future.result()
@@ -197,5 +276,8 @@ def run(lab: Lab, *, jobs: int | None = None, only: Sequence[str] = (),
             pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=True)
-    return LabTest(lab.name, [results[c.name] for c in todo if c.name in results],
-                   time.monotonic() - begin, workers)
+    return [LabTest(lab.name, [results[(lab.name, c.name)] for c in cases(lab, only, mutants)
+                               if (lab.name, c.name) in results],
+                    seconds.get(lab.name, 0.0), workers,
+                    unknown_survivors(lab) if mutants and not only else [])
+            for lab in labs]

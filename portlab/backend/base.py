@@ -82,6 +82,7 @@ class InstanceInfo:
     networks: dict[str, NetworkInfo] = field(default_factory=dict)
     student: str = ""  # whose variant it runs, if a student's
     key_seed: str = ""  # what its WireGuard keys are derived from, if not its token
+    secret: str = ""  # what its nodes' answer keys come from (portlab.node.answers)
     # node -> the grader beside it (a grade's instance: see portlab.model.plan.Plan.graders)
     graders: dict[str, NodeInfo] = field(default_factory=dict)
 

@@ -9,6 +9,8 @@ LABEL_NETWORK = "portlab.network"
 LABEL_SUBNET = "portlab.subnet"
 LABEL_SUBNETS = "portlab.subnets"
 LABEL_TOKEN = "portlab.token"
+LABEL_SECRET = "portlab.secret"  # on a node: what the nodes' answer keys come from (never
+# in a node, and never in a template: portlab.node.answers)
 LABEL_INTERFACES = "portlab.interfaces"
 LABEL_INTERFACES6 = "portlab.interfaces6"  # on a dual-stack node: its IPv6 addresses
 LABEL_IMAGE = "portlab.image"

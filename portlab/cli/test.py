@@ -14,19 +14,30 @@ from portlab.errors import ExitCode
 @click.command("test")
 @click.argument("lab")
 @click.option("--case", "only", multiple=True, metavar="NAME",
-              help="Only this case (repeatable): untouched, solution, or a wrong solution's "
-                   "name.")
+              help="Only this case (repeatable): untouched, solution, a wrong solution's "
+                   "name, or a mutant's (forward-open@router).")
+@click.option("--no-mutants", is_flag=True,
+              help="Only the lab's own cases, not the mutant battery (quicker while writing "
+                   "a lab).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 32), metavar="N",
               help="Cases at once, each a whole lab of containers (default: one per core).")
 @click.option("--json", "json_out", is_flag=True, help="Print the result as one JSON object.")
-def command(lab: str, only: tuple[str, ...], jobs: int | None, json_out: bool) -> None:
+def command(lab: str, only: tuple[str, ...], no_mutants: bool, jobs: int | None,
+            json_out: bool) -> None:
     """Test a lab, yours or a shipped one, the way the test suite tests the shipped ones.
 
     Each case runs on a fresh instance of its own, with real traffic: the
     untouched lab must fail exactly its `untouched.fails`, the reference
     solution must pass every check, and each wrong solution must fail exactly
     its `fails` (stretch checks it does not name aside). A check that could
-    not be judged is a mismatch, never a pass. Every instance is removed
+    not be judged is a mismatch, never a pass.
+
+    Then the mutants: the reference solution plus one plausible mistake or
+    cheat each, made from what the lab is (a router's FORWARD chain opened, a
+    port forward replaced by a relay or by a copy of the server on the router,
+    a server that should keep running stopped, a split tunnel, ...). Each
+    must fail at least one check (killed), or the lab says why it may pass
+    (`survives: {MUTANT: reason}` in the lab file). Every instance is removed
     afterwards, also on Ctrl-C. A lab of your own is found through
     PORTLAB_LABS_PATH (`portlab list` shows it).
 
@@ -35,12 +46,14 @@ def command(lab: str, only: tuple[str, ...], jobs: int | None, json_out: bool) -
       PORTLAB_LABS_PATH=~/my-labs portlab test my-lab
 
     \b
-    Exit codes: 0 every case as declared, 1 a mismatch, 2 the lab file is
-    invalid or the case unknown, 3 a case could not run or be judged.
+    Exit codes: 0 every case as declared and every mutant killed (or declared
+    to survive), 1 a mismatch or a surviving mutant, 2 the lab file is invalid
+    or the case unknown, 3 a case could not run or be judged.
     """
     from portlab.views import labtest as view
 
-    out = core().test_lab(lab, jobs=jobs, only=only, progress=progress())
+    out = core().test_lab(lab, jobs=jobs, only=only, progress=progress(),
+                          mutants=not no_mutants)
     if json_out:
         click.echo(json.dumps(view.as_json(out), indent=2))
     else:

@@ -9,6 +9,7 @@ with, and what the tests grade.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from portlab.errors import UsageError, printable
@@ -43,26 +44,75 @@ def solution_files(name: str, student: str, *, salt: str = "",
     if not lab.submission:
         raise UsageError(f"lab '{lab.name}' takes no submission")
     binding = Binding(lab, lab.name, variant.subnets, PREVIEW_TOKEN, key_seed=variant.key_seed)
+    if wrong is not None:
+        return variant, _wrong_files(lab, binding, wrong)
     files: dict[str, str] = {}
     for i, entry in enumerate(lab.submission):
-        files[entry.file] = _content(lab, binding, entry, i, wrong)
+        files[entry.file] = _ending(binding.render(("submission", i, "solution"),
+                                                   entry.solution))
     return variant, files
 
 
-def _content(lab: Lab, binding: Binding, entry: SubmissionFile, i: int,
-             wrong: str | None) -> str:
-    if wrong is None:
-        text = binding.render(("submission", i, "solution"), entry.solution)
-        return text if text.endswith("\n") or not text else text + "\n"
+def _ending(text: str) -> str:
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+# `cat > PATH <<EOF ... EOF` (or <<'EOF'): how a lab's scripts write a file
+HEREDOC = re.compile(r"^[ \t]*cat[ \t]+>[ \t]*(?P<path>\S+)[ \t]+<<-?[ \t]*(?P<q>['\"]?)"
+                     r"(?P<tag>\w+)(?P=q)[ \t]*\n(?P<body>.*?)^(?P=tag)[ \t]*$\n?", re.M | re.S)
+
+
+def _wrong_files(lab: Lab, binding: Binding, wrong: str) -> dict[str, str]:
+    """A known wrong solution as the files of a submission. A wrong solution is a script per
+    node; on a node whose submission file is placed (a WireGuard configuration), the file the
+    script writes there (`cat > PATH <<EOF`) is that file, the placed file's own command
+    (`wg-quick up wg0`) is left to the grade, and the script's other commands go into the
+    node's script file, if the submission has one."""
     found = lab.wrong(wrong)
     if found is None:
         names = ", ".join(w.name for w in lab.wrong_solutions) or "(none)"
         raise UsageError(f"lab '{lab.name}' has no wrong solution '{printable(wrong)}'. "
                          f"Known: {names}")
-    if entry.path is not None:
-        raise UsageError(f"wrong solution '{wrong}' cannot be written as a submission: "
-                         f"{entry.file} is a file placed on {entry.node}, and wrong solutions "
-                         "are scripts")
     index = lab.wrong_solutions.index(found)
-    script = found.apply.get(entry.node, "")
-    return binding.render(("wrong_solutions", index, "apply", entry.node), script)
+    files: dict[str, str] = {}
+    for i, entry in enumerate(lab.submission):
+        if entry.path is not None:  # unless the wrong script writes it, it is the right one
+            files[entry.file] = _ending(binding.render(("submission", i, "solution"),
+                                                       entry.solution))
+    for node, script in found.apply.items():
+        text = binding.render(("wrong_solutions", index, "apply", node), script)
+        placed: dict[str, SubmissionFile] = {e.path: e for e in lab.submission
+                                             if e.node == node and e.path}
+        runs = {binding.render(("submission", lab.submission.index(e), "run"), e.run).strip()
+                for e in placed.values()}
+
+        def take(m: re.Match[str], placed: dict[str, SubmissionFile] = placed) -> str:
+            entry = placed.get(m.group("path"))
+            if entry is None:
+                return m.group(0)
+            files[entry.file] = _ending(m.group("body"))
+            return ""
+
+        rest = HEREDOC.sub(take, text)
+        rest = "\n".join(ln for ln in rest.splitlines() if ln.strip() not in runs)
+        script_entry = next((e for e in lab.submission if e.node == node and e.path is None),
+                            None)
+        if script_entry is not None:
+            files[script_entry.file] = _ending(rest.strip("\n"))
+        elif _commands(rest):
+            takes = (f"takes only {', '.join(e.file for e in placed.values())} there"
+                     if placed else f"has no file for {node}: a student changes nothing there")
+            raise UsageError(
+                f"wrong solution '{wrong}' cannot be written as a submission: it runs commands "
+                f"on {node} ({_commands(rest)[0]!r}, ...), and the submission {takes}",
+                hint="a wrong solution is a submission when its commands go where the "
+                     "submission's files go (docs/grading.md)")
+    for entry in lab.submission:  # a script the wrong solution leaves alone: left empty
+        files.setdefault(entry.file, "# (this wrong solution changes nothing here)\n")
+    return {e.file: files[e.file] for e in lab.submission}
+
+
+def _commands(script: str) -> list[str]:
+    """The lines of a script that do something (not blank, not a comment, not `umask`)."""
+    return [ln.strip() for ln in script.splitlines()
+            if ln.strip() and not ln.strip().startswith(("#", "umask "))]

@@ -98,13 +98,18 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     expect_raw = r.mapping(expect_raw, ppath + ("expect",), allowed=tuple(spec_of.expects))
     expect = {k: typed(r, v, ppath + ("expect", k), spec_of.expects[k])
               for k, v in expect_raw.items()}
-    for key in ("seen_source", "peer", "tunnel"):
-        six = ipv6 and key in ("seen_source", "tunnel")
+    for key in ("seen_source", "peer", "tunnel", "tunnel_from"):
+        six = ipv6 and key in ("seen_source", "tunnel", "tunnel_from")
         if isinstance(expect.get(key), str):
             _check_target(r, expect[key], ppath + ("expect", key), nodes, six)
         elif isinstance(expect.get(key), Match):
             for value in expect[key].values:
                 _check_target(r, value, ppath + ("expect", key), nodes, six)
+    for value in _values(expect.get("served_by")):
+        if not templating.is_template(value) and value not in node_names:
+            raise r.error(ppath + ("expect", "served_by"), f"no node called '{value}'")
+    if isinstance(options.get("via"), str):
+        _check_target(r, options["via"], ppath + ("via",), nodes, ipv6)
     at = options.get("at")  # a node the probe also runs something on (capture)
     if isinstance(at, str) and not templating.is_template(at) and at not in node_names:
         raise r.error(ppath + ("at",), f"no node called '{at}'")
@@ -113,6 +118,13 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     if problem:
         raise r.error(ppath, problem)
     return Probe(kind_name, source, target, port, options, expect, dotted(ppath), ppath)
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    """The values of an expectation that is a value or a Match of values."""
+    if isinstance(value, Match):
+        return value.values
+    return (value,) if isinstance(value, str) else ()
 
 
 def typed(r: Reader, value: Any, path: KeyPath, typ: Any) -> Any:

@@ -15,6 +15,7 @@ What templates see is documented in docs/lab-format.md.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -48,6 +49,9 @@ class Binding:
     # What WireGuard keys are derived from: the token, unless the instance is a student's
     # variant, whose keys stay the same from `portlab show --student` to the grade.
     key_seed: str = ""
+    # What the nodes' answer keys come from (portlab.node.answers): kept by portlab, given to
+    # no node and no template; checks verify the servers' answers with it.
+    secret: str = field(default="", compare=False, repr=False)
 
     @classmethod
     def preview(cls, lab: Lab) -> Binding:
@@ -108,6 +112,21 @@ class Binding:
                 raise ValueError(f"ip6(): no IPv6 network called '{network}'")
             return str(address(self.subnets6[network], int(host)))
 
+        def spare_ip(network: str) -> str:
+            """An address on `network` that no node has, picked at random each time it is
+            rendered: a destination no check names in advance (a probe "to any other
+            address" that a rule written for the named ones cannot anticipate)."""
+            if network not in subnets:
+                raise ValueError(f"spare_ip(): no network called '{network}'")
+            net = subnets[network]
+            taken = {iface.host for node in self.lab.nodes for iface in node.interfaces
+                     if iface.network == network}
+            last = net.num_addresses - 3  # below Docker's gateway (broadcast - 1)
+            free = [h for h in range(2, last + 1) if h not in taken]
+            if not free:
+                raise ValueError(f"spare_ip(): network '{network}' has no free address")
+            return str(address(net, secrets.choice(free)))
+
         return {
             "lab": self.lab.name,
             "instance": self.instance,
@@ -120,6 +139,7 @@ class Binding:
             "addr6": Table("addr6", self.addresses6),
             "subnet6": Table("subnet6", {name: str(net) for name, net in self.subnets6.items()}),
             "ip6": ip6,
+            "spare_ip": spare_ip,
             **wgkeys.template_functions(self.key_seed or self.token),
         }
 
@@ -132,6 +152,11 @@ class Binding:
         except Exception as exc:
             raise LabError(self.lab.file, dotted(path), templating.describe(exc),
                            self.lab.line(path)) from None
+
+    def role(self, node: str) -> str:
+        """A node's `role:` (a template like the story), rendered."""
+        found = self.lab.node(node)
+        return self.render(("nodes", node, "role"), found.role).strip() if found else ""
 
     def first_problem(self) -> tuple[KeyPath, str] | None:
         """The first template of the lab that does not render here, and why."""
@@ -152,6 +177,7 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
         yield ("tasks", i, "text"), task.text
     for node in lab.nodes:
         base: KeyPath = ("nodes", node.name)
+        yield base + ("role",), node.role
         yield base + ("setup",), node.setup
         for fpath, content in node.files.items():
             yield base + ("files", fpath), content

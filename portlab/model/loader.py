@@ -47,7 +47,8 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
 
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
-            "submission", "points", "pass_mark", "vary", "demo", "order", "hidden_params")
+            "submission", "points", "pass_mark", "vary", "demo", "order", "hidden_params",
+            "survives")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual", "ipv6", "prefer6")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services",
              "after")
@@ -121,6 +122,7 @@ def parse(text: str, file: str, directory: Path | None = None,
         order=(1000 if top.get("order") is None else
                r.integer(top["order"], ("order",), low=0, high=1000)),
         hidden_params=_hidden(r, top.get("hidden_params"), defaults),
+        survives=_survives(r, top.get("survives")),
     )
     try:
         sample = context.Binding.sample(lab)
@@ -353,6 +355,25 @@ def _no_cycle(r: Reader, after: dict[str, tuple[str, ...]]) -> None:
     for node in after:
         if node not in state:
             visit(node, [])
+
+
+MUTANT_NAME = re.compile(r"^[a-z][a-z0-9-]*@[a-z0-9][a-z0-9_./:-]*$")
+
+
+def _survives(r: Reader, value: Any) -> dict[str, str]:
+    """Mutants of `portlab test` the lab declares to survive its checks, and why (the names
+    are the battery's: portlab.mutants; `portlab test` says if one names no mutant)."""
+    if value is None:
+        return {}
+    out = {}
+    for name, reason in r.mapping(value, ("survives",), allowed=tuple(value)).items():
+        key = r.text(name, ("survives",), pattern=MUTANT_NAME, what="mutant name "
+                     "(like forward-open@router)")
+        text = r.text(reason, ("survives", name)).strip()
+        if not text:
+            raise r.error(("survives", name), "say why this mutant survives")
+        out[key] = text
+    return out
 
 
 def _hidden(r: Reader, value: Any, defaults: dict[str, Any]) -> tuple[str, ...]:

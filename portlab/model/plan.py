@@ -18,10 +18,16 @@ from typing import Any
 from portlab.model.context import Binding
 from portlab.model.types import Lab, Node
 from portlab.model.yamlsrc import Path as KeyPath
+from portlab.node import answers
 
 
 def new_token() -> str:
     return secrets.token_hex(8)
+
+
+def new_secret() -> str:
+    """An instance's secret: each node's answer key comes from it (portlab.node.answers)."""
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ class Plan:
     @property
     def token(self) -> str:
         return self.binding.token
+
+    @property
+    def secret(self) -> str:
+        return self.binding.secret
 
     def address(self, node: Node, network: str) -> str:
         iface = next(i for i in node.interfaces if i.network == network)
@@ -127,6 +137,8 @@ def node_config(plan: Plan, node: Node) -> dict[str, Any]:
             for j, s in enumerate(node.services)
         ],
         "motd": motd(plan, node),
+        # this node's own key, for its servers' proofs; no other node can work it out
+        "answer_key": answers.node_key(plan.secret, node.name).hex() if plan.secret else "",
     }
 
 
@@ -136,7 +148,7 @@ def motd(plan: Plan, node: Node) -> str:
     lab = plan.lab
     lines = [f"portlab lab '{lab.name}' (instance {plan.instance}), node {node.name}"]
     if node.role:
-        lines.append(f"  {node.role}")
+        lines.append(f"  {b.role(node.name)}")
     for iface in node.interfaces:
         net = lab.network(iface.network)
         label = net.label if net else iface.network

@@ -66,8 +66,13 @@ class KindSchema:
     validate: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None
 
 
-# expect keys shared by the kinds that talk to portlab-serve servers
-ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": OneOf(str)}
+# expect keys shared by the kinds that talk to portlab-serve servers (probes.common.judge_answer):
+# answers (anything came back), token (a genuine answer of this instance's servers, its proof
+# checked), served_by (the node(s) whose server must answer; default: the node `to:` names),
+# seen_source (the client address the server saw), proxied (a proxy in between is right: the
+# server's connection need not be the probe's own)
+ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": OneOf(str),
+                                  "served_by": OneOf(str), "proxied": bool}
 
 TCP_STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
 # UDP in a scanner's words: a datagram no one answers may have reached a silent server or been
@@ -76,8 +81,10 @@ UDP_STATES = ("open", "closed", "open|filtered", "unreachable", "not-open")
 
 
 def _tcp(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
-    if "state" not in expect and "banner" not in expect:
-        return "a tcp probe needs expect.state or expect.banner"
+    if "state" not in expect and "banner" not in expect and not \
+            any(k in expect for k in ANSWER_EXPECTS):
+        return ("a tcp probe needs expect.state, expect.banner, or what the server's greeting "
+                "should say (token, served_by, seen_source)")
     return None
 
 
@@ -109,6 +116,8 @@ def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
         return "a capture probe needs 'at': the node where the capture runs"
     if ("tunnel" in expect) != ("tunnel_port" in expect):
         return "expect.tunnel and expect.tunnel_port go together (address and UDP port)"
+    if "tunnel_from" in expect and "tunnel" not in expect:
+        return "expect.tunnel_from (the tunnel's near end) goes with expect.tunnel"
     send = options.get("send", "http")
     if "handshake" in expect and send == "udp":
         return "expect.handshake is TCP's: UDP has no handshake (send: tcp or http)"
@@ -117,13 +126,17 @@ def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     return None
 
 
-# ipv6: `to:` (and `seen_source:`) name an interface's IPv6 address, and the probe goes by IPv6
-_SENDS = {"timeout": SECONDS, "device": str, "source_port": PORT, "ipv6": bool}
+# ipv6: `to:` (and `seen_source:`) name an interface's IPv6 address, and the probe goes by IPv6;
+# via: a gateway on the same link (node.iface) the probe's packets go to, whatever the node's
+# routes say (what a neighbour can do: a router must not pass such packets where they should
+# not go)
+_SENDS = {"timeout": SECONDS, "device": str, "source_port": PORT, "ipv6": bool, "via": str}
 _DEVICE: dict[str, str | None] = {"device": FROM}
 
 KINDS: dict[str, KindSchema] = {k.kind: k for k in (
     KindSchema("tcp", "TCP connect: is the port open, closed or filtered from this node?",
-               options=_SENDS, expects={"state": OneOf(TCP_STATES), "banner": str},
+               options=_SENDS, expects={"state": OneOf(TCP_STATES), "banner": str,
+                                        **ANSWER_EXPECTS},
                interfaces=_DEVICE, validate=_tcp),
     KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
                options={"path": str, "host_header": str, **_SENDS},
@@ -148,7 +161,7 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                options={"at": str, "iface": str, "path": str, "timeout": SECONDS,
                         "send": ("http", "tcp", "udp"), "ipv6": bool},
                expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT,
-                        "handshake": bool},
+                        "tunnel_from": str, "handshake": bool},
                interfaces={"iface": "at"}, also=("any",), validate=_capture),
     KindSchema("scan",
                "nmap from a node at one address (never a subnet): several ports, each in "

@@ -207,6 +207,8 @@ class Lab:
     demo: tuple[DemoStep, ...] = ()
     order: int = 1000  # its place in the learning path (`portlab list`): lower comes first
     hidden_params: tuple[str, ...] = ()  # the learner finds these out: the brief hides them
+    # mutants of `portlab test` (portlab.mutants) that survive the checks, and why
+    survives: dict[str, str] = field(default_factory=dict)
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of `path` in the lab file, or of the nearest key around it."""

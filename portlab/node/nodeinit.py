@@ -11,8 +11,9 @@ portlab's renderer) and then, in order:
    Docker host is never a path out of the lab;
 3. clears what Docker left in the nat table (its embedded DNS, which labs do
    not use) so a learner's `iptables -t nat -S` starts empty;
-4. writes the node's files, runs its setup script, starts its services and
-   waits until each one listens;
+4. writes the node's answer key (answers.py) and files, runs its setup script,
+   starts its services (each one's process group in /run/portlab/services/NAME.pid)
+   and waits until each one listens;
 5. prints "portlab-ready" (portlab's `up` waits for this line) and hands over
    to `sleep infinity`, which docker-init stops at once on SIGTERM.
 
@@ -145,13 +146,19 @@ def listening(proto: str, port: int) -> bool:
     return False
 
 
+SERVICES_DIR = os.path.join(RUN_DIR, "services")  # NAME.pid: each service's process group
+
+
 def start_services(services: list[dict]) -> None:
     procs = []
+    os.makedirs(SERVICES_DIR, exist_ok=True)
     for svc in services:
         with open(os.path.join(LOG_DIR, f"{svc['name']}.log"), "ab") as log:
             proc = subprocess.Popen(["sh", "-c", svc["run"]], stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
+        with open(os.path.join(SERVICES_DIR, f"{svc['name']}.pid"), "w") as fh:
+            fh.write(f"{proc.pid}\n")
         procs.append((svc, proc))
     # Generous: on a busy machine (dozens of labs starting at once) a server takes a while.
     deadline = time.monotonic() + SERVICE_DEADLINE
@@ -237,10 +244,24 @@ def wait_for_turn(after: list[str]) -> None:
         time.sleep(0.05)
 
 
+KEY_FILE = os.path.join(RUN_DIR, "answer.key")  # answers.KEY_FILE: this node's answer key
+
+
+def write_key(key: str) -> None:
+    """This node's own key (answers.py): its servers sign their answers with it. Every user
+    of this node may read it (a learner's own server signs too); no other node has it."""
+    if not key:
+        return
+    with open(KEY_FILE, "w") as fh:
+        fh.write(key + "\n")
+    os.chmod(KEY_FILE, 0o444)
+
+
 def main() -> None:
     config = json.loads(os.environ["PORTLAB_NODE"])
     os.makedirs(RUN_DIR, exist_ok=True)
     os.makedirs(LOG_DIR, exist_ok=True)
+    write_key(config.get("answer_key", ""))
     rename_interfaces(config["interfaces"])
     add_ipv6(config["interfaces"])
     set_routes(config["routes"])

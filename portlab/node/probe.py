@@ -18,11 +18,18 @@ Every result has "state": one of
                       as "no route to host", so portlab cannot tell them apart; a scanner
                       such as nmap, which reads the ICMP code itself, says "filtered" for
                       "prohibited"
-    error             the other side answered with something that was not expected
+    error             the other side answered with something that was not expected, or
+                      that could not be read (malformed, cut off, nested too deeply): an
+                      observation like the others, never a crash of the probe
     probe-error       the probe could not send or listen at all (an unknown --device, a
                       local port in use, a name that does not resolve): nothing was
                       observed, so this is no verdict; the exit code is then 3
-plus "local" (the address:port this node sent from) and what came back.
+plus "local" (the address:port this node sent from) and what came back, bounded:
+the text of the answer, and as "answer" the fields of a portlab-serve answer
+(the node that served it, the client it saw, its proof: see answers.py).
+"seq" is this connection's next sequence number after the request and
+"nonce" what the server was asked to echo: portlab's checks compare them with
+the answer's, which tells the same connection from a relayed one.
 `listening` sends nothing: it reads this node's own sockets (/proc/net) and
 says which process listens on PORT ("listening" or "not-listening").
 `capture start` starts tcpdump on IFACE (or "any") in the background and
@@ -30,7 +37,8 @@ returns once it listens; `capture stop ID` stops it and lists the packets it
 saw (addresses, protocol, ports, sizes: what anyone on that link could see).
 Options for tcp/http/minecraft/udp: --device IFACE sends only through that
 interface (as if a VPN's routes were not there), --source-port PORT fixes the
-local port.
+local port, --via GATEWAY sends to HOST through that gateway whatever the
+routes say (only this probe's packets: what a neighbour on the link can do).
 Learners may run it too: it is how `portlab check` sees the lab.
 Standard library only.
 """
@@ -38,17 +46,26 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import pwd
+import random
 import re
+import secrets
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+
+# the node tools' shared modules sit beside this script (nodelayer.TOOLS)
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import answers  # noqa: E402
+import mcproto  # noqa: E402
 
 PROBE_ERROR = 3  # the exit code when the probe could not do its work (state probe-error)
 
@@ -95,10 +112,13 @@ def at(host: str, port: int | str) -> str:
 
 
 def bind_socket(sock: socket.socket, device: str | None = None,
-                source_port: int | None = None) -> None:
+                source_port: int | None = None, mark: int = 0) -> None:
     """--device: send only through that interface (SO_BINDTODEVICE), whatever the routes say;
-    --source-port: a fixed local port, so a capture can tell this connection from others."""
+    --source-port: a fixed local port, so a capture can tell this connection from others;
+    `mark`: the firewall mark --via routes by."""
     try:
+        if mark:
+            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
         if device:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
         if source_port:
@@ -113,15 +133,53 @@ def bind_socket(sock: socket.socket, device: str | None = None,
         raise CannotProbe(f"cannot use {what}: {exc.strerror or exc}", exc, **where) from None
 
 
-def connect(host: str, port: int, timeout: float, device: str | None = None,
-            source_port: int | None = None) -> tuple[socket.socket | None, dict]:
+SO_MARK = 36  # socket(7); Python names it only from 3.12 on
+
+
+@contextlib.contextmanager
+def via(target: str, gateway: str | None) -> Iterator[int]:
+    """--via GATEWAY: this probe's packets to `target` go to GATEWAY, whatever the node's
+    routing table says (a host on the same link as a router that sends it packets for the
+    network behind it, which a home router's firewall must stop). Only this probe's socket
+    is routed so (a firewall mark, a rule and a table of its own), and both go afterwards.
+    Yields the mark to set on the socket, 0 without --via."""
+    if not gateway:
+        yield 0
+        return
+    six = ["-6"] if ":" in target else []
+    mark = random.randint(0x10000, 0x7FFFFFFF)
+    table = str(random.randint(1000, 2**31 - 1))
+    host = f"{target}/{128 if six else 32}"
+    steps = [["ip", *six, "rule", "add", "fwmark", hex(mark), "lookup", table, "priority", "90"],
+             ["ip", *six, "route", "add", host, "via", gateway, "table", table]]
+    done = []
+    try:
+        for step in steps:
+            proc = subprocess.run(step, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise CannotProbe(f"cannot send through {gateway}: {proc.stderr.strip()}",
+                                  via=gateway)
+            done.append(step)
+        yield mark
+    finally:
+        for step in reversed(done):
+            subprocess.run([*step[:step.index("add")], "del", *step[step.index("add") + 1:]],
+                           capture_output=True)
+
+
+def connect(host: str, port: int, args: argparse.Namespace,
+            mark: int = 0) -> tuple[socket.socket | None, dict]:
     result: dict = {"target": at(host, port)}
-    if device:
-        result["device"] = device
+    if getattr(args, "nonce", None):
+        result["nonce"] = args.nonce
+    if getattr(args, "device", None):
+        result["device"] = args.device
+    if getattr(args, "via", None):
+        result["via"] = args.via
     start = time.monotonic()
     sock = socket.socket(family(host), socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    bind_socket(sock, device, source_port)
+    sock.settimeout(args.timeout)
+    bind_socket(sock, args.device, args.source_port, mark)
     try:
         sock.connect((host, port))
     except OSError as exc:
@@ -136,12 +194,14 @@ def connect(host: str, port: int, timeout: float, device: str | None = None,
 
 
 def recv_some(sock: socket.socket, limit: int = 65536) -> bytes:
+    """What the other side sends until it closes, at most `limit` bytes (a reset or the
+    timeout ends it too: what came by then is the answer)."""
     chunks = []
     total = 0
     while total < limit:
         try:
-            data = sock.recv(4096)
-        except TimeoutError:
+            data = sock.recv(min(4096, limit - total))
+        except OSError:
             break
         if not data:
             break
@@ -150,21 +210,61 @@ def recv_some(sock: socket.socket, limit: int = 65536) -> bytes:
     return b"".join(chunks)
 
 
+def text(data: bytes, limit: int) -> str:
+    """Bytes from the network as text for the answer: decoded (bad UTF-8 replaced), bounded."""
+    return data[:limit].decode("utf-8", "replace")
+
+
+ANSWER_KEYS = (*answers.FIELDS, "proof", "service", "path")
+
+
+def stand_in(value: object) -> dict | None:
+    """The fields of a portlab-serve answer (answers.py) in what came back, flat and bounded,
+    or None when it is not one. A check verifies them; nothing else of the answer is kept."""
+    if not isinstance(value, dict) or not any(k in value for k in ("node", "client", "proof")):
+        return None
+    return {k: (value[k] if isinstance(value[k], str) else json.dumps(value[k])[:80])[:200]
+            for k in ANSWER_KEYS if k in value}
+
+
+def with_answer(out: dict, data: bytes) -> dict:
+    """`out`, with the portlab-serve fields of `data` (JSON) as "answer" if it holds them."""
+    try:
+        found = stand_in(answers.loads(data))
+    except ValueError:
+        found = None
+    if found is not None:
+        out["answer"] = found
+    return out
+
+
+def malformed(result: dict, what: str, exc: BaseException) -> dict:
+    """An answer that came back but could not be read: an observation (state "error"), with
+    what was wrong, never a crash of the probe."""
+    result.update(state="error", error=f"{what}: {str(exc)[:200] or type(exc).__name__}")
+    return result
+
+
 def probe_tcp(args: argparse.Namespace) -> dict:
-    sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
-    if sock is None:
-        return result
-    if args.banner:
-        sock.settimeout(args.timeout)
+    with via(args.host, args.via) as mark:
+        sock, result = connect(args.host, args.port, args, mark)
+        if sock is None:
+            return result
         try:
-            line = sock.recv(1024)
-        except TimeoutError:
-            line = b""
-        except OSError as exc:
-            result["error"] = str(exc)
-            line = b""
-        result["banner"] = line.decode("utf-8", "replace").strip()
-    sock.close()
+            result["seq"] = answers.sent_seq(sock)
+            if args.banner:
+                sock.settimeout(max(args.timeout, ANSWER_WAIT))
+                try:
+                    line = sock.recv(1024)
+                except TimeoutError:
+                    line = b""
+                except OSError as exc:
+                    result["error"] = str(exc)
+                    line = b""
+                result["banner"] = text(line, 1024).strip()
+                with_answer(result, line.split(b"\n", 1)[0])
+        finally:
+            sock.close()
     return result
 
 
@@ -173,157 +273,127 @@ def probe_tcp(args: argparse.Namespace) -> dict:
 # mistaken for "not what this probe speaks". Connecting keeps the probe's own timeout:
 # that one tells filtered from closed.
 ANSWER_WAIT = 5.0
+NONCE_HEADER = "X-Portlab-Nonce"
+
+
+def parse_http(raw: bytes) -> dict:
+    """An HTTP answer (head and body as they came) -> status, body (text, bounded) and the
+    portlab-serve fields in its body. Raises ValueError when it is not an HTTP answer."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit() \
+            or len(parts[1]) != 3:
+        raise ValueError(f"not an HTTP answer: {text(raw, 80)!r}")
+    return with_answer({"status": int(parts[1]), "body": text(body, 2000)}, body)
 
 
 def probe_http(args: argparse.Namespace) -> dict:
     host = args.host_header or (f"[{args.host}]" if ":" in args.host else args.host)
     if any(c in host + args.path for c in "\r\n "):
         raise CannotProbe("the Host header and the path may not hold spaces or line breaks")
-    sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
-    if sock is None:
-        return result
-    sock.settimeout(max(args.timeout, ANSWER_WAIT))
-    request = (f"GET {args.path} HTTP/1.0\r\nHost: {host}\r\n"
-               f"User-Agent: portlab-probe\r\nConnection: close\r\n\r\n")
+    with via(args.host, args.via) as mark:
+        sock, result = connect(args.host, args.port, args, mark)
+        if sock is None:
+            return result
+        sock.settimeout(max(args.timeout, ANSWER_WAIT))
+        request = (f"GET {args.path} HTTP/1.0\r\nHost: {host}\r\n"
+                   f"User-Agent: portlab-probe\r\n{NONCE_HEADER}: {args.nonce}\r\n"
+                   f"Connection: close\r\n\r\n")
+        try:
+            sock.sendall(request.encode())
+            result["seq"] = answers.sent_seq(sock)
+            raw = recv_some(sock)
+        except OSError as exc:
+            result.update(state=classify(exc), error=str(exc))
+            return result
+        finally:
+            sock.close()
     try:
-        sock.sendall(request.encode())
-        raw = recv_some(sock)
-    except OSError as exc:
-        sock.close()
-        result.update(state=classify(exc), error=str(exc))
-        return result
-    sock.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        result.update(state="error", error="not an HTTP answer",
-                      got=raw[:200].decode("utf-8", "replace"))
-        return result
-    result["status"] = int(parts[1])
-    text = body.decode("utf-8", "replace")
-    result["body"] = text[:2000]
-    try:
-        result["json"] = json.loads(text)
-    except ValueError:
-        pass
+        result.update(parse_http(raw))
+    except ValueError as exc:
+        result.update(state="error", error=str(exc), got=text(raw, 200))
     return result
 
 
-# --- Minecraft Server List Ping (https://wiki.vg/Server_List_Ping) -------------------------
+# --- Minecraft Server List Ping (https://wiki.vg/Server_List_Ping; mcproto.py) -----------------
 
 
-def varint(value: int) -> bytes:
-    out = b""
-    value &= 0xFFFFFFFF
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def read_varint(sock: socket.socket) -> int:
-    result = 0
-    for i in range(5):
-        byte = sock.recv(1)
-        if not byte:
-            raise ConnectionError("connection closed while reading")
-        result |= (byte[0] & 0x7F) << (7 * i)
-        if not byte[0] & 0x80:
-            return result
-    raise ValueError("varint too long")
-
-
-def read_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed while reading")
-        data += chunk
-    return data
-
-
-def packet(packet_id: int, payload: bytes) -> bytes:
-    body = varint(packet_id) + payload
-    return varint(len(body)) + body
-
-
-def mc_string(text: str) -> bytes:
-    raw = text.encode()
-    return varint(len(raw)) + raw
+def status_summary(status: dict) -> dict:
+    """What a status answer says, flat and bounded: the description, version and players."""
+    desc = status.get("description")
+    if isinstance(desc, dict):
+        desc = desc.get("text")
+    version = status.get("version")
+    players = status.get("players")
+    out = {"description": text(str(desc).encode(), 200) if desc is not None else ""}
+    if isinstance(version, dict):
+        out["version"] = text(str(version.get("name", "")).encode(), 100)
+    if isinstance(players, dict):
+        out["players"] = f"{str(players.get('online', '?'))[:8]}/{str(players.get('max', '?'))[:8]}"
+    return out
 
 
 def probe_minecraft(args: argparse.Namespace) -> dict:
-    sock, result = connect(args.host, args.port, args.timeout, args.device, args.source_port)
-    if sock is None:
-        return result
-    sock.settimeout(max(args.timeout, ANSWER_WAIT))
-    try:
-        handshake = varint(765) + mc_string(args.host) + struct.pack(">H", args.port) + varint(1)
-        sock.sendall(packet(0x00, handshake) + packet(0x00, b""))
-        length = read_varint(sock)
-        if length > 1 << 20:
-            raise ValueError("status packet too large")
-        body = read_exact(sock, length)
-        packet_id = body[0]
-        if packet_id != 0x00:
-            raise ValueError(f"unexpected packet id {packet_id}")
-        # body[1:] = varint string length + JSON
-        rest = body[1:]
-        shift = 0
-        strlen = 0
-        pos = 0
-        while True:
-            b = rest[pos]
-            strlen |= (b & 0x7F) << shift
-            pos += 1
-            shift += 7
-            if not b & 0x80:
-                break
-        status = json.loads(rest[pos:pos + strlen].decode())
-        sent = time.monotonic()
-        sock.sendall(packet(0x01, struct.pack(">q", 1234567)))
-        length = read_varint(sock)
-        pong = read_exact(sock, length)
-        result["latency_ms"] = round((time.monotonic() - sent) * 1000, 2)
-        result["pong"] = pong[0] == 0x01 and struct.unpack(">q", pong[1:9])[0] == 1234567
-        result["status"] = status
-    except (OSError, ValueError, IndexError, ConnectionError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+    with via(args.host, args.via) as mark:
+        sock, result = connect(args.host, args.port, args, mark)
+        if sock is None:
+            return result
+        sock.settimeout(max(args.timeout, ANSWER_WAIT))
+        read = sock.recv
+        try:
+            sock.sendall(mcproto.handshake(args.host, args.port, args.nonce)
+                         + mcproto.packet(0x00, b""))
+            result["seq"] = answers.sent_seq(sock)
+            status = mcproto.parse_status(mcproto.read_packet(read))
+            result["status"] = status_summary(status)
+            found = stand_in(status.get("portlab"))
+            if found is not None:
+                result["answer"] = found
+            sent = time.monotonic()
+            sock.sendall(mcproto.packet(0x01, struct.pack(">q", 1234567)))
+            pong = mcproto.read_packet(read, 64)
+            result["latency_ms"] = round((time.monotonic() - sent) * 1000, 2)
+            result["pong"] = pong[:1] == b"\x01" and pong[1:9] == struct.pack(">q", 1234567)
+        except TimeoutError as exc:
+            if "status" not in result:
+                malformed(result, "not a Minecraft status answer", exc)
+            result.setdefault("pong", False)
+        except (ConnectionError, ValueError) as exc:
+            if "status" not in result:
+                malformed(result, "not a Minecraft status answer", exc)
+            result.setdefault("pong", False)
+        except OSError as exc:
             state = classify(exc)
-            result.update(state="error" if state == "filtered" else state)
-        else:
-            result.update(state="error")
-        result["error"] = f"not a Minecraft status answer: {exc}"
-    finally:
-        sock.close()
+            result.update(state="error" if state == "filtered" else state,
+                          error=f"not a Minecraft status answer: {exc}")
+        finally:
+            sock.close()
     return result
 
 
+def parse_udp(data: bytes) -> dict:
+    """A UDP reply -> its text (bounded) and the portlab-serve fields in it, if any."""
+    return with_answer({"reply": text(data, 2000)}, data)
+
+
 def probe_udp(args: argparse.Namespace) -> dict:
-    result: dict = {"target": at(args.host, args.port)}
-    sock = socket.socket(family(args.host), socket.SOCK_DGRAM)
-    sock.settimeout(args.timeout)
-    bind_socket(sock, args.device, args.source_port)
-    try:
-        sock.connect((args.host, args.port))
-        local = sock.getsockname()
-        result["local"] = at(local[0], local[1])
-        sock.send(args.payload.encode())
-        data = sock.recv(65536)
-        result.update(state="answered", reply=data.decode("utf-8", "replace")[:2000])
+    result: dict = {"target": at(args.host, args.port), "nonce": args.nonce}
+    with via(args.host, args.via) as mark:
+        sock = socket.socket(family(args.host), socket.SOCK_DGRAM)
+        sock.settimeout(args.timeout)
+        bind_socket(sock, args.device, args.source_port, mark)
         try:
-            result["json"] = json.loads(data)
-        except ValueError:
-            pass
-    except OSError as exc:
-        result.update(state=classify(exc), error=str(exc) or "no answer")
-    finally:
-        sock.close()
+            sock.connect((args.host, args.port))
+            local = sock.getsockname()
+            result["local"] = at(local[0], local[1])
+            sock.send(f"{args.payload} nonce={args.nonce}".encode())
+            data = sock.recv(65536)
+            result.update(state="answered", **parse_udp(data))
+        except OSError as exc:
+            result.update(state=classify(exc), error=str(exc) or "no answer")
+        finally:
+            sock.close()
     return result
 
 
@@ -630,6 +700,13 @@ def main(argv: list[str] | None = None) -> int:
                             "the routing table's choice, e.g. a VPN's routes")
         p.add_argument("--source-port", type=int, metavar="PORT",
                        help="send from this local port")
+        p.add_argument("--via", metavar="GATEWAY",
+                       help="send to HOST through this gateway on the same link, whatever "
+                            "this node's routes say (only this probe's packets)")
+        if kind != "tcp":
+            p.add_argument("--nonce", type=answers.clean_nonce, default=secrets.token_hex(8),
+                           help="what the server's answer must echo (8 to 64 letters and "
+                                "digits; default: a fresh random one)")
         if kind == "tcp":
             p.add_argument("--banner", action="store_true",
                            help="read the first line the server sends")
@@ -656,16 +733,22 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"tcp": probe_tcp, "http": probe_http, "minecraft": probe_minecraft,
                "udp": probe_udp, "listening": probe_listening,
                "capture": probe_capture}[args.kind]
+    if getattr(args, "nonce", None) == "":
+        parser.error("--nonce takes 8 to 64 letters and digits")
     code = 0
     try:
         result = handler(args)
     except CannotProbe as exc:
         result, code = exc.fields, PROBE_ERROR
+    except Exception as exc:  # portlab-probe's own fault, never the network's: no verdict
+        result = {"state": "probe-error", "error": f"portlab-probe failed: "
+                  f"{type(exc).__name__}: {str(exc)[:300]}"}
+        code = PROBE_ERROR
     result["kind"] = args.kind
-    text = json.dumps(result)
+    out = json.dumps(result)
     if args.save:
-        _save(args.save, text)
-    print(text)
+        _save(args.save, out)
+    print(out)
     return code
 
 

@@ -11,11 +11,14 @@ the process name `ss -ltnp`, `ps` and a `listening` check's `process:` see
 (default: serve-KIND, e.g. serve-http; at most 15 characters), so that two
 stand-in servers on one node can be told apart.
 
-Every answer carries the lab instance's token (so a check knows it reached
-this very server, not something else that answers on the port) and the
-client address as this server saw it (so a check can tell forwarding, which
-keeps the sender's address, from proxying or source NAT, which do not).
-Each connection is logged to stdout as one JSON line.
+Every answer says which node served it, the client's address and port as
+this server saw them (so a check can tell forwarding, which keeps the
+sender's address, from proxying or source NAT, which do not), the instance's
+token, and a proof: an HMAC under this node's own key (answers.py) of all of
+that, of the nonce the client sent and, for TCP, of the connection's sequence
+number. A check verifies it, so an answer made on another node, rewritten on
+the way, replayed, or relayed over a new connection is told apart from the
+real thing. Each connection is logged to stdout as one JSON line.
 Standard library only.
 """
 
@@ -26,15 +29,20 @@ import errno
 import json
 import os
 import pwd
+import re
 import socket
 import socketserver
-import struct
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+# the node tools' shared modules sit beside this script (nodelayer.TOOLS)
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import answers  # noqa: E402
+import mcproto  # noqa: E402
 
 NODE = socket.gethostname()
+KEY = answers.load_key()  # this node's key: answers carry a proof made with it (answers.py)
 _log_lock = threading.Lock()
 PR_SET_NAME = 15  # prctl(2): this process's name, as /proc/PID/comm and `ss -p` show it
 
@@ -96,36 +104,20 @@ def log(**fields: object) -> None:
         print(json.dumps(fields), flush=True)
 
 
+def sign(kind: str, sock: socket.socket, client: str, token: str, nonce: object = "",
+         seq: bool = True) -> dict[str, str]:
+    """What an answer says about itself (answers.FIELDS), with its proof."""
+    try:
+        server = peer(sock.getsockname())
+    except OSError:
+        server = ""
+    return answers.signed(KEY, {"kind": kind, "node": NODE, "client": client, "server": server,
+                                "nonce": answers.clean_nonce(nonce),
+                                "seq": answers.received_seq(sock) if seq else "",
+                                "token": token})
+
+
 # --- Minecraft Server List Ping --------------------------------------------------------------
-
-
-def varint(value: int) -> bytes:
-    out = b""
-    value &= 0xFFFFFFFF
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def read_varint(rfile: Any) -> int:
-    result = 0
-    for i in range(5):
-        byte = rfile.read(1)
-        if not byte:
-            raise ConnectionError("closed")
-        result |= (byte[0] & 0x7F) << (7 * i)
-        if not byte[0] & 0x80:
-            return result
-    raise ValueError("varint too long")
-
-
-def packet(packet_id: int, payload: bytes) -> bytes:
-    body = varint(packet_id) + payload
-    return varint(len(body)) + body
 
 
 class MinecraftHandler(socketserver.StreamRequestHandler):
@@ -135,35 +127,31 @@ class MinecraftHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         client = peer(self.client_address)
         try:
-            length = read_varint(self.rfile)
-            if length > 1024:
-                return
-            handshake = self.rfile.read(length)
-            if not handshake or handshake[0] != 0x00:
+            _, _, nonce, state = mcproto.parse_handshake(
+                mcproto.read_packet(self.rfile.read, mcproto.MAX_HANDSHAKE))
+            if state != 1:
                 return
             while True:
-                length = read_varint(self.rfile)
-                if length == 0 or length > 1024:
-                    return
-                body = self.rfile.read(length)
-                if body[:1] == b"\x00":
+                body = mcproto.read_packet(self.rfile.read, mcproto.MAX_HANDSHAKE)
+                if body == b"\x00":
                     status = {
-                        "version": {"name": "1.20.4 (portlab)", "protocol": 765},
+                        "version": {"name": "1.20.4 (portlab)", "protocol": mcproto.PROTOCOL},
                         "players": {"max": 20, "online": 1,
                                     "sample": [{"name": "you", "id":
                                                 "00000000-0000-0000-0000-000000000000"}]},
                         "description": {"text": f"{self.server.motd} | seen from {client}"},
-                        "portlab": {"token": self.server.token, "client": client, "node": NODE},
+                        "portlab": sign("minecraft", self.connection, client,
+                                        self.server.token, nonce),
                     }
                     data = json.dumps(status).encode()
-                    self.wfile.write(packet(0x00, varint(len(data)) + data))
+                    self.wfile.write(mcproto.packet(0x00, mcproto.varint(len(data)) + data))
                     log(service="minecraft", event="status", client=client)
-                elif body[:1] == b"\x01":
-                    self.wfile.write(packet(0x01, body[1:9]))
+                elif body[:1] == b"\x01" and len(body) == 9:
+                    self.wfile.write(mcproto.packet(0x01, body[1:9]))
                     return
                 else:
                     return
-        except (ConnectionError, OSError, ValueError, struct.error):
+        except Exception:  # whatever a client sends, the server goes on serving others
             return
 
 
@@ -181,6 +169,9 @@ class MinecraftServer(DualStack, socketserver.ThreadingTCPServer):
 # --- HTTP --------------------------------------------------------------------------------------
 
 
+NONCE_HEADER = "X-Portlab-Nonce"  # portlab-probe sends one; the answer echoes it, signed
+
+
 class HttpHandler(BaseHTTPRequestHandler):
     server: HttpServer
     server_version = "portlab-serve"
@@ -189,10 +180,9 @@ class HttpHandler(BaseHTTPRequestHandler):
         client = peer(self.client_address)
         body = json.dumps({
             "service": self.server.title,
-            "node": NODE,
-            "client": client,
-            "token": self.server.token,
             "path": self.path,
+            **sign("http", self.connection, client, self.server.token,
+                   self.headers.get(NONCE_HEADER, "")),
         }, indent=2).encode() + b"\n"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -227,11 +217,11 @@ class GreetingHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         client = peer(self.client_address)
-        line = json.dumps({"service": self.server.title, "node": NODE, "client": client,
-                           "token": self.server.token})
-        try:
+        try:  # no nonce: the greeting comes first; the connection's seq makes it unique
+            line = json.dumps({"service": self.server.title,
+                               **sign("tcp", self.connection, client, self.server.token)})
             self.wfile.write(line.encode() + b"\n")
-        except OSError:
+        except Exception:
             return
         log(service="tcp", event="greeted", client=client)
 
@@ -250,16 +240,27 @@ class GreetingServer(DualStack, socketserver.ThreadingTCPServer):
 # --- UDP ---------------------------------------------------------------------------------------
 
 
+UDP_NONCE = re.compile(rb"nonce=([A-Za-z0-9]{8,64})")
+
+
 def serve_udp(sock: socket.socket, token: str, silent: bool = False) -> None:
     """Answer each datagram with who sent it; with `silent`, only log it (a port a scanner
     cannot tell from a filtered one: open|filtered)."""
     while True:
-        data, addr = sock.recvfrom(65536)
+        try:
+            data, addr = sock.recvfrom(65536)
+        except OSError:
+            continue
         client = peer(addr)
         if not silent:
-            reply = json.dumps({"node": NODE, "client": client, "token": token,
-                                "got": data[:200].decode("utf-8", "replace")})
-            sock.sendto(reply.encode(), addr)
+            nonce = UDP_NONCE.search(data[:512])
+            reply = json.dumps({"got": data[:200].decode("utf-8", "replace"),
+                                **sign("udp", sock, client, token,
+                                       nonce.group(1).decode() if nonce else "", seq=False)})
+            try:
+                sock.sendto(reply.encode(), addr)
+            except OSError:
+                pass
         log(service="udp", event="datagram", client=client, answered=not silent)
 
 

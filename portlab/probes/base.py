@@ -57,6 +57,7 @@ class ProbeRun:
     target_name: str  # what the lab file said ("router.wan") for messages
     context: dict[str, Any]  # the lab's template context (addr, token, ...)
     nodes: NodeRunner  # runs commands on the instance's nodes (the backend seam)
+    secret: str = field(default="", repr=False)  # verifies the servers' answers (node.answers)
 
     def address_of(self, ref: str) -> str:
         """The address of "node.iface" (its IPv6 one for a probe with `ipv6: true`)."""

@@ -15,7 +15,9 @@ looks at what crossed `at`:
 * `tunnel` (+ `tunnel_port`): between the `from` node and that address, did
   only UDP to/from that port cross `at` (and some did)? That is what an
   eavesdropper on the path sees of a WireGuard tunnel: who talks to which
-  gateway, how much and when, never what.
+  gateway, how much and when, never what. `tunnel_from` names the tunnel's
+  near end when it is not the `from` node: a site-to-site VPN, where the
+  `from` node's router wraps its traffic (`tunnel_from: site-a.wan`).
 
 The answer (a portlab-serve server's: for tcp its greeting line) is judged
 like the http kind's (answers, token, seen_source). Other checks may run at
@@ -26,13 +28,12 @@ between `from` and the tunnel address.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from typing import Any
 
 from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
-from portlab.probes.common import endpoint, judge_answer, tool_on
+from portlab.probes.common import Heard, endpoint, judge_answer, tool_on
 
 # Local ports below Linux's ephemeral range (32768-60999), so that no other
 # connection of the node picks the same one meanwhile.
@@ -64,21 +65,14 @@ def _handshake(own: list[dict[str, Any]]) -> bool:
                                                                  for f in flags)
 
 
-def _answer(send: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The portlab-serve answer (token, client, node) the probe got, or None."""
-    if send == "http" and data.get("state") == "open" and "status" in data:
-        body = data.get("json")
-        return body if isinstance(body, dict) else {"node": "?", "client": "?"}
-    if send == "tcp" and data.get("state") == "open":
-        try:
-            greeting = json.loads(str(data.get("banner") or ""))
-        except ValueError:
-            greeting = None
-        return greeting if isinstance(greeting, dict) else {"node": "?", "client": "?"}
-    if send == "udp" and data.get("state") == "answered":
-        body = data.get("json")
-        return body if isinstance(body, dict) else {"node": "?", "client": "?"}
-    return None
+def _heard(send: str, data: dict[str, Any]) -> Heard:
+    """What came back to the request, in the terms of judge_answer."""
+    state = data.get("state")
+    answered = {"http": state == "open" and isinstance(data.get("status"), int),
+                "tcp": state == "open",  # the connection was accepted: TCP's answer
+                "udp": state == "answered"}[send]
+    answer = data.get("answer") if answered else None
+    return Heard(answered, answer if isinstance(answer, dict) else None)
 
 
 def summarise(packets: list[dict[str, Any]]) -> str:
@@ -130,14 +124,17 @@ def run(r: ProbeRun) -> ProbeResult:
                             data={"request": data, "capture": stopped})
     packets: list[dict[str, Any]] = stopped.get("packets") or []
 
-    answer = _answer(send, data)
-    outcome, got, why = judge_answer(r, data, answer, {"http": "HTTP", "tcp": "TCP",
-                                                       "udp": "UDP"}[send])
+    outcome, got, why = judge_answer(r, data, _heard(send, data), {"http": "HTTP", "tcp": "TCP",
+                                                                   "udp": "UDP"}[send])
     passed = outcome is Outcome.PASS
 
     own = [p for p in packets if _own(p, source_port, port, proto)]
     shook = _handshake(own)
-    me = r.source_address
+    # The tunnel's near end: the `from` node itself, or (`tunnel_from`) a router between it and
+    # the capture, as in a site-to-site VPN whose two gateways carry the LANs' traffic.
+    near_ref = expect.get("tunnel_from")
+    me = r.address_of(str(near_ref)) if near_ref else r.source_address
+    near = f"{near_ref} = {me}" if near_ref else r.source
     tunnel_ref = expect.get("tunnel")
     tunnel_ip = r.address_of(str(tunnel_ref)) if tunnel_ref else None
     tunnel_port = expect.get("tunnel_port")
@@ -176,7 +173,7 @@ def run(r: ProbeRun) -> ProbeResult:
                               "accepted, and it should not have been")
     elif passed and tunnel_ref:
         if other:
-            passed, why = False, (f"between {r.source} and {tunnel_ref} = {tunnel_ip} more than "
+            passed, why = False, (f"between {near} and {tunnel_ref} = {tunnel_ip} more than "
                                   f"UDP port {tunnel_port} crossed {at}: {_fmt(other[0])}")
         elif not wrapped:
             passed, why = False, (f"no UDP to {tunnel_ref} = {tunnel_ip}:{tunnel_port} crossed "

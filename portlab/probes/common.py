@@ -13,11 +13,14 @@ error, never "nothing came back".
 
 from __future__ import annotations
 
-import json
+import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from portlab.errors import printable
 from portlab.model.types import Match
+from portlab.node import answers
 from portlab.probes.base import CannotObserve, Outcome, ProbeRun
 
 STATE_WORDS = {
@@ -47,10 +50,18 @@ MISSING = (126, 127)  # a shell's "cannot execute" and "not found"
 FRESH = "{fresh}"  # the runner puts in how to start this very instance afresh
 
 
+NONCED = ("http", "minecraft", "udp")  # the kinds whose server echoes a nonce
+# the expect keys judged on a portlab-serve answer (judge_answer)
+ANSWER_KEYS = ("answers", "token", "seen_source", "served_by", "proxied")
+
+
 def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     """Run portlab-probe on the probe's source node; return its JSON answer."""
     timeout = run.probe.options.get("timeout")
     full = list(argv)
+    via = run.probe.options.get("via")
+    if via:
+        full += ["--via", run.address_of(str(via))]
     if timeout:
         full += ["--timeout", str(timeout)]
     device = run.probe.options.get("device")
@@ -60,6 +71,11 @@ def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     if source_port:
         full += ["--source-port", str(source_port)]
     return tool_on(run, run.source, full)
+
+
+def nonced(argv: list[str]) -> list[str]:
+    """`argv` with a fresh nonce for the server to echo, where the kind takes one."""
+    return [*argv, "--nonce", secrets.token_hex(8)] if argv[0] in NONCED else argv
 
 
 def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
@@ -72,6 +88,7 @@ def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
     so the verdict never depends on that race (nor is the probe sent twice).
     """
     saved = f"{ANSWERS}/{uuid.uuid4().hex}.json"
+    argv = nonced(argv)
     result = run.nodes.exec(node, ["portlab-probe", "--save", saved, *argv])
     said = (result.stderr or result.stdout).strip()[-300:]
     if result.exit_code in MISSING:
@@ -106,13 +123,22 @@ def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
         raise CannotObserve(f"portlab-probe on {node} answered with an unknown state "
                             f"{data.get('state')!r}", f"the node's own tools are broken: {FRESH}",
                             data=data)
+    if "--nonce" in argv and data.get("nonce") != argv[argv.index("--nonce") + 1]:
+        raise CannotObserve(f"portlab-probe on {node} did not send the nonce it was given",
+                            f"the node's own tools are broken: {FRESH}", data=data)
+    if not isinstance(data.get("answer", {}), dict):
+        raise CannotObserve(f"portlab-probe on {node} gave an answer of the wrong shape",
+                            f"the node's own tools are broken: {FRESH}", data=data)
     return data
+
+
+MAX_ANSWER = 1 << 20  # characters of portlab-probe's answer read (a real one is a few KiB)
 
 
 def _answer(text: str) -> dict[str, Any] | None:
     """The JSON object on the last line of portlab-probe's output, if there is one."""
     try:
-        data = json.loads(text.splitlines()[-1])
+        data = answers.loads(text.splitlines()[-1][-MAX_ANSWER:])
     except (ValueError, IndexError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("state"), str) else None
@@ -159,33 +185,116 @@ def describe_state(data: dict[str, Any]) -> str:
     return text
 
 
-def judge_answer(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any] | None,
-                 what: str) -> tuple[Outcome, str, str]:
-    """Judge `answers`, `token` and `seen_source` for a probe whose server reports back.
+@dataclass(frozen=True)
+class Heard:
+    """What came back to a probe, as its kind read it: whether anything answered in the
+    probe's protocol, and the fields of a portlab-serve answer in it (or None)."""
 
-    `answer` is the portlab-serve payload (token, client, node) or None when
-    nothing usable came back. Returns (outcome, got, why).
-    """
+    answered: bool
+    answer: dict[str, Any] | None = None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def a(what: str) -> str:
+    """`what` with its article: "an HTTP answer", "a UDP answer"."""
+    return f"{'an' if what[:1] in 'AEIOH' else 'a'} {what}"
+
+
+def describe_answer(what: str, answer: dict[str, Any] | None) -> str:
+    """An answer in words, before it is judged: who says they made it, whom they saw."""
+    if answer is None:  # a real server (nginx, python3 -m http.server, ...) does not report
+        return f"{a(what)} answer, from a server that does not say who it is"
+    node = printable(_text(answer.get("node")) or "?")
+    client = printable(_text(answer.get("client")) or "?")
+    return f"{a(what)} answer from {node}, which saw the client as {client}"
+
+
+def _served_by(run: ProbeRun) -> tuple[str, ...]:
+    """The nodes whose servers may answer: `served_by`, else the node `to:` names."""
+    want = run.probe.expect.get("served_by")
+    if isinstance(want, Match):
+        return want.values
+    if isinstance(want, str):
+        return (want,)
+    node, dot, _ = run.target_name.partition(".")
+    known = run.context.get("addr6" if run.probe.options.get("ipv6") else "addr") or {}
+    return (node,) if dot and run.target_name in known else ()
+
+
+def _authentic(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any]) -> str:
+    """Why the answer is not a genuine, fresh one of this instance's servers, or ""."""
+    if not run.secret:
+        raise CannotObserve("this instance has no secret to verify its servers' answers with "
+                            "(it was started by an older portlab)", FRESH)
+    node = _text(answer.get("node"))
+    if "proof" not in answer:
+        return (f"the answer names node '{printable(node)}' but carries no proof: it was not "
+                "made by one of this lab's own servers (something else answers on that port)")
+    if not node or not answers.valid(answers.node_key(run.secret, node), answer):
+        return (f"the answer says it comes from '{printable(node) or '?'}', but its proof does "
+                "not match what it says: it was made somewhere else, or rewritten on the way "
+                "(a proxy or relay that edits answers), or it belongs to another lab instance")
+    sent = _text(data.get("nonce"))
+    if sent and _text(answer.get("nonce")) != sent:
+        return ("the answer is genuine but old: it echoes another request's nonce, so it was "
+                "recorded earlier and replayed")
+    return ""
+
+
+def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard,
+                 what: str) -> tuple[Outcome, str, str]:
+    """Judge `answers`, `token`, `served_by`, `seen_source` and `proxied` for a probe whose
+    server reports back (portlab.node.answers). Returns (outcome, got, why).
+
+    An answer that is judged by who made it (token, served_by, seen_source) must carry a
+    valid proof under the key of the node it names, with this probe's nonce; it must come
+    from a node of `served_by` (default: the node `to:` names); unless `proxied: true`, the
+    server's connection must be the probe's own (the same sequence numbers, where both sides
+    could read them), and where the server should have seen the probe's own address it must
+    have seen its port too. Anything else is something in the server's place or in between."""
     expect = run.probe.expect
     wants_answer = expect.get("answers", True)
-    if answer is None:
+    if not heard.answered:
         got = describe_state(data)
         if not wants_answer:
             return Outcome.PASS, got, ""
         return Outcome.FAIL, got, f"no {what} answer came back"
-    client = str(answer.get("client", ""))
-    client_ip = host_of(client)
-    if "node" in answer or "client" in answer:
-        got = (f"{what} answer from node '{answer.get('node', '?')}', which saw the client as "
-               f"{client or '?'}")
-    else:  # a real server (nginx, python3 -m http.server, ...) does not report back
-        got = f"{what} answer from a server that is not a portlab stand-in (it names no client)"
+    answer = heard.answer
+    got = describe_answer(what, answer)
     if not wants_answer:
         return Outcome.FAIL, got, f"expected no {what} answer here, but one came back"
-    if expect.get("token") and answer.get("token") != run.context["token"]:
-        return Outcome.FAIL, got + " (wrong token)", (
-            "the answer did not carry this lab instance's token, so it did not come from the "
-            "lab's own server")
+    if not (expect.get("token") or "seen_source" in expect or "served_by" in expect):
+        return Outcome.PASS, got, ""
+    if answer is None:
+        return Outcome.FAIL, got, ("it carries no proof of who made it, so it did not come "
+                                   "from this lab's own server: something else answers there")
+    problem = _authentic(run, data, answer)
+    if problem:
+        return Outcome.FAIL, got + " (not genuine)", problem
+    node = _text(answer.get("node"))
+    client = _text(answer.get("client"))
+    got = f"{a(what)} answer from {printable(node)} (its proof checks out), which saw the " \
+          f"client as {printable(client)}"
+    servers = _served_by(run)
+    if servers and node not in servers:
+        wanted = " or ".join(servers)
+        return Outcome.FAIL, got, (
+            f"the answer came from {node}, not {wanted}: something on {node} answered in "
+            f"{wanted}'s place (a server or proxy of its own), instead of passing the "
+            "connection on to it")
+    proxied = expect.get("proxied") is True
+    local = _text(data.get("local"))
+    mine, theirs = _text(data.get("seq")), _text(answer.get("seq"))
+    if not proxied and mine and theirs and mine != theirs:
+        return Outcome.FAIL, got, (
+            f"{node}'s server answered, but over another TCP connection than the one "
+            f"{run.source} opened (the sequence numbers differ): something in between accepted "
+            "the connection and opened a new one to the server (a relay or proxy), which NAT "
+            "and port forwarding never do")
+    client_ip = host_of(client)
     ref = expect.get("seen_source")
     if isinstance(ref, Match):
         wants = [run.address_of(v) for v in ref.values]
@@ -201,4 +310,9 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any] | N
             named = f"{ref} = {want}" if ref != want else want
             return Outcome.FAIL, got, (f"the server saw the connection coming from {client_ip}, "
                                        f"expected {named}")
+        if not proxied and local and host_of(local) == want and client != local:
+            return Outcome.FAIL, got, (
+                f"the server saw the connection come from {client}, but {run.source} sent "
+                f"from {local}: the same address with another port is a new connection made "
+                "on the way (a relay), not the one that was sent")
     return Outcome.PASS, got, ""

@@ -85,7 +85,7 @@ def resolve(probe: Probe, binding: Binding, nodes: NodeRunner) -> ProbeRun:
     resolved = Probe(probe.kind, probe.source, probe.target, probe.port, options, expect,
                      probe.key, probe.path)
     return ProbeRun(resolved, probe.source, binding.first_address(probe.source, ipv6=ipv6), target,
-                    target_name, binding.context, nodes)
+                    target_name, binding.context, nodes, binding.secret)
 
 
 def run_probe(run: ProbeRun) -> ProbeResult:

@@ -1,10 +1,21 @@
-"""tcp: open a TCP connection; judge the port's state (open/closed/filtered) and its banner."""
+"""tcp: open a TCP connection; judge the port's state (open/closed/filtered), its banner, and
+(with answer expectations) the greeting of a portlab-serve tcp server: who served it, whom it
+saw."""
 
 from __future__ import annotations
 
+from portlab.errors import printable
 from portlab.model.types import Match
 from portlab.probes.base import Outcome, ProbeResult, ProbeRun
-from portlab.probes.common import describe_state, endpoint, run_tool, source_text
+from portlab.probes.common import (
+    ANSWER_KEYS,
+    Heard,
+    describe_state,
+    endpoint,
+    judge_answer,
+    run_tool,
+    source_text,
+)
 
 WORDS = {"closed-or-filtered": "closed or filtered"}
 
@@ -13,14 +24,17 @@ def run(r: ProbeRun) -> ProbeResult:
     expect = r.probe.expect
     argv = ["tcp", str(r.target), str(r.probe.port)]
     want_banner = expect.get("banner")
-    if want_banner is not None:
+    judged = any(k in expect for k in ANSWER_KEYS)
+    if want_banner is not None or judged:
         argv.append("--banner")
     data = run_tool(r, argv)
     state = data["state"]
     got = describe_state(data)
-    if data.get("banner"):
-        got += f"; first line: {data['banner']!r}"
-    sent = "TCP connection attempt (SYN)" + (" and read the banner" if want_banner else "")
+    raw_banner = data.get("banner")
+    banner = raw_banner if isinstance(raw_banner, str) else ""
+    if banner:
+        got += f"; first line: {printable(banner[:120])!r}"
+    sent = "TCP connection attempt (SYN)" + (" and read the banner" if "--banner" in argv else "")
     passed = True
     why = ""
     want = expect.get("state")
@@ -31,9 +45,12 @@ def run(r: ProbeRun) -> ProbeResult:
             "the port is open from here, and it should not be" if want == "not-open"
             else f"expected the port {WORDS.get(str(want), want)}, it was {state}")
     if passed and want_banner is not None:
-        banner = data.get("banner", "")
-        passed = state == "open" and want_banner in banner
-        why = "" if passed else f"expected a first line containing {want_banner!r}"
+        passed = state == "open" and str(want_banner) in banner
+        why = "" if passed else f"expected a first line containing {printable(want_banner)!r}"
+    if passed and judged:
+        outcome, got, why = judge_answer(r, data, Heard(state == "open" and bool(banner),
+                                                         data.get("answer")), "TCP greeting")
+        return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
     return ProbeResult(Outcome.of(passed), sent, source_text(r, data), endpoint(r), got, why,
                        data)
 

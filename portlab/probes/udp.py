@@ -8,9 +8,18 @@ which), *unreachable* (no route, or an ICMP host-unreachable or "prohibited").
 
 from __future__ import annotations
 
+from portlab.errors import printable
 from portlab.model.types import Match
 from portlab.probes.base import Outcome, ProbeResult, ProbeRun
-from portlab.probes.common import describe_state, endpoint, judge_answer, run_tool, source_text
+from portlab.probes.common import (
+    ANSWER_KEYS,
+    Heard,
+    describe_state,
+    endpoint,
+    judge_answer,
+    run_tool,
+    source_text,
+)
 
 # portlab-probe's state -> a scanner's
 SCANNER = {"answered": "open", "closed": "closed", "filtered": "open|filtered",
@@ -29,25 +38,26 @@ def run(r: ProbeRun) -> ProbeResult:
     expect = r.probe.expect
     state = SCANNER.get(str(data.get("state")), "open")
     sent = "one UDP datagram" + (f" ({str(payload)[:40]!r})" if payload else "")
-    body = data.get("json") if data.get("state") == "answered" else None
-    answer = body if isinstance(body, dict) else None
+    answered = data.get("state") == "answered"
+    answer = data.get("answer") if answered else None
+    heard = Heard(answered, answer)
     want = expect.get("state")
     if want is not None:
         got = {"open|filtered": SILENCE, "closed": CLOSED}.get(state, describe_state(data))
         if state == "open" and answer is None:
-            got = f"an answer came back: {str(data.get('reply', ''))[:80]!r}"
+            got = f"an answer came back: {printable(str(data.get('reply', ''))[:80])!r}"
         passed = (any(_is(state, v) for v in want.values) != want.negate
                   if isinstance(want, Match) else _is(state, want))
         why = "" if passed else (
             "something answered on that port, and nothing should" if want == "not-open"
             else f"expected the port {want}, it was {state}")
-        if passed and any(k in expect for k in ("answers", "token", "seen_source")):
-            outcome, got, why = judge_answer(r, data, answer, "UDP")
+        if passed and any(k in expect for k in ANSWER_KEYS):
+            outcome, got, why = judge_answer(r, data, heard, "UDP")
             return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
         return ProbeResult(Outcome.of(passed), sent, source_text(r, data), endpoint(r),
                            f"{got} [state: {state}]", why, data)
-    outcome, got, why = judge_answer(r, data, answer, "UDP")
-    if data.get("state") == "filtered" and answer is None:
+    outcome, got, why = judge_answer(r, data, heard, "UDP")
+    if data.get("state") == "filtered":
         got = SILENCE
     return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
 

@@ -64,7 +64,7 @@ class Instance:
     def binding(self, lab: Lab) -> Binding:
         """The lab's one template context for this instance (lab loaded with its params)."""
         return Binding(lab, self.name, self.subnets(), self.token, running=True,
-                       key_seed=self.info.key_seed)
+                       key_seed=self.info.key_seed, secret=self.info.secret)
 
     def node(self, name: str) -> NodeInfo:
         if name not in self.info.nodes:

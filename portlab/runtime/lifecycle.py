@@ -19,7 +19,7 @@ from portlab.backend.base import Backend, Removed, SubnetTaken
 from portlab.errors import PortlabError, RuntimeProblem, UsageError
 from portlab.model import allocate
 from portlab.model.context import Binding
-from portlab.model.plan import Limits, Plan, new_token
+from portlab.model.plan import Limits, Plan, new_secret, new_token
 from portlab.model.types import Lab
 from portlab.names import check_instance_name, scope
 from portlab.progress import Progress, Quiet
@@ -56,7 +56,8 @@ def plan(backend: Backend, lab: Lab, instance: str, image: str, *,
                                     pinned=shape.subnets)
     except allocate.AllocationError as exc:
         raise RuntimeProblem(str(exc)) from None
-    return Plan(Binding(lab, instance, subnets, token or new_token(), key_seed=shape.key_seed),
+    return Plan(Binding(lab, instance, subnets, token or new_token(), key_seed=shape.key_seed,
+                        secret=new_secret()),
                 image,
                 student=shape.student, limits=shape.limits, graders=shape.graders)
 

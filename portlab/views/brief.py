@@ -50,7 +50,7 @@ def show(binding: Binding, *, color: bool, student: str = "") -> str:
                            for i in node.interfaces)
         parts.append(f"  {node.name:<10} {ifaces}")
         if node.role:
-            parts.append(textwrap.fill(node.role, width=78,
+            parts.append(textwrap.fill(binding.role(node.name), width=78,
                                        initial_indent=" " * 13, subsequent_indent=" " * 13))
     parts.append("")
     if lab.tasks:

@@ -102,6 +102,6 @@ def of(binding: Binding) -> Layout:
         links = tuple(Link(name, i.name, i.network, binding.addresses[f"{name}.{i.name}"],
                            binding.addresses6.get(f"{name}.{i.name}", ""))
                       for i in node.interfaces)
-        boxes.append(NodeBox(name, node.role, links, home.get(name, ""), node.forwarding,
+        boxes.append(NodeBox(name, binding.role(name), links, home.get(name, ""), node.forwarding,
                              node.vpn, name in learners))
     return Layout(lab.name, lab.title, nets, tuple(boxes))

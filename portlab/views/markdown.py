@@ -24,17 +24,24 @@ def markdown(text: str, color: bool) -> str:
     return "\n\n".join(out)
 
 
+ITEM = re.compile(r"^\s*(\d+\.|[-*])\s")
+
+
 def _prose(text: str, color: bool) -> str:
     paras = re.split(r"\n\s*\n", text.strip())
     out = []
     for para in paras:
         lines = para.splitlines()
-        if all(re.match(r"^\s*(\d+\.|[-*])\s", ln) or ln.startswith("   ") for ln in lines):
-            block = "\n".join(_fill_item(ln) for ln in _join_items(lines))
-        else:
-            block = textwrap.fill(" ".join(ln.strip() for ln in lines), width=78,
-                                  initial_indent="  ", subsequent_indent="  ")
-        out.append(block)
+        # A list starts at its first item; every later line is an item of its own or goes on
+        # the one before (indented or not, as Markdown's continuation lines do).
+        first = next((k for k, ln in enumerate(lines) if ITEM.match(ln)), len(lines))
+        blocks = []
+        if first:
+            blocks.append(textwrap.fill(" ".join(ln.strip() for ln in lines[:first]), width=78,
+                                        initial_indent="  ", subsequent_indent="  "))
+        if first < len(lines):
+            blocks.append("\n".join(_fill_item(ln) for ln in _join_items(lines[first:])))
+        out.append("\n".join(blocks))
     rendered = "\n\n".join(out)
     if color:
         rendered = re.sub(r"\*\*(.+?)\*\*", lambda m: click.style(m.group(1), bold=True),
@@ -49,7 +56,7 @@ def _prose(text: str, color: bool) -> str:
 def _join_items(lines: list[str]) -> list[str]:
     items: list[str] = []
     for ln in lines:
-        if re.match(r"^\s*(\d+\.|[-*])\s", ln) or not items:
+        if ITEM.match(ln) or not items:
             items.append(ln.strip())
         else:
             items[-1] += " " + ln.strip()

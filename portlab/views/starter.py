@@ -34,7 +34,7 @@ def readme(lab: Lab, salt: str) -> str:
             topology.draw(layout.of(binding)), "```", ""]
     for node in lab.nodes:
         if node.role:
-            out.append(f"- **{node.name}**: {node.role}")
+            out.append(f"- **{node.name}**: {binding.role(node.name)}")
     out.append("")
     if lab.tasks:
         out += ["## Your tasks", ""]

@@ -17,7 +17,7 @@ network it is on; a node on a later network too
 
 from __future__ import annotations
 
-from portlab.views.layout import Layout, NetBox
+from portlab.views.layout import Layout
 
 
 def draw(layout: Layout) -> str:
@@ -51,40 +51,40 @@ def draw(layout: Layout) -> str:
         return "".join(chars).rstrip()
 
     out: list[str] = []
-    later: dict[str, list[str]] = {}  # node -> networks it still has to reach
+    position = {n.name: k for k, n in enumerate(nets)}
+    pending: dict[str, list[str]] = {}  # node -> the networks below its home it still reaches
     for node in layout.nodes:
         if node.name in home:
-            later[node.name] = [lk.network for lk in node.links if lk.network != home[node.name]]
+            pending[node.name] = sorted({lk.network for lk in node.links
+                                         if lk.network != home[node.name]
+                                         and lk.network in position}, key=position.__getitem__)
     for net in nets:
         attached = [n for n in order if on(n, net.name)]
         from_above = [n for n in attached if home[n] != net.name]
         below = [n for n in attached if home[n] == net.name]
-        passing = [n for n in order if later.get(n) and net.name not in later[n]
-                   and home[n] != net.name and _reached(nets, home[n], net.name)]
+        passing = [n for n in order if pending.get(n) and n not in attached
+                   and position[home[n]] < position[net.name]]
+        for n in from_above:
+            pending[n].remove(net.name)
+        onward = [n for n in from_above if pending[n]]  # crosses this bus to one further down
         title = f"{net.label} · {subnets[net.name]} · {net.kind}"
         if from_above:
             out.append(line({col[n]: "│" for n in passing + from_above}))
-            out.append(line({col[n]: ("╧" if n in from_above else "│") for n in attached +
-                             passing} | {c: "╤" for c in [col[n] for n in below]}, "═"))
+            out.append(line({col[n]: "│" for n in passing}
+                            | {col[n]: ("╪" if n in onward else "╧") for n in from_above}
+                            | {col[n]: "╤" for n in below}, "═"))
             out.append("  " + title)
         else:
             out.append("  " + title)
             out.append(line({col[n]: "╤" for n in below} | {col[n]: "│" for n in passing}, "═"))
+        through = {col[n]: "│" for n in passing}
+        if below or onward:
+            out.append(line(through | {col[n]: "│ " + label(n, pending[n][0]) for n in onward}
+                            | {col[n]: "│ " + label(n, net.name) for n in below}))
         if below:
-            out.append(line({col[n]: "│ " + label(n, net.name) for n in below} |
-                            {col[n]: "│" for n in passing}))
-            out.append(line({max(0, col[n] - 1): f"[{n}]" for n in below} |
-                            {col[n]: "│" for n in passing}))
-        for n in from_above:
-            if net.name in later.get(n, []):
-                later[n].remove(net.name)
-        downs = [n for n in below if later.get(n)]
-        if downs:
-            out.append(line({col[n]: "│ " + label(n, later[n][0]) for n in downs} |
-                            {col[n]: "│" for n in passing}))
+            down = through | {col[n]: "│" for n in onward}
+            out.append(line(down | {max(0, col[n] - 1): f"[{n}]" for n in below}))
+            downs = [n for n in below if pending.get(n)]
+            if downs:
+                out.append(line(down | {col[n]: "│ " + label(n, pending[n][0]) for n in downs}))
     return "\n".join(out)
-
-
-def _reached(nets: list[NetBox], start: str, here: str) -> bool:
-    names = [n.name for n in nets]
-    return names.index(start) < names.index(here)

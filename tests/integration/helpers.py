@@ -133,3 +133,21 @@ def labs_path(root: Path, *labs: dict[str, Any]) -> dict[str, str]:
         folder.mkdir()
         (folder / "lab.yaml").write_text(text_of(data))
     return {"PORTLAB_LABS_PATH": str(root)}
+
+
+def concurrently(work: Callable[[str], None], names: list[str],
+                 jobs: int | None = None) -> dict[str, BaseException | None]:
+    """Run `work(name)` for every name, `jobs` at a time (default two per core: each mostly
+    waits for containers and timeouts), and say what each raised (None: it passed). The
+    parametrized tests then report each name on its own, as if it had run alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> BaseException | None:
+        try:
+            work(name)
+        except BaseException as exc:  # a failed assertion included: the test re-raises it
+            return exc
+        return None
+
+    with ThreadPoolExecutor(jobs or 2 * (os.cpu_count() or 1)) as pool:
+        return dict(zip(names, pool.map(one, names), strict=True))

@@ -51,12 +51,19 @@ def test_a_right_lab_passes_with_a_table_of_its_cases(node_image: str,
     proc = portlab("test", "mine", env=env, timeout=600)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("Lab 'mine': 4 cases, each on a fresh instance, ")
+    assert lines[0].startswith("Lab 'mine': 6 cases, each on a fresh instance, ")
     rows = [ln.split() for ln in lines[2:6]]
     assert [r[0] for r in rows] == ["untouched", "solution", "wrong:", "wrong:"]
     assert all(ln.endswith("as declared") for ln in lines[2:6]), proc.stdout
-    assert "4 of 4 cases as declared" in proc.stdout
-    assert "testing lab 'mine': 4 cases" in proc.stderr  # progress, on stderr
+    # the mutants: the web server stopped is caught; the old one the solution stops itself
+    mutants = {ln.split()[0]: ln for ln in lines[lines.index("Mutants: the solution plus one "
+                                                            "mistake each; a check must fail "
+                                                            "(killed)") + 2:][:2]}
+    assert mutants["stopped@a/web"].endswith("killed"), proc.stdout
+    assert mutants["stopped@a/old"].endswith("does not apply"), proc.stdout
+    assert "4 of 4 cases as declared, 2 of 2 mutants killed or declared to survive" in \
+        proc.stdout
+    assert "testing lab 'mine': 6 cases" in proc.stderr  # progress, on stderr
     assert not [c for c in labelled_instances() if c.startswith("test-mine")]
 
 

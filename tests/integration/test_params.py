@@ -14,13 +14,25 @@ import json
 import pytest
 
 from portlab import core
-from tests.integration.helpers import labelled, portlab
+from tests.integration.helpers import concurrently, labelled, portlab
 from tests.unit.test_params import VARIANTS
 
 
+@pytest.fixture(scope="module")
+def with_other_params(node_image: str) -> dict[str, BaseException | None]:
+    """Every lab's run below, side by side (two per core); each test reports its own."""
+    return concurrently(run_with_other_params, sorted(VARIANTS))
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_a_lab_with_other_params_fails_untouched_and_passes_solved(name: str,
-                                                                   node_image: str) -> None:
+def test_a_lab_with_other_params_fails_untouched_and_passes_solved(
+        name: str, with_other_params: dict[str, BaseException | None]) -> None:
+    problem = with_other_params[name]
+    if problem is not None:
+        raise problem
+
+
+def run_with_other_params(name: str) -> None:
     lab = core.get_lab(name)
     variant = VARIANTS[name]
     instance = f"t-var-{name}"

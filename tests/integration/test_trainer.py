@@ -17,7 +17,7 @@ import pytest
 from portlab import core
 from portlab.runtime import Instance
 from tests.browser import chromium
-from tests.integration.helpers import PATIENCE, Running, lab_running, portlab
+from tests.integration.helpers import PATIENCE, Running, concurrently, lab_running, portlab
 
 LABS = [lab.name for lab in core.labs() if lab.demo]  # every lab with a demo
 TOOLS = ("tcpdump", "conntrack")
@@ -147,8 +147,21 @@ def test_every_shipped_lab_has_a_demo() -> None:
     assert [lab.name for lab in core.labs()] == LABS
 
 
+@pytest.fixture(scope="module")
+def demos(node_image: str) -> dict[str, BaseException | None]:
+    """Every lab's demo below, side by side (two per core); each test reports its own."""
+    return concurrently(run_demo, LABS)
+
+
 @pytest.mark.parametrize("lab", LABS)
-def test_demo_auto_takes_the_lab_from_unsolved_to_solved(node_image: str, lab: str) -> None:
+def test_demo_auto_takes_the_lab_from_unsolved_to_solved(
+        demos: dict[str, BaseException | None], lab: str) -> None:
+    problem = demos[lab]
+    if problem is not None:
+        raise problem
+
+
+def run_demo(lab: str) -> None:
     instance = f"demo-{lab}"
     try:
         proc = portlab("demo", lab, "--instance", instance, "--auto", "--delay", "0",

@@ -18,3 +18,23 @@ class FakeNodes:
 
     def stream(self, node: str, argv: Sequence[str]) -> Stream:
         raise AssertionError("no probe streams")
+
+
+SECRET = "f" * 32  # the secret of the fake instances these tests judge (Binding(secret=...))
+
+
+def nonce_of(argv: Sequence[str]) -> str:
+    """The nonce portlab asked portlab-probe to send, or ""."""
+    return argv[list(argv).index("--nonce") + 1] if "--nonce" in argv else ""
+
+
+def served(argv: Sequence[str], node: str, client: str, *, secret: str = SECRET,
+           seq: str = "", token: str = "x", **fields: str) -> dict[str, str]:
+    """What a portlab-serve server on `node` answers a probe run as `argv` (its kind and
+    nonce): the answer's fields with their proof, as portlab-probe reports them."""
+    from portlab.node import answers
+
+    kind = next((a for a in argv if a in ("http", "minecraft", "udp", "tcp")), "http")
+    return answers.signed(answers.node_key(secret, node),
+                          {"kind": kind, "node": node, "client": client, "server": "",
+                           "nonce": nonce_of(argv), "seq": seq, "token": token, **fields})

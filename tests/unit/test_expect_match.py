@@ -5,6 +5,8 @@ rendered, and the probe kinds judge them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from portlab.model.types import Match
 from portlab.probes import run_for
 from portlab.probes.base import Outcome, ProbeRun
 from portlab.probes.runner import resolve
-from tests.unit.fakes import FakeNodes
+from tests.unit.fakes import SECRET, FakeNodes, nonce_of, served
 from tests.unit.labfiles import minimal, parse_data
 
 
@@ -54,27 +56,31 @@ def test_a_state_outside_the_kinds_words_is_refused() -> None:
         lab_with({"kind": "tcp", "expect": {"state": {"any": ["open", "opened"]}}})
 
 
-def judge(kind: str, expect: dict[str, Any], answer: dict[str, Any]) -> Any:
+Answer = dict[str, Any] | Callable[[list[str]], dict[str, Any]]
+
+
+def judge(kind: str, expect: dict[str, Any], answer: Answer) -> Any:
     lab = lab_with({"kind": kind, "expect": expect})
-    binding = Binding.preview(lab)
-    nodes = FakeNodes(lambda node, argv: ExecResult(0, json.dumps(answer) + "\n", ""))
+    binding = replace(Binding.preview(lab), secret=SECRET)
+    nodes = FakeNodes(lambda node, argv: ExecResult(0, json.dumps(
+        {"nonce": nonce_of(argv), **(answer(argv) if callable(answer) else answer)}) + "\n", ""))
     run: ProbeRun = resolve(lab.checks[0].probes[0], binding, nodes)
     return run_for(kind)(run)
 
 
-def served(client: str) -> dict[str, Any]:
-    return {"state": "open", "status": 200,
-            "json": {"node": "a", "client": f"{client}:40000", "token": "x"}}
+def served_to(client: str) -> Callable[[list[str]], dict[str, Any]]:
+    return lambda argv: {"state": "open", "status": 200, "nonce": nonce_of(argv),
+                         "answer": served(argv, "a", f"{client}:40000")}
 
 
 def test_seen_source_not_and_any_are_judged() -> None:
     b, c = "198.51.100.2", "198.51.100.3"
-    assert judge("http", {"seen_source": {"not": "c.wan"}}, served(b)).outcome is Outcome.PASS
-    bad = judge("http", {"seen_source": {"not": "c.wan"}}, served(c))
+    assert judge("http", {"seen_source": {"not": "c.wan"}}, served_to(b)).outcome is Outcome.PASS
+    bad = judge("http", {"seen_source": {"not": "c.wan"}}, served_to(c))
     assert bad.outcome is Outcome.FAIL and "it should not be c.wan = 198.51.100.3" in bad.why
     any_of = {"seen_source": {"any": ["b.wan", "c.wan"]}}
-    assert judge("http", any_of, served(c)).outcome is Outcome.PASS
-    other = judge("http", any_of, served("198.51.100.1"))
+    assert judge("http", any_of, served_to(c)).outcome is Outcome.PASS
+    other = judge("http", any_of, served_to("198.51.100.1"))
     assert other.outcome is Outcome.FAIL and "expected one of b.wan" in other.why
 
 

@@ -329,3 +329,18 @@ def test_classroom_solution_writes_a_variants_reference(tmp_path: Path) -> None:
     assert "--dport" not in (tmp_path / "w" / "router.sh").read_text().splitlines()[0]
     with pytest.raises(UsageError):
         core.classroom_solution("vpn", tmp_path / "v", student="alice", wrong="plain-route")
+
+
+def test_a_wrong_solution_with_a_placed_file_is_written_as_a_submission(tmp_path: Path) -> None:
+    """vpn: the wrong script writes the laptop's wg0.conf (`cat > ... <<EOF`); that is the
+    placed file, and `wg-quick up wg0` is left to the grade (the submission's `run`)."""
+    core.classroom_solution("vpn", tmp_path / "k", student="alice", wrong="key-not-registered")
+    conf = (tmp_path / "k" / "laptop" / "wg0.conf").read_text()
+    assert conf.startswith("[Interface]") and "EOF" not in conf and "wg-quick" not in conf
+    core.classroom_solution("vpn-privacy", tmp_path / "s", student="alice", wrong="split-tunnel")
+    conf = (tmp_path / "s" / "laptop" / "wg0.conf").read_text()
+    assert "AllowedIPs = 0.0.0.0/0" not in conf  # the split tunnel itself
+    assert "iptables" in (tmp_path / "s" / "laptop.sh").read_text()
+    with pytest.raises(UsageError, match="has no file for isp"):
+        core.classroom_solution("vpn", tmp_path / "p", student="alice",
+                                wrong="plain-route-everywhere")

@@ -90,8 +90,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_cases_are_untouched_solution_then_each_wrong_one_in_check_order() -> None:
     lab = lab_with_stretch()
-    cases = labtest.cases(lab)
+    cases = labtest.cases(lab, mutants=False)
     assert [c.name for c in cases] == ["untouched", "solution", "wrong: w1", "wrong: w2"]
+    assert [c.name for c in labtest.cases(lab)][4:] == ["mutant: stopped@a/web"]
     assert cases[0].expected == ("web", "bonus")  # the lab's check order, not the file's
     assert cases[1].expected == () and cases[1].scripts == {"a": "true"}
     assert [c.stretch_optional for c in cases] == [False, False, True, True]
@@ -100,12 +101,12 @@ def test_cases_are_untouched_solution_then_each_wrong_one_in_check_order() -> No
                                                                           "wrong: w2"]
     with pytest.raises(UsageError, match="has no case 'nope'") as err:
         labtest.cases(lab, ["nope"])
-    assert err.value.hint == "its cases: untouched, solution, w1, w2"
+    assert err.value.hint == "its cases: untouched, solution, w1, w2, stopped@a/web"
 
 
 def test_a_lab_that_does_what_it_declares_passes(fake: Any) -> None:
     rt = fake(untouched=["web", "bonus"])
-    result = labtest.run(lab_with_stretch(), jobs=2)
+    result = labtest.run(lab_with_stretch(), jobs=2, mutants=False)
     assert result.ok and result.jobs == 2
     assert [r.ok for r in result.results] == [True] * 4
     # w1 also fails the stretch checks it does not name: noted, not counted
@@ -150,3 +151,44 @@ def test_no_case_is_no_pass() -> None:
 
 def test_outcome_names_are_what_the_report_uses() -> None:
     assert Outcome.ERROR.value == "error"
+
+
+def test_mutants_are_killed_survive_or_are_declared_to(fake: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutant is killed when any check fails; one that survives is a mismatch unless the
+    lab says why (`survives:`); a name in `survives:` that is no mutant is a mismatch too."""
+    from portlab.mutants import Mutant, NotApplicable
+
+    def n_a(inst: Any, lab: Any) -> dict[str, str]:
+        raise NotApplicable("the solution does it already")
+
+    battery = [Mutant("killed@a", "breaks web", lambda i, lab: {"a": "fail web"}),
+               Mutant("survives@a", "changes nothing checked", lambda i, lab: {"a": "fail"}),
+               Mutant("declared@a", "changes nothing checked", lambda i, lab: {"a": "fail"}),
+               Mutant("n-a@a", "cannot be made", n_a)]
+    monkeypatch.setattr(labtest, "battery", lambda lab: battery)
+    rt = fake(untouched=["web", "bonus"])
+
+    def mutate(inst: str, lab: Any, mutant: Mutant) -> None:
+        rt.live[inst] += [w for s in mutant.make(inst, lab).values() for w in s.split()[1:]]
+
+    monkeypatch.setattr(labtest, "_mutate", mutate)
+    data = lab_with_stretch()
+    lab = type(data)(**{**data.__dict__, "survives": {"declared@a": "it may", "ghost@a": "?"}})
+    result = labtest.run(lab, only=["killed@a", "survives@a", "declared@a", "n-a@a"])
+    got = {r.case.name: (r.ok, labtest.outcome(r)) for r in result.results}
+    assert got == {"mutant: killed@a": (True, "killed"),
+                   "mutant: survives@a": (False, "SURVIVED"),
+                   "mutant: declared@a": (True, "survived (declared)"),
+                   "mutant: n-a@a": (True, "does not apply")}
+    assert not result.ok
+    full = labtest.run(lab)
+    assert full.unknown_survivors == ["ghost@a"] and not full.ok
+    text = view.table(full, color=False)
+    assert "declared@a survives, as the lab says: it may" in text
+    assert "n-a@a does not apply: the solution does it already" in text
+    assert "changes nothing checked: every check passed" in text
+    assert "survives: ghost@a: no mutant of this lab has that name" in text
+    mutants = {m["mutant"]: m for m in view.as_json(full)["mutants"]}
+    assert mutants["killed@a"]["killed"] and mutants["killed@a"]["failed"] == ["web"]
+    assert mutants["declared@a"]["survives"] == "it may"

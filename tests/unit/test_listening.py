@@ -22,7 +22,7 @@ from portlab.backend.base import ExecResult
 from portlab.model.types import Probe
 from portlab.probes import run_for
 from portlab.probes.base import CannotObserve, ProbeRun
-from tests.unit.fakes import FakeNodes
+from tests.unit.fakes import FakeNodes, nonce_of
 from tests.unit.labfiles import minimal, parse_data
 
 NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
@@ -252,12 +252,11 @@ def test_an_answer_from_a_real_web_server_is_described_as_such() -> None:
     """nginx or `python3 -m http.server` names no client: say so, never "node '?'"."""
     def fake_exec(node: str, argv: list[str]) -> ExecResult:
         return ExecResult(0, json.dumps({"state": "open", "status": 200, "body": "<html>",
-                                         "kind": "http"}) + "\n", "")
+                                         "kind": "http", "nonce": nonce_of(argv)}) + "\n", "")
 
     probe = Probe("http", "laptop", "server.lan", 8080, {}, {"status": 200},
                   "checks[0].probes[0]")
     result = run_for("http")(ProbeRun(probe, "laptop", "10.5.0.20", "10.5.0.10", "server.lan",
                                       {"addr": {}, "token": "t"}, FakeNodes(fake_exec)))
     assert result.passed
-    assert result.got == ("HTTP 200: HTTP answer from a server that is not a portlab stand-in "
-                          "(it names no client)")
+    assert result.got == "HTTP 200: an HTTP answer, from a server that does not say who it is"

@@ -44,11 +44,11 @@ def probe(*args: str) -> dict:
 
 @pytest.mark.parametrize("server", ["minecraft"], indirect=True)
 def test_minecraft_status_ping_round_trip(server: int) -> None:
-    got = probe("minecraft", "127.0.0.1", str(server))
+    got = probe("minecraft", "127.0.0.1", str(server), "--nonce", "abcdefgh12")
     assert got["state"] == "open"
-    assert got["status"]["portlab"]["token"] == "tok42"
-    assert got["status"]["portlab"]["client"].startswith("127.0.0.1:")
-    assert got["status"]["version"]["protocol"] == 765
+    assert got["answer"]["token"] == "tok42" and got["answer"]["nonce"] == "abcdefgh12"
+    assert got["answer"]["client"] == got["local"]
+    assert got["status"]["version"] == "1.20.4 (portlab)"
     assert got["pong"] is True
 
 
@@ -56,14 +56,16 @@ def test_minecraft_status_ping_round_trip(server: int) -> None:
 def test_http_answer_names_the_client(server: int) -> None:
     got = probe("http", "127.0.0.1", str(server), "--path", "/x")
     assert got["status"] == 200
-    assert got["json"]["token"] == "tok42" and got["json"]["path"] == "/x"
-    assert got["json"]["client"].split(":")[0] == "127.0.0.1"
+    assert got["answer"]["token"] == "tok42" and got["answer"]["path"] == "/x"
+    assert got["answer"]["client"] == got["local"]
+    assert got["answer"]["nonce"] == got["nonce"]
 
 
 @pytest.mark.parametrize("server", ["udp"], indirect=True)
 def test_udp_reply(server: int) -> None:
     got = probe("udp", "127.0.0.1", str(server))
-    assert got["state"] == "answered" and got["json"]["token"] == "tok42"
+    assert got["state"] == "answered" and got["answer"]["token"] == "tok42"
+    assert got["answer"]["client"] == got["local"] and got["answer"]["nonce"] == got["nonce"]
 
 
 def test_closed_port_is_reported_closed() -> None:

@@ -106,7 +106,7 @@ def test_checks_and_servers_use_the_params() -> None:
     pc = lab.node("gamer-pc")
     assert pc is not None and pc.services[0].ready_tcp == 30000
     vpn = core.get_lab("vpn", {"wg_port": 41000})
-    [capture] = vpn.check("isp-sees-only-wireguard").probes
+    capture = vpn.check("isp-sees-only-wireguard").probes[0]
     assert capture.expect["tunnel_port"] == 41000
 
 

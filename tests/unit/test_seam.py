@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -42,6 +42,7 @@ from portlab.model import probekinds
 from portlab.model.plan import Plan
 from portlab.probes.base import Outcome
 from portlab.progress import Progress
+from tests.unit.fakes import SECRET, nonce_of, served
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "portlab"
@@ -116,13 +117,15 @@ def test_the_format_and_the_probes_name_the_same_kinds() -> None:
 
 # --- a backend that is not Docker -----------------------------------------------------------
 
+Answer = Callable[[list[str]], dict[str, object]]  # portlab-probe's argv -> what it prints
+
 
 class TableBackend:
     """A Backend whose one instance is a table: nodes answer portlab-probe from `answers`."""
 
     name = "table"
 
-    def __init__(self, info: InstanceInfo, answers: dict[tuple[str, str], dict[str, object]]):
+    def __init__(self, info: InstanceInfo, answers: dict[tuple[str, str], Answer]):
         self.info = info
         self.answers = answers  # (node, probe kind) -> the JSON portlab-probe prints
         self.ran: list[tuple[str, list[str]]] = []
@@ -168,7 +171,7 @@ class TableBackend:
     def exec(self, node: NodeInfo, argv: Sequence[str]) -> ExecResult:
         self.ran.append((node.name, list(argv)))
         kind = argv[3]
-        answer = self.answers[(node.name, kind)]
+        answer = self.answers[(node.name, kind)](list(argv))
         return ExecResult(0, json.dumps({**answer, "kind": kind}) + "\n", "")
 
     def stream(self, node: NodeInfo, argv: Sequence[str]) -> Stream:
@@ -205,16 +208,20 @@ def table(monkeypatch: pytest.MonkeyPatch) -> TableBackend:
     nodes = {n.name: NodeInfo(n.name, f"id-{n.name}", n.name, "running", "Up", "table/node:1")
              for n in lab.nodes}
     info = InstanceInfo("forwarding", "forwarding", "tok42", "forwarding",
-                        dict(lab.params), subnets, nodes)
-    seen = {"client": "198.51.100.10:40000", "node": "gamer-pc", "token": "tok42"}
+                        dict(lab.params), subnets, nodes, secret=SECRET)
+
+    def answer(node: str, client: str, **more: object) -> Answer:
+        return lambda argv: {"nonce": nonce_of(argv), **more,
+                             "answer": served(argv, node, client, token="tok42")}
+
     fake = TableBackend(info, {
-        ("friend", "minecraft"): {"state": "open", "status": {"portlab": seen}},
-        ("tv", "http"): {"state": "open", "status": 200, "json": {**seen, "client":
-                                                                      "10.0.0.1:4000"}},
-        ("friend", "tcp"): {"state": "filtered"},
-        ("gamer-pc", "http"): {"state": "open", "status": 200,
-                               "json": {"client": "198.51.100.1:5000", "node": "friend",
-                                        "token": "tok42"}},
+        ("friend", "minecraft"): answer("gamer-pc", "198.51.100.10:40000", state="open",
+                                        status={"description": "a server"}),
+        ("tv", "http"): answer("gamer-pc", "10.0.0.1:4000", state="open", status=200),
+        ("friend", "tcp"): lambda argv: {"state": "filtered"},
+        ("friend", "http"): lambda argv: {"state": "error", "error": "not an HTTP answer",
+                                          "nonce": nonce_of(argv)},
+        ("gamer-pc", "http"): answer("friend", "198.51.100.1:5000", state="open", status=200),
     })
     _check: Backend = fake  # a Backend by its type: mypy checks the seam here
     monkeypatch.setattr(backend, "_backend", _check)

@@ -6,6 +6,7 @@ portlab-probe here instead of on a node."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import pytest
 
 from portlab.backend.base import ExecResult, Stream
 from portlab.model.types import Probe
+from portlab.node import answers
 from portlab.probes import run_for
 from portlab.probes.base import Outcome, ProbeResult, ProbeRun
+from tests.unit.fakes import SECRET
 from tests.unit.labfiles import minimal, parse_data
 
 NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
@@ -48,11 +51,15 @@ def free_udp_port() -> int:
 
 
 @pytest.fixture(params=["answers", "silent"])
-def udp_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+def udp_server(request: pytest.FixtureRequest,
+               tmp_path: Path) -> Iterator[tuple[str, int]]:
     port = free_udp_port()
+    key = tmp_path / "answer.key"  # as nodeinit gives a node its key
+    key.write_text(answers.node_key(SECRET, socket.gethostname()).hex())
     argv = [sys.executable, str(NODE / "serve.py"), "udp", "--bind", "127.0.0.1", "--port",
             str(port), "--token", "tok42"] + (["--silent"] if request.param == "silent" else [])
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            env={**os.environ, "PORTLAB_KEY_FILE": str(key)})
     assert proc.stdout is not None
     assert json.loads(proc.stdout.readline())["event"] == "listening"
     yield request.param, port
@@ -65,7 +72,7 @@ def probe(port: int, expect: dict[str, Any], **options: Any) -> tuple[ProbeResul
     p = Probe("udp", "a", "127.0.0.1", port, {"timeout": 0.5, **options}, expect,
               "checks[0].probes[0]")
     run = ProbeRun(p, "a", "127.0.0.1", "127.0.0.1", "127.0.0.1",
-                   {"token": "tok42", "addr": {}}, nodes)
+                   {"token": "tok42", "addr": {}}, nodes, SECRET)
     return run_for("udp")(run), nodes
 
 
@@ -101,8 +108,8 @@ def test_payload_and_source_port_reach_portlab_probe(udp_server: tuple[str, int]
     argv = nodes.argv[0]
     assert argv[argv.index("--payload") + 1] == "hello"
     assert argv[argv.index("--source-port") + 1] == str(source)
-    assert result.data["json"]["client"] == f"127.0.0.1:{source}"
-    assert result.data["json"]["got"] == "hello"
+    assert result.data["answer"]["client"] == f"127.0.0.1:{source}"
+    assert '"got": "hello nonce=' in result.data["reply"]
     assert "'hello'" in result.sent
 
 

@@ -23,7 +23,7 @@ from portlab.model.types import Probe
 from portlab.probes.base import Outcome, ProbeRun
 from portlab.probes.runner import CheckResult, Report, run_probe
 from portlab.views import report
-from tests.unit.fakes import FakeNodes
+from tests.unit.fakes import FakeNodes, nonce_of
 
 Answer = Callable[[str, list[str]], ExecResult]
 
@@ -133,7 +133,7 @@ def test_a_capture_that_lost_packets_cannot_say_nothing_crossed() -> None:
         elif cmd == ["capture", "stop"]:
             data = {"state": "captured", "packets": [], "tcpdump": {"dropped_by_kernel": 7}}
         else:
-            data = {"state": "filtered"}
+            data = {"state": "filtered", "nonce": nonce_of(argv)}
         return ExecResult(0, json.dumps(data) + "\n", "")
 
     options, expect = NOTHING_BACK["capture"]

@@ -34,6 +34,7 @@ from portlab.backend.labels import (  # noqa: F401  (this backend's names for th
     LABEL_PREFIX,
     LABEL_SCOPE,
     LABEL_SEAL,
+    LABEL_SECRET,
     LABEL_STUDENT,
     LABEL_SUBNET,
     LABEL_SUBNETS,

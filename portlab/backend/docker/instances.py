@@ -96,6 +96,7 @@ def instances() -> dict[str, InstanceInfo]:
             inst.params.update(_json(labels.get(d.LABEL_PARAMS), {}))
         inst.student = inst.student or labels.get(d.LABEL_STUDENT, "")
         inst.key_seed = inst.key_seed or labels.get(d.LABEL_KEY_SEED, "")
+        inst.secret = inst.secret or labels.get(d.LABEL_SECRET, "")
     for net in networks:
         labels = net.attrs.get("Labels") or {}
         if not labels.get(d.LABEL_INSTANCE):

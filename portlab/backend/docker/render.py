@@ -77,6 +77,7 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
         d.LABEL_INSTANCE: plan.instance,
         d.LABEL_NODE: node.name,
         d.LABEL_TOKEN: plan.token,
+        d.LABEL_SECRET: plan.secret,
         d.LABEL_INTERFACES: _json({i["name"]: f"{i['address']}/{i['prefix']}"
                                    for i in config["interfaces"]}),
         d.LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),

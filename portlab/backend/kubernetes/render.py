@@ -36,6 +36,7 @@ from portlab.backend.labels import (
     LABEL_NODE_IMAGE,
     LABEL_PARAMS,
     LABEL_SCOPE,
+    LABEL_SECRET,
     LABEL_STUDENT,
     LABEL_SUBNET,
     LABEL_SUBNETS,
@@ -140,6 +141,7 @@ def namespace(plan: Plan) -> dict[str, Any]:
     # Labels select; what is data (JSON, a token) goes in annotations, which take any text.
     annotations = {
         LABEL_TOKEN: plan.token,
+        LABEL_SECRET: plan.secret,
         LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),
         LABEL_PARAMS: _json(plan.lab.params),
         LABEL_VERSION: __version__,
