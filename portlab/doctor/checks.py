@@ -387,8 +387,8 @@ def forward_policy(host: HostIptables | None, bridge_nf: str | None, remote: boo
                    "through: sudo iptables -I FORWARD -i br-+ -o br-+ -j ACCEPT)", figures)
 
 
-IPV6_BRIDGES = "pl6-+"  # the host's names for the bridges of IPv6 networks (render.bridge_name)
-_LETS_IPV6_BRIDGES = re.compile(r"^-A FORWARD( -i pl6-\+)?( -o pl6-\+)? -j ACCEPT$")
+LAB_BRIDGES = "pl-+"  # the host's names for the bridges of lab networks (render.bridge_name)
+_LETS_LAB_BRIDGES = re.compile(r"^-A FORWARD( -i pl-\+)?( -o pl-\+)? -j ACCEPT$")
 
 
 def forward_policy6(host: HostIptables | None, bridge_nf6: str | None, remote: bool = False
@@ -410,7 +410,7 @@ def forward_policy6(host: HostIptables | None, bridge_nf6: str | None, remote: b
                        {**figures, "policy": None})
     fw = host.forward
     figures.update(policy=fw.policy, rules=len(fw.rules))
-    if fw.policy == "ACCEPT" or any(_LETS_IPV6_BRIDGES.match(r) for r in fw.rules):
+    if fw.policy == "ACCEPT" or any(_LETS_LAB_BRIDGES.match(r) for r in fw.rules):
         return Finding("forward-policy6", Status.OK,
                        f"{fw.policy}: IPv6 between the nodes of an IPv6 lab passes the host's "
                        "ip6tables (bridge-nf-call-ip6tables=1)", figures=figures)
@@ -418,7 +418,7 @@ def forward_policy6(host: HostIptables | None, bridge_nf6: str | None, remote: b
                    f"{fw.policy}, with bridge-nf-call-ip6tables=1: the host drops IPv6 between "
                    f"the nodes of an IPv6 lab ({labs}), and their IPv6 checks cannot pass",
                    f"let the labs' IPv6 bridges through: sudo ip6tables -I FORWARD -i "
-                   f"{IPV6_BRIDGES} -o {IPV6_BRIDGES} -j ACCEPT", figures)
+                   f"{LAB_BRIDGES} -o {LAB_BRIDGES} -j ACCEPT", figures)
 
 
 # --- addresses --------------------------------------------------------------------------------

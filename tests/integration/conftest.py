@@ -21,7 +21,7 @@ from pytest_docker.plugin import get_docker_services
 
 from portlab import runtime
 from portlab.backend.docker import client as docker_api
-from portlab.backend.docker import compose, image, render
+from portlab.backend.docker import compose, create, image, render
 from portlab.model.types import Lab
 from portlab.progress import Quiet
 from portlab.views.progress import TerminalProgress
@@ -80,6 +80,7 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
         stack.append((services, instance))
         inst = runtime.instances()[instance]
         runtime.wait_ready(inst, Quiet(), lab=lab)
+        create.wait_seal(plan)  # Compose starts it once the nodes run: its end, exit 0
         return inst
 
     yield start

@@ -1,9 +1,9 @@
 """IPv6 on real containers: the ipv6 lab started from the file `portlab render` writes, with
 plain Compose (its one-shot seal included), and through portlab's own `up`.
 
-* Before any node starts, the host's kernel has given up IPv6 on the bridge of each IPv6
-  network (its MTU is below IPv6's minimum): the host has no address there and answers
-  nothing. Frames between the nodes keep their own MTU: a 1400-byte IPv6 ping crosses.
+* Once the nodes run, the host's kernel has given up IPv6 on the bridge of each network (its
+  MTU is below IPv6's minimum): the host has no address there and answers nothing. Frames
+  between the nodes keep their own MTU: a 1400-byte IPv6 ping crosses.
 * The nodes have the lab's IPv6 addresses and routes; a probe over IPv6 sees the client's own
   global address (no NAT), and the solution passes over IPv6 as over IPv4.
 * The seal is no node of the lab, and `down` removes it with the rest.
@@ -97,7 +97,7 @@ def _probe(inst: runtime.Instance, kind: str, port: int | None, options: dict[st
     return run_for(kind)(resolve(probe, inst.binding(lab), inst))
 
 
-def test_up_seals_before_the_nodes_start_and_down_leaves_nothing(node_image: str) -> None:
+def test_up_seals_the_bridges_and_down_leaves_nothing(node_image: str) -> None:
     instance = "t-ipv6-up"
     core.up("ipv6", instance=instance)
     try:

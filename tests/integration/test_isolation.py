@@ -29,6 +29,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -334,6 +335,128 @@ def test_no_node_reaches_the_host_or_another_instance_over_ipv6(
     assert came == [], f"the host's listener was reached from {came}"
 
 
+RAW = (Path(__file__).resolve().parent / "rawframes.py").read_text()
+LINK_GROUPS = ["01:80:c2:00:00:02", "01:80:c2:00:00:03", "01:80:c2:00:00:0e"]
+
+
+@pytest.fixture
+def host_listeners() -> Iterator[tuple[int, list[str]]]:
+    """A TCP and a UDP listener on the host, on every IPv4 and IPv6 address, one port: every
+    connection and datagram that reaches the host is counted."""
+    tcp = socket.socket(socket.AF_INET6)
+    tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    tcp.bind(("::", 0))
+    port = int(tcp.getsockname()[1])
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    udp.bind(("::", port))
+    tcp.listen(64)
+    for s in (tcp, udp):
+        s.settimeout(0.2)
+    came: list[str] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = tcp.accept()
+            except OSError:
+                continue
+            came.append(f"tcp from {peer[0]}")
+            conn.close()
+
+    def receive() -> None:
+        while not stop.is_set():
+            try:
+                _, peer = udp.recvfrom(2048)
+            except OSError:
+                continue
+            came.append(f"udp from {peer[0]}")
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (accept, receive)]
+    for t in threads:
+        t.start()
+    yield port, came
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    tcp.close()
+    udp.close()
+
+
+def _mac(device: str) -> str:
+    with open(f"/sys/class/net/{device}/address") as fh:
+        return fh.read().strip()
+
+
+def _eui64(mac: str) -> str:
+    b = [int(x, 16) for x in mac.split(":")]
+    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 2, b[1], b[2],
+                                            0xFF, 0xFE, b[3], b[4], b[5]])))
+
+
+def test_raw_frames_from_a_node_reach_nothing_of_the_host(
+        every_lab: dict[str, runtime.Instance], host_listeners: tuple[int, list[str]]) -> None:
+    """Whatever frame a node makes (AF_PACKET, past its own IP stack): ARP, ICMP, UDP and TCP
+    SYNs to the host's own IPv4 addresses, ICMPv6 echo, neighbour solicitations, UDP and TCP
+    over IPv6 to the bridge's and its ports' link-locals (EUI-64 of their MACs), to the host's
+    global addresses and to all-nodes; sent to the bridge's MAC, to each port's (the host's
+    end of a node's link), to broadcast, all-nodes multicast, and the link-local groups a
+    bridge hands to a port's own stack (01:80:c2:00:00:0X). The host answers none, its
+    listeners count nothing, and no frame of the host's comes back. The same frames sent to a
+    neighbour node are answered: the test sees what answers."""
+    port, came = host_listeners
+    host4 = sorted(_host_addresses())
+    host_globals, _ = _host_addresses6()
+    jobs = []
+    for inst in every_lab.values():
+        lab = core.get_lab(inst.lab)
+        binding = inst.binding(lab)
+        for net_name, net in inst.info.networks.items():
+            bridge = _bridge(net)
+            ports = sorted(os.listdir(f"/sys/class/net/{bridge}/brif"))
+            host_macs = [_mac(bridge), *(_mac(p) for p in ports)]
+            gateways = [cfg["Gateway"] for cfg in docker_api.client().networks.get(
+                net.engine_name).attrs["IPAM"]["Config"]]
+            for node in inst.containers:
+                iface = next((i for i, n in _node_networks(inst, node).items() if n == net_name),
+                             None)
+                if iface is None:
+                    continue
+                spec = {"macs": [*host_macs, "ff:ff:ff:ff:ff:ff", "33:33:00:00:00:01",
+                                 *LINK_GROUPS],
+                        "ipv4": host4 + gateways,
+                        "ipv6": [*host_globals, *(_eui64(m) for m in host_macs), "ff02::1"],
+                        "own": host_macs, "source4": binding.address(f"{node}.{iface}"),
+                        "wait": 1.0}
+                jobs.append((inst, node, iface, spec))
+    assert len(jobs) >= 50
+
+    def send(job: tuple[runtime.Instance, str, str, dict[str, Any]]) -> tuple[int, list[str]]:
+        inst, node, iface, spec = job
+        res = inst.exec(node, ["python3", "-c", RAW, iface, json.dumps(spec), str(port)])
+        assert res.exit_code == 0, (inst.name, node, res.stderr)
+        got = json.loads(res.stdout)
+        return int(got["sent"]), [f"{inst.name}/{node} ({iface}): {s}" for s in got["seen"]]
+
+    # The frames do reach a node: the router answers the friend's, to its own MAC and address.
+    home = every_lab["seal-forwarding"]
+    router4 = home.binding(core.get_lab("forwarding")).address("router.wan")
+    router_mac = home.exec("router", ["cat", "/sys/class/net/wan/address"]).stdout.strip()
+    _, seen = send((home, "friend", "wan", {
+        "macs": [router_mac], "ipv4": [router4], "ipv6": [], "own": [],
+        "source4": home.binding(core.get_lab("forwarding")).address("friend.wan"), "wait": 1.0}))
+    assert any("ARP reply" in s for s in seen) and any("ICMP echo reply" in s for s in seen) \
+        and any("TCP answer" in s for s in seen), seen
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, jobs))
+    assert all(sent > 0 for sent, _ in results)
+    assert [line for _, lines in results for line in lines] == []
+    threading.Event().wait(0.5)  # what was on its way to the listeners has arrived
+    assert came == [], f"the host's listeners were reached: {came}"
+
+
 def test_a_node_of_an_ipv4_only_lab_cannot_turn_ipv6_on(
         every_lab: dict[str, runtime.Instance]) -> None:
     """Root on a node of an IPv4-only lab has IPv6 off, and no way to turn it on (the kernel
@@ -426,19 +549,15 @@ def test_the_host_holds_no_address_and_no_route_in_any_lab(
         for subnet in inst.subnets().values():
             assert not any(ipaddress.ip_address(a) in subnet for a in host), (subnet, host)
             assert str(subnet) not in routes, (subnet, routes)
-        six = inst.binding(core.get_lab(inst.lab)).subnets6
         for name, net in inst.info.networks.items():
-            # An IPv4-only lab's bridge keeps the host's IPv6 link-local: its nodes have IPv6
-            # off and cannot turn it on (test_a_node_of_an_ipv4_only_lab_cannot_turn_ipv6_on)
+            # The seal takes IPv6 off every lab bridge (IPv4-only labs' too: a node's raw
+            # frames could reach it otherwise), and the host never had IPv4 there
             bridge = _bridge(net)
-            family = [] if name in six else ["-4"]
-            addr = subprocess.run(["ip", *family, "-br", "addr", "show", "dev", bridge],
+            addr = subprocess.run(["ip", "-br", "addr", "show", "dev", bridge],
                                   capture_output=True, text=True, check=True).stdout.split()
             assert addr[2:] == [], f"the host has an address on {bridge}: {addr}"
-        for name in six:
-            bridge = _bridge(inst.info.networks[name])
             assert not os.path.exists(f"/proc/sys/net/ipv6/conf/{bridge}"), \
-                f"the host has IPv6 on {bridge}, the bridge of IPv6 network '{name}'"
+                f"the host has IPv6 on {bridge}, the bridge of network '{name}'"
     routes6 = subprocess.run(["ip", "-6", "route", "show", "table", "all"], capture_output=True,
                              text=True, check=True).stdout
     assert "2001:db8" not in routes6, routes6
@@ -447,7 +566,7 @@ def test_the_host_holds_no_address_and_no_route_in_any_lab(
 # --- the host's own firewall, routes and sysctls -----------------------------------------------
 
 DOCKER_CHAINS = re.compile(r"\bDOCKER(-USER|-ISOLATION-STAGE-\d)?\b")
-BRIDGE = re.compile(r"\b(br-[0-9a-f]{12}|pl6-[0-9a-f]{11})\b")
+BRIDGE = re.compile(r"\b(br-[0-9a-f]{12}|pl-[0-9a-f]{12})\b")
 SYSCTLS = ["net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/ipv4/conf/all/rp_filter",
            "net/ipv4/conf/all/src_valid_mark", "net/ipv6/conf/all/disable_ipv6",
            "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",

@@ -377,9 +377,9 @@ def test_forward_policy6_warns_when_the_host_would_drop_a_labs_bridged_ipv6() ->
     drop = checks.forward_policy6(replace(GOOD_IPT, forward=Forward("DROP")), "1")
     assert drop.status is Status.WARN and "the host drops IPv6 between the nodes" in drop.what
     assert "ipv6" in drop.what and drop.figures["ipv6_labs"] == "ipv6"
-    assert drop.fix.endswith("sudo ip6tables -I FORWARD -i pl6-+ -o pl6-+ -j ACCEPT")
+    assert drop.fix.endswith("sudo ip6tables -I FORWARD -i pl-+ -o pl-+ -j ACCEPT")
     let = replace(GOOD_IPT, forward=Forward(
-        "DROP", ("-A FORWARD -i pl6-+ -o pl6-+ -j ACCEPT",)))
+        "DROP", ("-A FORWARD -i pl-+ -o pl-+ -j ACCEPT",)))
     assert checks.forward_policy6(let, "1").status is Status.OK
     unknown = checks.forward_policy6(HostIptables("/usr/sbin/ip6tables", problem="needs root"),
                                      "1")

@@ -135,42 +135,44 @@ def test_names_resolve_to_both_addresses_on_dual_stack_nodes_only(lab: Lab,
     assert not [ip for _, ip in legacy if ":" in ip]
 
 
-def test_the_compose_file_seals_each_ipv6_bridge_before_any_node_starts(
-        first: Binding) -> None:
+def test_the_compose_file_seals_every_bridge_once_the_nodes_run(first: Binding) -> None:
     plan = Plan(first, "portlab/node:x")
     rendered = yaml.safe_load(render.compose(plan))
     seal = rendered["services"][render.SEAL_NAME]
     bridges = {name: net["driver_opts"].get("com.docker.network.bridge.name")
                for name, net in rendered["networks"].items()}
-    assert bridges["old"] is None  # an IPv4-only network keeps Docker's own name
-    named = [bridges["internet"], bridges["lan"]]
-    assert all(b.startswith("pl6-") and len(b) <= 15 for b in named) and len(set(named)) == 2
-    assert seal["network_mode"] == "host"
+    named = [bridges["internet"], bridges["lan"], bridges["old"]]
+    assert all(b.startswith("pl-") and len(b) <= 15 for b in named) and len(set(named)) == 3
+    assert seal["network_mode"] == "host" and seal["restart"] == "no"
     assert seal["cap_drop"] == ["ALL"] and seal["cap_add"] == ["NET_ADMIN"]
-    # "$$" in a Compose file is a "$" once Compose has read it
+    # "$$" in a Compose file is a "$" once Compose has read it; each bridge with its ports
+    ports = {"internet": 2, "lan": 2, "old": 2}
     assert seal["entrypoint"] == ["sh", "-c", render.SEAL_SCRIPT.replace("$", "$$"), "seal",
-                                  *named]
-    assert seal["labels"]["portlab.seal"] == "ipv6"
+                                  *(f"{bridges[n]}:{ports[n]}" for n in
+                                    ("internet", "lan", "old"))]
+    assert seal["labels"]["portlab.seal"] == "host"
+    assert seal["depends_on"] == {name: {"condition": "service_started"}
+                                  for name in ("router", "server", "client", "legacy")}
     for name in ("router", "server", "client", "legacy"):
-        assert rendered["services"][name]["depends_on"] == {
-            render.SEAL_NAME: {"condition": "service_completed_successfully"}}
+        assert "depends_on" not in rendered["services"][name]
 
 
 def test_the_seal_script_fails_unless_the_bridge_has_lost_ipv6(tmp_path: Path) -> None:
-    # `ip` stands in for iproute2 here; the script's own check is what is tried.
-    fake = tmp_path / "ip"
-    fake.write_text("#!/bin/sh\nexit 0\n")
-    fake.chmod(0o755)
+    # `ip` and `tc` stand in for iproute2 here; the script's own checks are what is tried.
+    for tool in ("ip", "tc"):
+        fake = tmp_path / tool
+        fake.write_text("#!/bin/sh\nexit 0\n")
+        fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-    proc = subprocess.run(["sh", "-c", render.SEAL_SCRIPT, "seal", "lo"], env=env,
+    proc = subprocess.run(["sh", "-c", render.SEAL_SCRIPT, "seal", "lo:0"], env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "the host still has IPv6 on lo" in proc.stderr
-    gone = subprocess.run(["sh", "-c", render.SEAL_SCRIPT, "seal", "pl6-nosuchbridge"],
+    none = subprocess.run(["sh", "-c", render.SEAL_SCRIPT, "seal", "pl-nosuchbridge:1"],
                           env=env, capture_output=True, text=True)
-    assert gone.returncode == 0, gone.stderr
+    assert none.returncode == 1 and "pl-nosuchbridge has 0 of its 1 ports" in none.stderr
 
 
-def test_an_ipv4_only_lab_has_no_seal(lab: Lab) -> None:
+def test_every_lab_has_a_seal_and_names_its_bridges(lab: Lab) -> None:
     only4 = parse_data({**MINI6, "networks": {k: {kk: vv for kk, vv in v.items()
                                                   if kk not in ("ipv6", "prefer6")}
                                               for k, v in MINI6["networks"].items()},
@@ -180,8 +182,9 @@ def test_an_ipv4_only_lab_has_no_seal(lab: Lab) -> None:
                              "expect": {"listening": False}}]}],
                         "solution": {"legacy": "true"}}, "labs/mini6/lab.yaml")
     plan = Plan(Binding(only4, "x", only4.preferred_subnets(), "t"), "portlab/node:x")
-    assert render.seal_model(plan) is None
-    assert render.SEAL_NAME not in render.compose(plan)
+    seal = render.seal_model(plan)
+    assert seal is not None and seal["after"] == ["legacy"]
+    assert render.SEAL_NAME in render.compose(plan)
 
 
 class NoNodes:

@@ -206,7 +206,7 @@ def assert_renders_safely(lab: Lab) -> None:
         return
     compose = yaml.load(text, Loader=_Loader)
     assert set(compose) == {"version", "services", "networks"}
-    assert list(compose["services"]) == [n.name for n in lab.nodes]
+    assert list(compose["services"]) == [n.name for n in lab.nodes] + ["seal.host"]
     assert list(compose["networks"]) == [n.name for n in lab.networks if not n.virtual]
     for s in strings(compose):  # Compose must not substitute host variables into a lab
         assert "$" not in s.replace("$$", ""), s
@@ -250,8 +250,11 @@ def assert_renders_safely(lab: Lab) -> None:
         assert set(spec) == {"driver", "driver_opts", "ipam", "labels"}
         assert spec["ipam"]["config"] == [{"subnet": str(subnets[net.name]),
                                            "gateway": str(subnets[net.name][-2])}]
-        assert spec["driver_opts"] == {"com.docker.network.bridge.enable_ip_masquerade": "false",
-                                       "com.docker.network.bridge.inhibit_ipv4": "true"}
+        opts = dict(spec["driver_opts"])
+        bridge = opts.pop("com.docker.network.bridge.name")
+        assert opts == {"com.docker.network.bridge.enable_ip_masquerade": "false",
+                        "com.docker.network.bridge.inhibit_ipv4": "true"}
+        assert re.fullmatch(r"pl-[0-9a-f]{12}", bridge), bridge  # the seal finds it by name
     try:  # the brief (`portlab show`) before any instance exists: token is a placeholder
         brief.show(Binding.preview(lab), color=False)
     except LabError as err:

@@ -62,10 +62,6 @@ def create(plan: Plan) -> None:
                     raise SubnetTaken(said) from None
                 raise
             networks[lab_net.name] = name
-    seal = render.seal_model(plan)
-    if seal is not None:
-        with d.guard(f"taking the host off the IPv6 networks of instance '{plan.instance}'"):
-            _seal(c, plan, seal, project)
     ids: dict[str, str] = {}
     with d.guard(f"creating the nodes of instance '{plan.instance}'"):
         for node in plan.lab.nodes:
@@ -75,6 +71,10 @@ def create(plan: Plan) -> None:
             ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(c.api.start, ids.values()))
         list(pool.map(c.api.start, graders.values()))
+    seal = render.seal_model(plan)
+    if seal is not None:
+        with d.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
+            _seal(c, plan, seal, project)
 
 
 def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str]) -> str:
@@ -113,10 +113,35 @@ def _seal(c: Any, plan: Plan, seal: dict[str, Any], project: str) -> None:
         code = c.api.wait(created["Id"], timeout=60).get("StatusCode")
         if code != 0:
             said = c.api.logs(created["Id"]).decode(errors="replace").strip()
-            raise RuntimeProblem(f"could not take the host off the lab's IPv6 bridges "
-                                 f"({', '.join(seal['bridges'])}): {said or f'exit {code}'}")
+            raise sealing_failed(seal, said or f"exit {code}")
     finally:
         c.api.remove_container(created["Id"], force=True)
+
+
+def sealing_failed(seal: dict[str, Any], said: str) -> RuntimeProblem:
+    return RuntimeProblem(f"could not seal the host off the lab's bridges "
+                          f"({', '.join(seal['bridges'])}): {said}",
+                          hint="the host's kernel needs tc's ingress qdisc and cls_bpf "
+                               "(sch_ingress, cls_bpf); `portlab doctor` says more")
+
+
+def wait_seal(plan: Plan) -> None:
+    """Compose started the seal (service seal.host) once the nodes ran: wait for its end, and
+    raise RuntimeProblem unless it sealed the host off."""
+    seal = render.seal_model(plan)
+    if seal is None:
+        return
+    c = d.client()
+    with d.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
+        found = c.api.containers(all=True, filters=d.scope_filter(
+            **{d.LABEL_INSTANCE: plan.instance, d.LABEL_SEAL: "host"}))
+        if not found:
+            raise RuntimeProblem("Compose did not start the seal (service seal.host)")
+        cid = found[0]["Id"]
+        code = c.api.wait(cid, timeout=60).get("StatusCode")
+        if code != 0:
+            raise sealing_failed(seal, c.api.logs(cid).decode(errors="replace").strip()
+                                 or f"exit {code}")
 
 
 def _grader(c: Any, plan: Plan, node: str, project: str, node_id: str) -> str:

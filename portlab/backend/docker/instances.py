@@ -171,6 +171,7 @@ def start(plan: Plan, early: compose.Ahead | None = None) -> InstanceInfo:
     $PORTLAB_CREATE=compose says so (`early`: a Compose started ahead for it)."""
     if os.environ.get("PORTLAB_CREATE", "api") == "compose":
         _compose_up(plan, early)
+        create.wait_seal(plan)
     else:
         if early is not None:
             early.cancel()

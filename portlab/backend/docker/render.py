@@ -131,44 +131,87 @@ def grader_model(plan: Plan, node: str) -> dict[str, Any]:
 GRADER_PREFIX = "grader."  # node names have no dot: a grader's service name never clashes
 
 
-# An IPv6 network's bridge: Docker gives it no IPv6, but the host's kernel would give it a
-# link-local address of its own and answer neighbour discovery on it (for its own global
-# addresses too), a way from the lab to the host. Below IPv6's minimum MTU (1280) the kernel
-# takes IPv6 off the device altogether: no address, no answer, every IPv6 packet addressed to
-# the host there dropped. Frames between the nodes, bridged at layer 2, keep the nodes' own MTU
-# (1500). This runs once per instance, before its nodes start, in a one-shot container on the
-# host's network (NET_ADMIN, nothing more), and fails unless IPv6 is gone from each bridge.
+# The seal: nothing a node sends reaches the host's own network stack, whatever frame it makes
+# (a node is root with NET_RAW: it can put any frame on its link), and nothing of the host's
+# reaches a node. Each lab network is a bridge on the host with no address of the host's
+# (inhibit_ipv4), but the host's kernel would still answer ARP there for its other addresses,
+# take IPv4 and IPv6 sent to the bridge's MAC, and have IPv6 link-local addresses on the bridge
+# and on each port (the host's end of a node's veth), which announce themselves. Once the nodes
+# run, a one-shot container on the host's network (NET_ADMIN, nothing more) seals each bridge
+# and each of its ports:
+#
+# * the bridge's MTU below IPv6's minimum (1280): the host's kernel takes IPv6 off the device
+#   altogether; frames between the nodes, bridged at layer 2, keep the nodes' own MTU;
+# * on the bridge device, a tc ingress filter that drops every frame: what reaches the bridge
+#   device is only what the bridge passes up to the host (frames for the host's MACs, and a
+#   copy of every broadcast and multicast); frames between nodes never pass there;
+# * on each port, no IPv6 address of the host's (address generation off, the link-local
+#   flushed), a tc ingress filter that drops frames to the IEEE link-local group addresses
+#   (01:80:c2:00:00:0X: a bridge hands those, LACP, LLDP, 802.1X, to the port's own network
+#   stack), and an egress filter that drops the host's own frames (from the port's MAC or the
+#   bridge's), so that no node learns the host's addresses either.
+#
+# The filters are classic BPF in tc's direct-action mode (sch_ingress's clsact and cls_bpf; no
+# action module needed); they go with the devices when `down` removes the networks.
 SEAL_MTU = 1279
-SEAL_SCRIPT = (f'for br in "$@"; do ip link set dev "$br" mtu {SEAL_MTU} || exit 1; '
-               'if [ -e "/proc/sys/net/ipv6/conf/$br" ]; then '
-               'echo "the host still has IPv6 on $br" >&2; exit 1; fi; done')
-SEAL_NAME = "seal.ipv6"  # node names have no dot: never a node's service name
+TC_DROP_ALL = "1,6 0 0 2"  # ret TC_ACT_SHOT
+# ldh [0]; jne 0x0180 -> pass; ld [2]; and 0xfffffff0; jne 0xc2000000 -> pass; drop; pass
+TC_DROP_LINK_LOCAL = ("7,40 0 0 0,21 0 4 384,32 0 0 2,84 0 0 4294967280,21 0 1 3254779904,"
+                      "6 0 0 2,6 0 0 4294967295")
+SEAL_SCRIPT = (
+    'set -e; '
+    # hexmac DEV: its MAC as two numbers, its first four bytes and its last two
+    'hexmac() { m=$(cat "/sys/class/net/$1/address"); '
+    'printf "%d %d" "0x$(echo "$m" | cut -d: -f1-4 | tr -d :)" '
+    '"0x$(echo "$m" | cut -d: -f5-6 | tr -d :)"; }; '
+    # from_either A_HI A_LO B_HI B_LO: a cBPF that drops frames whose source MAC is A or B
+    'from_either() { echo "10,32 0 0 6,21 0 2 $1,40 0 0 10,21 4 0 $2,32 0 0 6,21 0 3 $3,'
+    '40 0 0 10,21 0 1 $4,6 0 0 2,6 0 0 4294967295"; }; '
+    'qdisc() { tc qdisc del dev "$1" clsact 2>/dev/null || true; tc qdisc add dev "$1" clsact; }; '
+    'filter() { tc filter add dev "$1" "$2" pref 1 protocol all bpf da bytecode "$3"; }; '
+    'for spec in "$@"; do br=${spec%:*}; want=${spec#*:}; '
+    f'ip link set dev "$br" mtu {SEAL_MTU}; '
+    'if [ -e "/proc/sys/net/ipv6/conf/$br" ]; then '
+    'echo "the host still has IPv6 on $br" >&2; exit 1; fi; '
+    f'qdisc "$br"; filter "$br" ingress "{TC_DROP_ALL}"; '
+    'i=0; while [ "$(ls "/sys/class/net/$br/brif" | wc -l)" -lt "$want" ]; do i=$((i+1)); '
+    'if [ "$i" -gt 200 ]; then echo "$br has $(ls "/sys/class/net/$br/brif" | wc -l) of its '
+    '$want ports" >&2; exit 1; fi; sleep 0.05; done; '
+    'for port in "/sys/class/net/$br/brif/"*; do p=${port##*/}; '
+    'ip link set dev "$p" addrgenmode none; ip -6 addr flush dev "$p"; qdisc "$p"; '
+    f'filter "$p" ingress "{TC_DROP_LINK_LOCAL}"; '
+    'filter "$p" egress "$(from_either $(hexmac "$p") $(hexmac "$br"))"; done; done; '
+    'echo sealed')
+SEAL_NAME = "seal.host"  # node names have no dot: never a node's service name
+BRIDGE_PREFIX = "pl-"  # the host's names for lab bridges: pl- and 12 hex digits
 
 
 def bridge_name(plan: Plan, network: str) -> str:
-    """The host's name for an IPv6 network's bridge (15 characters, Linux's most): named, so
-    that the seal can find it before Docker would say which it is."""
-    return "pl6-" + hashlib.sha256(f"{plan.token}/{network}".encode()).hexdigest()[:11]
+    """The host's name for a lab network's bridge (15 characters, Linux's most): named, so
+    that the seal can find it (and `portlab doctor`'s fixes can name them all: pl-+)."""
+    return BRIDGE_PREFIX + hashlib.sha256(f"{plan.token}/{network}".encode()).hexdigest()[:12]
 
 
 def seal_model(plan: Plan) -> dict[str, Any] | None:
-    """The one-shot container that takes the host off the IPv6 networks' bridges, if any."""
-    bridges = [bridge_name(plan, n.name) for n in plan.lab.networks if n.ipv6]
-    if not bridges:
+    """The one-shot container that seals the lab's bridges off the host, once the nodes run."""
+    ports = {n.name: sum(1 for node in plan.lab.nodes for i in node.interfaces
+                         if i.network == n.name)
+             for n in plan.lab.networks if not n.virtual}
+    if not ports:
         return None
+    specs = [f"{bridge_name(plan, net)}:{count}" for net, count in ports.items()]
     labels = {d.LABEL_SCOPE: scope(), d.LABEL_LAB: plan.lab.name,
-              d.LABEL_INSTANCE: plan.instance, d.LABEL_SEAL: "ipv6", d.LABEL_TOKEN: plan.token}
-    return {"name": SEAL_NAME, "bridges": bridges, "labels": labels,
-            "entrypoint": ["sh", "-c", SEAL_SCRIPT, "seal", *bridges]}
+              d.LABEL_INSTANCE: plan.instance, d.LABEL_SEAL: "host", d.LABEL_TOKEN: plan.token}
+    return {"name": SEAL_NAME, "bridges": [s.split(":")[0] for s in specs], "labels": labels,
+            "entrypoint": ["sh", "-c", SEAL_SCRIPT, "seal", *specs],
+            "after": [n.name for n in plan.lab.nodes]}
 
 
 def network_model(plan: Plan, name: str) -> dict[str, Any]:
     subnet = plan.subnets[name]
-    net = plan.lab.network(name)
     options = {"com.docker.network.bridge.enable_ip_masquerade": "false",
-               "com.docker.network.bridge.inhibit_ipv4": "true"}
-    if net is not None and net.ipv6:
-        options["com.docker.network.bridge.name"] = bridge_name(plan, name)
+               "com.docker.network.bridge.inhibit_ipv4": "true",
+               "com.docker.network.bridge.name": bridge_name(plan, name)}
     return {
         "options": options,
         "name": name,
