@@ -181,6 +181,8 @@ class NodeProbe:
     tun: bool | None = None  # a TUN interface could be made there (what wireguard-go needs)
     tun_error: str = ""
     wireguard_kernel: bool | None = None  # a kernel WireGuard link could be made there
+    seal: bool | None = None  # tc's clsact and cls_bpf work there (what sealing a lab needs)
+    seal_error: str = ""
 
 
 class Stream(Protocol):

@@ -43,6 +43,10 @@ CHECKS: dict[str, str] = {
                        "nodes of an IPv6 lab passes it",
     "address-pools": "Docker's default address pools and networks against the ranges portlab "
                      "takes lab subnets from",
+    "seal": "tc's clsact and classic BPF filters, which seal a lab's bridges off the host "
+            "(without them `up` refuses: a node could reach the host's own addresses)",
+    "conntrack": "the host's connection-tracking table: whether frames between a lab's nodes "
+                 "fill it (a hostile submission can, in seconds), and the room left",
 }
 
 # Which findings an error's words relate to (the error path of `up` and `grade`).
@@ -265,6 +269,71 @@ def wireguard_module(w: WireguardHost, probe: NodeProbe | None, remote: bool = F
 
 
 # --- the firewall -----------------------------------------------------------------------------
+
+
+def seal(probe: NodeProbe | None) -> Finding:
+    """The seal of a lab's bridges (backend.docker.render.SEAL_SCRIPT) needs tc's clsact qdisc
+    and cls_bpf in direct-action mode; the throwaway node tried both on its own loopback."""
+    if probe is None or not probe.ran or probe.seal is None:
+        why = probe.problem if probe is not None and probe.problem else "no throwaway node ran"
+        return Finding("seal", Status.WARN, f"not checked: {why}", "run `portlab doctor` again "
+                       "once Docker and the node image are there", {"works": None})
+    if probe.seal:
+        return Finding("seal", Status.OK, "tc clsact and classic BPF filters work: labs are "
+                       "sealed off the host (no frame a node makes reaches the host's own "
+                       "stack)", figures={"works": True})
+    return Finding("seal", Status.FAIL, "labs cannot be sealed off the host on this kernel, so "
+                   f"`portlab up` refuses to start them: {probe.seal_error or 'tc failed'}",
+                   "load the modules: sudo modprobe sch_ingress cls_bpf (a kernel without "
+                   "them cannot run portlab's labs safely)", {"works": False})
+
+
+NOTRACK = re.compile(r"^-A PREROUTING -i pl-\+ .*-j (NOTRACK|CT --notrack)$")
+
+
+def conntrack(ct: hostinfo.Conntrack, bridge_nf: str | None, host: HostIptables | None,
+              host6: HostIptables | None, remote: bool = False) -> Finding:
+    """Bridged frames between a lab's nodes pass the host's netfilter when
+    bridge-nf-call-iptables is 1, and each new flow takes an entry in the host's one
+    conntrack table: a node that sends spoofed packets (it is root with NET_RAW) fills it in
+    seconds, and then the host and every lab drop new connections. portlab does not touch the
+    host's firewall; a raw-table NOTRACK rule for the labs' bridges (pl-+) keeps lab traffic
+    out of the table."""
+    figures: dict[str, Figure] = {"count": ct.count, "max": ct.max,
+                                  "bridge_nf_call_iptables": bridge_nf, "notrack": None}
+    if remote:
+        return _elsewhere("conntrack", "sysctl net.netfilter.nf_conntrack_count "
+                          "net.netfilter.nf_conntrack_max", figures)
+    if ct.count is None or ct.max is None:
+        return Finding("conntrack", Status.OK, "the host tracks no connections (netfilter's "
+                       "conntrack is not loaded): a lab cannot fill a table", figures=figures)
+    room = f"{ct.count} of {ct.max} entries used"
+    if bridge_nf != "1":
+        return Finding("conntrack", Status.OK, f"{room}; frames between a lab's nodes never "
+                       "reach the host's netfilter (bridge-nf-call-iptables is not 1)",
+                       figures=figures)
+    rules = [*(host.raw_prerouting or () if host else ()),
+             *(host6.raw_prerouting or () if host6 else ())]
+    known = host is not None and host.raw_prerouting is not None
+    figures["notrack"] = any(NOTRACK.match(r) for r in rules) if known else None
+    if figures["notrack"]:
+        return Finding("conntrack", Status.OK, f"{room}; a raw-table NOTRACK rule keeps the "
+                       "labs' bridges (pl-+) out of the host's connection tracking",
+                       figures=figures)
+    unknown = "" if known else " (whether a NOTRACK rule keeps them out is not known: reading " \
+        "the host's raw table needs root)"
+    return Finding(
+        "conntrack", Status.WARN,
+        f"{room}: every new flow between a lab's nodes takes an entry in the host's one "
+        "connection-tracking table (bridge-nf-call-iptables=1), and a node sending spoofed "
+        "packets can fill it in seconds (2000 entries in 0.02 s, measured on a 2-core machine); then the host and every "
+        f"lab drop new connections until entries expire (30 s for UDP, 120 s for a TCP SYN)"
+        f"{unknown}",
+        "keep lab traffic out of it, for the labs' bridges only: sudo iptables -t raw -I "
+        "PREROUTING -i pl-+ -j NOTRACK && sudo ip6tables -t raw -I PREROUTING -i pl-+ -j "
+        "NOTRACK (keep it across reboots with your firewall's tool, e.g. netfilter-persistent "
+        "save); or make the table larger: sudo sysctl -w net.netfilter.nf_conntrack_max=1048576",
+        figures)
 
 
 def iptables_backend(host: HostIptables | None, probe: NodeProbe | None) -> Finding:
@@ -542,6 +611,8 @@ def run(backend: Backend, *, root: Path | None = None, probe: bool = True,
         forward_policy(ipt, bridge, f.remote),
         forward_policy6(ipt6, bridge6, f.remote),
         address_pools(f, preferred_subnets()),
+        seal(node),
+        conntrack(hostinfo.conntrack(root), bridge, ipt, ipt6, f.remote),
     )
     return Report(findings)
 

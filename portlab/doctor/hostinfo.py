@@ -88,6 +88,24 @@ def bridge_nf_call_iptables(root: Path = ROOT, ipv6: bool = False) -> str | None
 
 
 @dataclass(frozen=True)
+class Conntrack:
+    """The host's connection-tracking table: its size and how full it is (None: no conntrack
+    loaded, or not readable)."""
+
+    count: int | None
+    max: int | None
+
+
+def conntrack(root: Path = ROOT) -> Conntrack:
+    def number(rel: str) -> int | None:
+        text = _read(root, rel)
+        return int(text) if text is not None and text.strip().isdigit() else None
+
+    return Conntrack(number("proc/sys/net/netfilter/nf_conntrack_count"),
+                     number("proc/sys/net/netfilter/nf_conntrack_max"))
+
+
+@dataclass(frozen=True)
 class TunHost:
     exists: bool
     char_device: bool = False
@@ -242,6 +260,7 @@ class HostIptables:
     forward: Forward | None = None
     user_rules: tuple[str, ...] = ()  # DOCKER-USER's -A lines
     problem: str = ""  # why FORWARD could not be read
+    raw_prerouting: tuple[str, ...] | None = None  # the raw table's PREROUTING -A lines
 
 
 def iptables(runner: Runner = run, command: str = "iptables") -> HostIptables:
@@ -261,5 +280,8 @@ def iptables(runner: Runner = run, command: str = "iptables") -> HostIptables:
     rc, user = runner([binary, "-w", "2", "-S", "DOCKER-USER"])
     user_rules = tuple(line for line in user.splitlines() if line.startswith("-A ")) \
         if rc == 0 else ()
+    rc, raw = runner([binary, "-w", "2", "-t", "raw", "-S", "PREROUTING"])
+    raw_rules = tuple(line.strip() for line in raw.splitlines() if line.startswith("-A ")) \
+        if rc == 0 else None
     return HostIptables(binary, version, backend, forward, user_rules,
-                        "" if forward else f"no FORWARD policy in {said[:80]!r}")
+                        "" if forward else f"no FORWARD policy in {said[:80]!r}", raw_rules)

@@ -34,6 +34,9 @@ def test_doctor_on_this_machine(node_image: str) -> None:
     assert isinstance(figures, dict) and figures["version"] == server
     assert found["node-image"]["status"] == "ok"  # node_image built it
     assert found["iptables-backend"]["figures"]["image_works"] is True  # type: ignore[index]
+    assert found["seal"]["status"] == "ok"  # labs are sealed off this host
+    table = found["conntrack"]["figures"]
+    assert isinstance(table, dict) and int(table["max"]) > 0  # type: ignore[arg-type]
     # the throwaway node is removed
     left = docker_api.client().containers.list(all=True, filters={"label": "portlab.doctor"})
     assert left == []

@@ -143,12 +143,14 @@ def test_iptables_outputs() -> None:
 
 def test_host_iptables_through_a_runner() -> None:
     said = {"--version": (0, IPTABLES_NFT), "FORWARD": (0, FORWARD_DOCKER),
-            "DOCKER-USER": (0, USER_RETURN)}
+            "DOCKER-USER": (0, USER_RETURN),
+            "PREROUTING": (0, "-P PREROUTING ACCEPT\n-A PREROUTING -i pl-+ -j NOTRACK")}
     found = hostinfo.iptables(lambda argv: said[argv[-1]])
     if not found.binary:
         pytest.skip("no iptables binary on this machine")
     assert found.backend == "nf_tables" and found.forward is not None
     assert found.forward.policy == "DROP"
+    assert found.raw_prerouting == ("-A PREROUTING -i pl-+ -j NOTRACK",)
     denied = hostinfo.iptables(lambda argv: (0, IPTABLES_LEGACY) if argv[-1] == "--version" else (
         4, "iptables v1.8.7 (legacy): can't initialize iptables table `filter': Permission "
            "denied (you must be root)"))
@@ -502,3 +504,45 @@ def test_up_failing_on_a_missing_tun_device_names_the_finding(
     monkeypatch.setattr(core, "check", up)
     result = CliRunner().invoke(cli.cli, ["check"])
     assert result.exit_code == 3 and "portlab doctor" not in result.stderr
+
+
+def test_seal_is_what_the_throwaway_node_found() -> None:
+    ok = checks.seal(NodeProbe(ran=True, seal=True))
+    assert ok.status is Status.OK and ok.figures == {"works": True}
+    broken = checks.seal(NodeProbe(ran=True, seal=False, seal_error="Error: Specified qdisc "
+                                   "kind is unknown."))
+    assert broken.status is Status.FAIL and "qdisc kind is unknown" in broken.what
+    assert broken.fix.startswith("load the modules: sudo modprobe sch_ingress cls_bpf")
+    assert checks.seal(NodeProbe(ran=False, problem="no image")).status is Status.WARN
+
+
+def _raw(*rules: str) -> HostIptables:
+    return HostIptables("/usr/sbin/iptables", raw_prerouting=rules)
+
+
+def test_conntrack_warns_with_the_room_left_and_the_exact_rule() -> None:
+    table = hostinfo.Conntrack(20, 262144)
+    bare = checks.conntrack(table, "1", _raw(), _raw())
+    assert bare.status is Status.WARN and bare.what.startswith("20 of 262144 entries used")
+    assert "sudo iptables -t raw -I PREROUTING -i pl-+ -j NOTRACK" in bare.fix
+    assert bare.figures["notrack"] is False
+    kept = checks.conntrack(table, "1", _raw("-A PREROUTING -i pl-+ -j NOTRACK"), _raw())
+    assert kept.status is Status.OK and kept.figures["notrack"] is True
+    ct = checks.conntrack(table, "1", _raw("-A PREROUTING -i pl-+ -j CT --notrack"), None)
+    assert ct.status is Status.OK
+    unknown = checks.conntrack(table, "1", HostIptables("/usr/sbin/iptables",
+                                                        problem="needs root"), None)
+    assert unknown.status is Status.WARN and unknown.figures["notrack"] is None
+    assert "needs root" in unknown.what
+    assert checks.conntrack(table, "0", None, None).status is Status.OK
+    assert checks.conntrack(hostinfo.Conntrack(None, None), "1", None, None).status is Status.OK
+    assert checks.conntrack(table, "1", None, None, remote=True).status is Status.WARN
+
+
+def test_the_hosts_conntrack_table_is_read_from_proc(tmp_path: Path) -> None:
+    sysdir = tmp_path / "proc/sys/net/netfilter"
+    sysdir.mkdir(parents=True)
+    (sysdir / "nf_conntrack_count").write_text("23\n")
+    (sysdir / "nf_conntrack_max").write_text("262144\n")
+    assert hostinfo.conntrack(tmp_path) == hostinfo.Conntrack(23, 262144)
+    assert hostinfo.conntrack(tmp_path / "nothing") == hostinfo.Conntrack(None, None)

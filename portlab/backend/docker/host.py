@@ -204,7 +204,12 @@ def run(*argv):
     except (OSError, subprocess.TimeoutExpired) as exc:
         return [127, str(exc)]
 out = {"iptables_version": run("iptables", "--version"), "iptables_list": run("iptables", "-S"),
-       "wireguard": run("ip", "link", "add", "plwgprobe", "type", "wireguard"), "tun": None}
+       "wireguard": run("ip", "link", "add", "plwgprobe", "type", "wireguard"), "tun": None,
+       # what the seal of a lab's bridges needs (render.SEAL_SCRIPT): tc's clsact and a
+       # classic BPF filter in direct-action mode, tried on this node's own loopback
+       "seal": run("sh", "-c", "tc qdisc add dev lo clsact && tc filter add dev lo ingress "
+                   "pref 1 protocol all bpf da bytecode '1,6 0 0 0' && tc filter add dev lo "
+                   "egress pref 1 protocol all bpf da bytecode '1,6 0 0 0'")}
 if os.path.exists("/dev/net/tun"):
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR)
@@ -289,6 +294,7 @@ def parse_probe(said: str, image_tag: str, tun_error: str = "") -> NodeProbe:
     listing = pair("iptables_list")
     wg = pair("wireguard")
     tun = pair("tun")
+    seal = pair("seal")
     return NodeProbe(
         ran=True, image=image_tag,
         iptables_version=version[1].splitlines()[0] if version and version[0] == 0 else "",
@@ -296,4 +302,6 @@ def parse_probe(said: str, image_tag: str, tun_error: str = "") -> NodeProbe:
         iptables_error="" if listing is None or listing[0] == 0 else listing[1],
         tun=False if tun_error else (None if tun is None else tun[0] == 0),
         tun_error=tun_error or ("" if tun is None or tun[0] == 0 else tun[1]),
-        wireguard_kernel=None if wg is None else wg[0] == 0)
+        wireguard_kernel=None if wg is None else wg[0] == 0,
+        seal=None if seal is None else seal[0] == 0,
+        seal_error="" if seal is None or seal[0] == 0 else seal[1])
