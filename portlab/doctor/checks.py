@@ -326,8 +326,9 @@ def conntrack(ct: hostinfo.Conntrack, bridge_nf: str | None, host: HostIptables 
         "conntrack", Status.WARN,
         f"{room}: every new flow between a lab's nodes takes an entry in the host's one "
         "connection-tracking table (bridge-nf-call-iptables=1), and a node sending spoofed "
-        "packets can fill it in seconds (2000 entries in 0.02 s, measured on a 2-core machine); then the host and every "
-        f"lab drop new connections until entries expire (30 s for UDP, 120 s for a TCP SYN)"
+        "packets can fill it in seconds (2000 entries in 0.02 s, measured on a 2-core "
+        "machine); then the host and every lab drop new connections until entries expire "
+        "(30 s for UDP, 120 s for a TCP SYN)"
         f"{unknown}",
         "keep lab traffic out of it, for the labs' bridges only: sudo iptables -t raw -I "
         "PREROUTING -i pl-+ -j NOTRACK && sudo ip6tables -t raw -I PREROUTING -i pl-+ -j "
