@@ -284,6 +284,10 @@ class Backend(Protocol):
         """The node's log (its entrypoint's output): what is there, then, with follow=True,
         what comes, until the node stops."""
 
+    def processes(self, node: NodeInfo) -> int:
+        """How many processes the node runs now, as the engine counts them (never by running
+        a command in the node, which a node busy with hundreds of them answers only late)."""
+
     def written(self, node: NodeInfo) -> int:
         """Bytes written to the node's own filesystem since it started (its writable layer):
         what a grade holds a submission's disk use to."""

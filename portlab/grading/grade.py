@@ -39,16 +39,11 @@ from portlab.runtime import Instance, Shape
 WORK = "/run/portlab/submission"  # where a submitted script is put on its node
 OUTPUT_KEPT = 2000  # characters of each file's output kept for feedback
 LOOK_APART = 0.2  # seconds between the looks at a node after the submission ran
-CROWDED = 64  # processes on a node (seen by its grader) that call for a few more looks
+CROWDED = 64  # processes on a node (as its engine counts them) that call for a few more looks
 LOOK_MORE = 10  # how many more: 2 s in all
 DISK_AFTER = 1.0  # a file's command has run this long: look at the disk ...
 DISK_BUSY = 1.5  # ... this often while it runs,
 DISK_IDLE = 5.0  # and this often otherwise
-# The kernel's count of forks a node's pids limit refused (cgroup v2, else v1)
-# and how many processes it has now. Shell builtins only: a node at its limit cannot fork `cat`.
-PIDS_EVENTS = ('for f in /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids.current '
-               '/sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids/pids.current; do '
-               '[ -r "$f" ] && while read -r l; do echo "$l"; done < "$f"; done; true')
 
 
 class Status(str, Enum):
@@ -62,7 +57,6 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     time_limit: float = 300.0  # seconds for the whole grade
     disk_mib: int = 256  # what a submission may write to the disk of one node
-    file_size_mib: int = 64  # the largest file it may write (RLIMIT_FSIZE)
     watch_every: float = 0.25  # seconds between the watch's looks at the clock
 
 
@@ -172,17 +166,23 @@ def grade(name: str, folder: Path, student: str, *, salt: str = "",
           settings: Settings | None = None, progress: Progress | None = None) -> Grade:
     """Grade the submission in `folder` for `student` (see the module's docstring).
 
-    Raises SubmissionError (exit 2) for an unusable submission before anything starts, and
-    a RuntimeProblem (exit 3) when grading cannot start at all; any other outcome is a
-    Grade, whose status is ERROR when it could not be judged."""
+    Raises SubmissionError (exit 2) for an unusable submission before anything starts; any
+    other outcome is a Grade, whose status is ERROR when it could not be judged (the lab
+    would not start, or a probe could not observe)."""
     settings = settings or Settings()
     progress = progress or Quiet()
     lab, variant = variant_lab(name, student, salt)
     files = sub.read(lab, folder)
     instance = f"grade-{_slug(student)}-{secrets.token_hex(3)}"
     started = time.monotonic()
-    inst = runtime.up(lab, instance, progress, shape=shape(lab, variant, settings, True))
     try:
+        try:
+            inst = runtime.up(lab, instance, progress, shape=shape(lab, variant, settings, True))
+        except RuntimeProblem as exc:  # a grade all the same: it says why, and it was no one's
+            result = Grade(lab.name, variant.student, variant, Status.ERROR, 0, lab.max_points,
+                           lab.pass_mark, message=f"grading could not run: {exc.message}")
+            result.seconds = time.monotonic() - started
+            return result
         return _judge(lab, variant, files, inst, settings, progress, started)
     finally:
         runtime.down(instance, Quiet())
@@ -206,18 +206,21 @@ def _judge(lab: Lab, variant: Variant, files: list[sub.Submitted], inst: Instanc
                 result.files.append(_apply(inst, lab, item, settings, watch))
             watch.look(touched)
         _healthy(inst, touched)
+        watch.disk(touched)  # before any check, every time: a breach fails the grade
         with progress.phase("checking, by real traffic"):
             binding = inst.binding(lab)
             report = run_checks(lab, binding, GraderRunner(inst))
         watch.look(touched)
+        watch.stop()  # a look at the disk still on its way is waited for, and counts
+        watch.raise_if_stopped()
     except Stopped as stop:
-        return _failed(result, lab, stop.reason, started)
+        return _failed(result, inst, lab, stop.reason, started)
     except PortlabError as exc:
         if watch.reason:  # the watch stopped it (removing the instance made this fail)
-            return _failed(result, lab, watch.reason, started)
+            return _failed(result, inst, lab, watch.reason, started)
         broke = _broken(inst, {f.entry.node for f in files})
         if broke:
-            return _failed(result, lab, broke, started)
+            return _failed(result, inst, lab, broke, started)
         if isinstance(exc, RuntimeProblem):
             result.status, result.message = Status.ERROR, f"grading could not run: {exc.message}"
             result.seconds = time.monotonic() - started
@@ -256,11 +259,13 @@ def is_empty(content: bytes) -> bool:
                for line in content.decode("utf-8", "replace").splitlines())
 
 
-def _failed(result: Grade, lab: Lab, reason: str, started: float) -> Grade:
+def _failed(result: Grade, inst: Instance, lab: Lab, reason: str, started: float) -> Grade:
     """The grade fails outright: no check earns points, each says why."""
     result.status, result.message, result.score = Status.FAILED, reason, 0
-    result.checks = [CheckGrade(c.id, c.title, None, 0, lab.points[c.id],
-                                message=f"not judged: {reason}") for c in lab.checks]
+    binding = inst.binding(lab)
+    result.checks = [CheckGrade(c.id, binding.render(("checks", i, "title"), c.title), None, 0,
+                                lab.points[c.id], message=f"not judged: {reason}")
+                     for i, c in enumerate(lab.checks)]
     result.seconds = time.monotonic() - started
     return result
 
@@ -268,18 +273,18 @@ def _failed(result: Grade, lab: Lab, reason: str, started: float) -> Grade:
 def _apply(inst: Instance, lab: Lab, item: sub.Submitted, settings: Settings,
            watch: Watch) -> FileRun:
     entry = item.entry
-    fsize = settings.file_size_mib * 1024  # ulimit -f counts KiB
+    # The largest file any process may write is the node's own limit (Limits.file_mib, set
+    # by the engine on every process of the node, RLIMIT_FSIZE): nothing to raise here.
     if entry.path is None:
         target = f"{WORK}/{entry.file.replace('/', '_')}"
         command = f"sh {target}"
-        inner = f'ulimit -f {fsize}; cd {WORK} && exec sh "$0"'
-        argv = ["sh", "-c", inner, target]
+        argv = ["sh", "-c", f'cd {WORK} && exec sh "$0"', target]
         mode = entry.mode
     else:
         target = entry.path
         command = inst.binding(lab).render(("submission", lab.submission.index(entry), "run"),
                                            entry.run)
-        argv = ["sh", "-c", f"ulimit -f {fsize}; {command}"] if command else []
+        argv = ["sh", "-c", command] if command else []
         mode = entry.mode
     inst.copy(entry.node, {target: FileCopy(item.content, mode)})
     if not argv:
@@ -352,8 +357,10 @@ class Watch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop looking; a look at the disk on its way (Docker walks the node's files, which
+        takes seconds when they are many) is waited for, and its verdict counts."""
         self._done.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=60)
 
     def stop_grade(self, reason: str) -> None:
         if not self.reason:
@@ -366,6 +373,17 @@ class Watch:
     def raise_if_stopped(self) -> None:
         if self.reason:
             raise Stopped(self.reason)
+
+    def disk(self, nodes: set[str]) -> None:
+        """Look at the disk of each node now (side by side), and stop the grade if one is over
+        its cap."""
+        cap = self.settings.disk_mib * 2**20
+        names = sorted(nodes)
+        with ThreadPoolExecutor(max(1, len(names))) as pool:
+            reasons = [r for r in pool.map(lambda n: self._over(n, cap), names) if r]
+        if reasons:
+            self.stop_grade(reasons[0])
+            raise Stopped(reasons[0])
 
     def look(self, nodes: set[str], times: int = 1) -> None:
         """Look at once (not only in the background) whether a node is over a limit, `times`
@@ -429,39 +447,20 @@ class Watch:
                     f"of {name} ({used // 2**20} MiB)")
         return ""  # processes: `look` counts them after each step (an exec costs the node)
 
-    def forked(self, name: str) -> str:
-        """Why the node hit its pids limit (a submission forking without end), or ""."""
-        return self._forked(name)[0]
-
     def _forked(self, name: str) -> tuple[str, int]:
-        """forked(), and how many processes the node's grader saw (0 if it could not)."""
+        """Why the node is running processes without end (a fork bomb, hundreds of busy
+        loops), or "", and how many it runs. Asked of the engine (`backend.processes`), never
+        of the node: a node busy with hundreds of processes on its CPU share would answer a
+        command run in it only after minutes."""
         node = self.inst.info.nodes.get(name)
         if node is None:
             return "", 0
         most = self.settings.limits.pids
-        said = f"the submission started processes without end on {name} (it reached its " \
-               f"limit of {most})"
-        grader = self.inst.info.graders.get(name)
-        seen = 0
-        if grader is not None:
-            try:  # the grader shares the node's processes (and has a pids limit of its own)
-                count = self.inst.backend.exec(grader, ["sh", "-c", "ls -d /proc/[0-9]* | wc -l"])
-            except PortlabError:
-                count = None
-            if count is not None and count.stdout.strip().isdigit():
-                seen = int(count.stdout)
-                if seen >= most // 2:
-                    return said, seen
-        try:  # the kernel counts every fork the limit refused (read-only for the node)
-            got = self.inst.backend.exec(node, ["sh", "-c", PIDS_EVENTS])
-        except PortlabError as exc:
-            hit = "unavailable" in exc.message or "fork" in exc.message
-            return (said if hit else ""), seen
-        if "fork" in got.stderr.lower() or "unavailable" in got.stderr.lower():
-            return said, seen  # its shell could not even start a command
-        lines = got.stdout.splitlines()
-        refused = [int(w) for line in lines if line.startswith("max ")
-                   for w in line.split()[1:2] if w.isdigit()]
-        current = [int(line) for line in lines if line.strip().isdigit()]
-        seen = max([seen, *current])
-        return (said if refused and refused[0] > 0 else ""), seen
+        try:
+            count = self.inst.backend.processes(node)
+        except PortlabError:
+            return "", 0  # the node is gone: the grade says so itself
+        if count >= most // 2:
+            return (f"the submission started processes without end on {name} ({count} of its "
+                    f"limit of {most})"), count
+        return "", count

@@ -36,6 +36,15 @@ class Limits:
 
     pids: int = 512
     memory_mib: int = 384
+    cpus: float = 0.5  # a share of the machine: a spinning submission leaves the rest to others
+    file_mib: int = 64  # the largest file any process on the node may write (RLIMIT_FSIZE)
+
+
+# Every node's own log (what its entrypoint prints; Docker keeps it on the host's disk) is
+# capped by portlab itself, whatever the daemon's default: a node that floods its stdout
+# (/proc/1/fd/1) fills at most this much of the host's disk.
+LOG_MAX_MIB = 1
+LOG_FILES = 2
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,8 @@ def assert_sane(lab: Lab) -> None:
 
 
 SERVICE_KEYS = {"image", "hostname", "init", "stop_grace_period", "cap_add", "sysctls",
-                "environment", "labels", "networks", "extra_hosts"}
+                "environment", "labels", "networks", "extra_hosts",
+                "logging"}  # since the sealed-host issue: every node's log is capped
 LABEL_KEYS = {"portlab.scope", "portlab.lab", "portlab.instance", "portlab.node", "portlab.token",
               "portlab.interfaces", "portlab.subnets", "portlab.version",
               # since the shape issue: the params it runs with, and its image as named at start

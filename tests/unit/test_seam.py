@@ -187,6 +187,9 @@ class TableBackend:
     def written(self, node: NodeInfo) -> int:
         return 0
 
+    def processes(self, node: NodeInfo) -> int:
+        return 2
+
     def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
                env: Mapping[str, str] | None = None) -> NoReturn:
         raise AssertionError("no terminal here")

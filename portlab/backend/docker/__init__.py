@@ -134,6 +134,11 @@ class DockerBackend:
 
         return nodes.logs(node, follow=follow, tail=tail)
 
+    def processes(self, node: NodeInfo) -> int:
+        from portlab.backend.docker import nodes
+
+        return nodes.processes(node)
+
     def written(self, node: NodeInfo) -> int:
         from portlab.backend.docker import nodes
 

@@ -85,11 +85,15 @@ def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str])
     endpoint = c.api.create_endpoint_config(ipv4_address=first["address"])
     limits: dict[str, Any] = {}
     if model["limits"]:
+        fsize = model["limits"]["fsize"]
         limits = {"pids_limit": model["limits"]["pids"], "mem_limit": model["limits"]["memory"],
-                  "memswap_limit": model["limits"]["memory"]}
+                  "memswap_limit": model["limits"]["memory"],
+                  "nano_cpus": int(model["limits"]["cpus"] * 1e9),
+                  "ulimits": [docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize)]}
     host = c.api.create_host_config(
         init=True, cap_add=CAPS, sysctls=model["sysctls"], devices=model["devices"] or None,
-        extra_hosts=model["extra_hosts"], network_mode=networks[first["name"]], **limits)
+        extra_hosts=model["extra_hosts"], network_mode=networks[first["name"]],
+        log_config=docker.types.LogConfig(type="json-file", config=model["log"]), **limits)
     created = c.api.create_container(
         plan.image, name=f"{project}_{name}_1", hostname=name, environment=model["environment"],
         labels={**model["labels"], **_compose_labels(project, name)}, host_config=host,

@@ -20,7 +20,7 @@ import jinja2
 from portlab import __version__
 from portlab.backend.docker import client as d
 from portlab.backend.docker.compose import project_name
-from portlab.model.plan import Plan, hosts, node_config, node_sysctls
+from portlab.model.plan import LOG_FILES, LOG_MAX_MIB, Plan, hosts, node_config, node_sysctls
 from portlab.model.types import Node
 from portlab.names import scope
 
@@ -102,10 +102,12 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
         labels[d.LABEL_KEY_SEED] = plan.binding.key_seed
     limits = None
     if plan.limits is not None:
-        limits = {"pids": plan.limits.pids, "memory": f"{plan.limits.memory_mib}m"}
+        limits = {"pids": plan.limits.pids, "memory": f"{plan.limits.memory_mib}m",
+                  "cpus": plan.limits.cpus, "fsize": plan.limits.file_mib * 2**20}
     return {
         "name": node.name,
         "limits": limits,
+        "log": {"max-size": f"{LOG_MAX_MIB}m", "max-file": str(LOG_FILES)},
         "sysctls": sysctls,
         "devices": devices,
         "environment": env,
