@@ -32,16 +32,43 @@ def _text(data: bytes | None) -> str:
     return (data or b"").decode("utf-8", "replace")
 
 
+OUTPUT_KEPT = 1 << 20  # bytes of each of a command's stdout and stderr kept: the last ones
+
+
+class Tail:
+    """The last `size` bytes of a stream, however much goes through: memory stays flat
+    whatever a node prints (a submission's output, a garbled tool)."""
+
+    def __init__(self, size: int = OUTPUT_KEPT) -> None:
+        self.size = size
+        self.data = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes | None) -> None:
+        if not chunk:
+            return
+        self.total += len(chunk)
+        self.data += chunk[-self.size:]
+        if len(self.data) > self.size:
+            del self.data[:len(self.data) - self.size]
+
+    def text(self) -> str:
+        return _text(bytes(self.data))
+
+
 def exec_in(node: NodeInfo, argv: Sequence[str]) -> ExecResult:
-    """Run argv in the node's container (no shell on the host side) and collect its output."""
+    """Run argv in the node's container (no shell on the host side) and collect the end of its
+    output (OUTPUT_KEPT bytes of each stream, read as it comes)."""
     api = d.client().api
+    out, err = Tail(), Tail()
     with d.guard(f"running {argv[0]} on {node.name}"):
         exec_id = api.exec_create(node.ref, list(argv), stdout=True, stderr=True)["Id"]
-        output = api.exec_start(exec_id, demux=True)
+        for frame_out, frame_err in api.exec_start(exec_id, stream=True, demux=True):
+            out.add(frame_out)
+            err.add(frame_err)
         code = api.exec_inspect(exec_id).get("ExitCode")
-    out, err = output if output else (None, None)
-    return ExecResult(exit_code=code if code is not None else -1, stdout=_text(out),
-                      stderr=_text(err))
+    return ExecResult(exit_code=code if code is not None else -1, stdout=out.text(),
+                      stderr=err.text())
 
 
 class DockerStream:
@@ -162,6 +189,13 @@ def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> It
         else:
             yield api.logs(node.ref, stdout=True, stderr=True,
                            tail="all" if tail is None else tail)
+
+
+def processes(node: NodeInfo) -> int:
+    """The processes of the node's container (`docker top`: the host's ps over its cgroup)."""
+    api = d.client().api
+    with d.guard(f"counting the processes of {node.name}"):
+        return len(api.top(node.ref).get("Processes") or [])
 
 
 def written(node: NodeInfo) -> int:
