@@ -43,10 +43,23 @@ class UsageError(PortlabError):
 def printable(text: str) -> str:
     """`text` with every character that is not printable (line breaks, NUL, terminal escapes,
     bidi controls) written as a Python escape, so a message stays one honest line."""
+    return _escaped(text, keep="")
+
+
+def untrusted(text: str) -> str:
+    """Text that came from a node (a submission's output, a server's answer, a banner, a trace
+    line), made safe to show: every character that is not printable, but for line breaks and
+    tabs, is written as an escape (an ESC as the four characters \\x1b), so a terminal never
+    interprets it (no cursor moves, colours, hidden text or window titles), and an XML file
+    never holds it. The one sanitizer for such text; JSON escapes it by itself."""
+    return _escaped(text, keep="\n\t")
+
+
+def _escaped(text: str, keep: str) -> str:
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    return "".join(ch if ch.isprintable() or ch in keep
+                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class LabError(PortlabError):

@@ -35,7 +35,7 @@ from portlab.cli import (
     up,
 )
 from portlab.cli import list as list_
-from portlab.errors import ExitCode, PortlabError
+from portlab.errors import ExitCode, PortlabError, untrusted
 
 
 class PortlabGroup(click.Group):
@@ -65,13 +65,14 @@ class PortlabGroup(click.Group):
                 _say(str(lost) + _doctor_says(ctx, lost))
                 ctx.exit(int(lost.exit_code))
             click.echo(click.style("portlab: internal error: ", fg="red", bold=True) +
-                       f"{type(exc).__name__}: {exc}\n  run again with --debug for the "
-                       "traceback, and please report it", err=True)
+                       f"{type(exc).__name__}: {untrusted(str(exc))}\n  run again with --debug "
+                       "for the traceback, and please report it", err=True)
             ctx.exit(int(ExitCode.INTERNAL))
 
 
 def _say(message: str) -> None:
-    click.echo(click.style("portlab: ", fg="red", bold=True) + message, err=True)
+    # a message may quote what a node said (a script's stderr): shown, never interpreted
+    click.echo(click.style("portlab: ", fg="red", bold=True) + untrusted(message), err=True)
 
 
 # The verbs whose runtime errors end with what `portlab doctor` knows about them.

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from portlab.demo.walk import StepResult
+from portlab.errors import untrusted
 from portlab.views import trace as trace_view
 from portlab.views.markdown import markdown
 from portlab.views.report import as_dict, terminal
@@ -34,8 +35,8 @@ def outcome(result: StepResult, *, color: bool) -> str:
     out: list[str] = []
     if result.solved:
         out.append("  (the reference solution is applied now)")
-    if result.output:
-        out.append(textwrap.indent(result.output, "  │ "))
+    if result.output:  # what the command printed on the node: made safe to show
+        out.append(textwrap.indent(untrusted(result.output), "  │ "))
     if result.traced:
         shown = result.events[:MAX_EVENTS]
         label = len(result.traced) > 1

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from portlab.errors import untrusted
 from portlab.grading.grade import CheckGrade, Grade, Status
 from portlab.probes.base import Outcome
 from portlab.views.report import MARKS, _wrap
@@ -36,7 +37,8 @@ def terminal(grade: Grade, *, color: bool | None = None) -> str:
     for f in grade.files:
         if f.command:
             code = "stopped at its time limit" if f.timed_out else f"exit {f.exit_code}"
-            lines.append(f"  {f.file} on {f.node}: `{f.command}`, {code}, {f.seconds:.1f}s")
+            lines.append(f"  {f.file} on {f.node}: `{untrusted(f.command)}`, {code}, "
+                         f"{f.seconds:.1f}s")
         else:
             lines.append(f"  {f.file} on {f.node}: placed")
         if f.exit_code not in (0, None) and f.output.strip():
@@ -55,8 +57,9 @@ def terminal(grade: Grade, *, color: bool | None = None) -> str:
         for p in c.probes:
             if p.passed:
                 continue
-            lines += [f"        sent:  {p.sent}", f"        from:  {p.source}",
-                      f"        to:    {p.target}"]
+            lines += [f"        sent:  {untrusted(p.sent)}",
+                      f"        from:  {untrusted(p.source)}",
+                      f"        to:    {untrusted(p.target)}"]
             if p.errored:
                 lines.append(_wrap("        could not observe: ", p.why))
                 if p.fix:
@@ -70,9 +73,9 @@ def terminal(grade: Grade, *, color: bool | None = None) -> str:
     summary = (f"Score: {grade.score}/{grade.max_score} (pass mark {grade.pass_mark}): "
                f"{WORDS[grade.status]}.")
     if grade.status is Status.ERROR:
-        summary = f"No score: {grade.message}. This says nothing about the submission."
+        summary = f"No score: {untrusted(grade.message)}. This says nothing about the submission."
     elif grade.message:
-        summary += f" {grade.message}."
+        summary += f" {untrusted(grade.message)}."
     lines.append(style(summary, bold=True))
     return "\n".join(lines)
 
@@ -134,9 +137,9 @@ def junit(grade: Grade) -> str:
         body = "\n".join(part for part in (f"points: {c.points}/{c.max_points}", body,
                                            f"hint: {c.hint}" if c.hint else "") if part)
         tag = "error" if c.outcome is Outcome.ERROR else "failure"
-        node = ET.SubElement(case, tag, message=c.message or c.title,
+        node = ET.SubElement(case, tag, message=untrusted(c.message or c.title),
                              type="could-not-observe" if tag == "error" else "check-failed")
-        node.text = body
+        node.text = untrusted(body)
     out = ET.Element("testsuites", name=f"portlab grade {grade.lab}",
                      tests=str(len(grade.checks)), failures=str(failures),
                      errors=str(errors), time=f"{grade.seconds:.3f}")

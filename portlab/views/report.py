@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from portlab.errors import untrusted
 from portlab.probes.base import Outcome
 from portlab.probes.runner import CheckResult, Report
 
@@ -41,9 +42,9 @@ def terminal(report: Report, *, color: bool | None = None, verbose: bool = False
         for p in r.probes:
             if p.passed and not verbose:
                 continue
-            lines.append(f"        sent:  {p.sent}")
-            lines.append(f"        from:  {p.source}")
-            lines.append(f"        to:    {p.target}")
+            lines.append(f"        sent:  {untrusted(p.sent)}")
+            lines.append(f"        from:  {untrusted(p.source)}")
+            lines.append(f"        to:    {untrusted(p.target)}")
             if p.errored:
                 lines.append(style(_wrap("        could not observe: ", p.why), fg="magenta"))
                 if p.fix:
@@ -73,8 +74,10 @@ def terminal(report: Report, *, color: bool | None = None, verbose: bool = False
 
 
 def _wrap(prefix: str, text: str) -> str:
-    """Fill `text` after `prefix`; single line breaks are reflowed, blank lines kept."""
+    """Fill `text` after `prefix`; single line breaks are reflowed, blank lines kept. The text
+    may hold what a node sent: it is made safe first (errors.untrusted)."""
     out = []
+    text = untrusted(text)
     paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())] or [""]
     for i, para in enumerate(paras):
         out.append(textwrap.fill(para, width=100, initial_indent=prefix if i == 0 else " " *

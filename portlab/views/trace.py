@@ -6,6 +6,7 @@ import json
 
 import click
 
+from portlab.errors import untrusted
 from portlab.trace.events import Connection, Event
 
 COLOURS = {"opens": "green", "accepts": "green", "refused": "red", "closed": "red",
@@ -15,13 +16,13 @@ COLOURS = {"opens": "green", "accepts": "green", "refused": "red", "closed": "re
 def line(event: Event, *, label: bool, width: int = 0, color: bool = False) -> str:
     """One line: `router  wan in  TCP 198.51.100.10:54668 → 198.51.100.1:25565  opens ...`;
     the node's name leads when several nodes are traced."""
-    text = event.text()
+    text = untrusted(event.text())  # addresses and words from tcpdump on a node
     if color:
         for word, colour in COLOURS.items():
             if word in text:
                 text = click.style(text, fg=colour, bold=isinstance(event, Connection))
                 break
-    return f"{event.node:<{width}}  {text}" if label else text
+    return f"{untrusted(event.node):<{width}}  {text}" if label else text
 
 
 def json_line(event: Event) -> str:
