@@ -17,6 +17,8 @@ asserts; it prints figures (and the issue's targets beside them) and, with
     bench/bench.py --grade 50               a class of 50 forwarding submissions graded at once
     bench/bench.py --labtest vpn,ports      `portlab test LAB` (cases side by side), one case at
                                             a time, and by hand (up, solve, check, down per case)
+    bench/bench.py --neighbour              a good grade alone, and beside a submission that
+                                            spins 400 busy loops (the CPU share)
 
 It works in its own scope (PORTLAB_SCOPE=bench) and learner record (a temporary
 XDG_STATE_HOME), builds cold images under
@@ -528,6 +530,53 @@ def print_labtest(r: dict[str, Any]) -> None:
              if r["by_hand_mismatches"] else ""))
 
 
+SPINNER = "for i in $(seq 400); do (while :; do :; done) & done; sleep 600\n"
+
+
+def bench_neighbour(runs: int, lab_name: str = "forwarding") -> dict[str, Any]:
+    """A good submission's `portlab grade`, alone and while another grade's submission spins
+    400 busy loops on its node (graded beside it on this machine): the CPU share each graded
+    node gets is what keeps the neighbour's time close to its time alone."""
+    image.ensure(TerminalProgress(sys.stderr))
+    with tempfile.TemporaryDirectory() as tmp:
+        good, spin = Path(tmp) / "good", Path(tmp) / "spin"
+        core.classroom_solution(lab_name, good, student="good")
+        for entry in core.get_lab(lab_name).submission:  # every script spins
+            (spin / entry.file).parent.mkdir(parents=True, exist_ok=True)
+            (spin / entry.file).write_text(SPINNER if entry.path is None else "")
+
+        def grade_good() -> float:
+            return timed(lambda: run([*PORTLAB, "grade", lab_name, "--submission", str(good),
+                                      "--student", "good"]))
+
+        alone = [grade_good() for _ in range(runs)]
+        beside = []
+        for _ in range(runs):
+            spinner = subprocess.Popen([*PORTLAB, "grade", lab_name, "--submission", str(spin),
+                                        "--student", "spin"], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(10)  # its lab up and its loops spinning
+                load = os.getloadavg()[0]
+                beside.append(grade_good())
+            finally:
+                spinner.terminate()  # the grade removes its lab on SIGTERM
+                spinner.wait(timeout=120)
+    return {"lab": lab_name, "alone_s": summary(alone), "beside_spinner_s": summary(beside),
+            "ratio": statistics.median(beside) / statistics.median(alone),
+            "load_1m_while_spinning": load, "left_behind": sorted(runtime.instances())}
+
+
+def print_neighbour(r: dict[str, Any]) -> None:
+    print(f"\na good {r['lab']} grade beside a submission spinning 400 busy loops:")
+    print(f"  alone:             {fmt(r['alone_s'])}")
+    print(f"  beside the spinner: {fmt(r['beside_spinner_s'])} (1-minute load "
+          f"{r['load_1m_while_spinning']:.1f})")
+    print(f"  ratio {r['ratio']:.2f}; target at most 1.5")
+    if r["left_behind"]:
+        print(f"  left behind: {', '.join(r['left_behind'])}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -546,11 +595,13 @@ def main() -> int:
                         help="with --grade: grades at once (default: portlab's own)")
     parser.add_argument("--labtest", default="", metavar="LABS",
                         help="comma-separated labs: `portlab test` beside the same by hand")
+    parser.add_argument("--neighbour", action="store_true",
+                        help="a good grade alone and beside a spinning submission (--runs)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = parser.parse_args()
 
     results: dict[str, Any] = {"machine": machine(), "labs": [], "concurrent": [], "cold": None,
-                               "grade": None, "labtest": []}
+                               "grade": None, "labtest": [], "neighbour": None}
     m = results["machine"]
     print(f"machine: {m['cpus']} cores, {m['memory_gib']} GiB, kernel {m['kernel']}, "
           f"Docker {m['docker']} ({m['storage_driver']}), {m['compose']}, "
@@ -578,6 +629,9 @@ def main() -> int:
         for name in [x for x in args.labtest.split(",") if x]:
             results["labtest"].append(bench_labtest(name))
             print_labtest(results["labtest"][-1])
+        if args.neighbour:
+            results["neighbour"] = bench_neighbour(args.runs)
+            print_neighbour(results["neighbour"])
     finally:
         try:
             runtime.down_all(Quiet())
