@@ -390,8 +390,11 @@ def grade_class(name: str, root: Path, *, salt: str | None = None, parallel: int
 
 
 def classroom_init(name: str, folder: Path, *, salt: str | None = None,
-                   install: str = "portlab") -> list[str]:
-    """Write a starter repository for the lab into `folder` (new or empty). Its files."""
+                   install: str | None = None, assignment: str | None = None) -> list[str]:
+    """Write a starter repository for the lab into `folder` (new or empty). Its files.
+    `install`: what CI installs (default: this exact version of portlab from PyPI);
+    `assignment`: the Classroom assignment's repository prefix (default: the lab's name)."""
+    from portlab import requirement
     from portlab.grading import classroom
     from portlab.views import starter
 
@@ -400,12 +403,15 @@ def classroom_init(name: str, folder: Path, *, salt: str | None = None,
         raise UsageError(f"lab '{lab.name}' takes no submission (its lab file has no "
                          "`submission:`), so it cannot be graded")
     the_salt = course_salt(salt)
+    install = install or requirement()
+    prefix = starter.assignment_prefix(assignment or lab.name)
     files = {
         "README.md": starter.readme(lab, the_salt),
-        "INSTRUCTORS.md": starter.instructors(lab, the_salt, install),
-        ".github/workflows/classroom.yml": starter.github_workflow(lab, the_salt, install),
-        ".gitlab-ci.yml": starter.gitlab_ci(lab, the_salt, install),
-        ".gitignore": f"{starter.JSON}\n{starter.JUNIT}\n",
+        "INSTRUCTORS.md": starter.instructors(lab, the_salt, install, prefix),
+        ".github/workflows/classroom.yml": starter.github_workflow(lab, the_salt, install,
+                                                                   prefix),
+        ".gitlab-ci.yml": starter.gitlab_ci(lab, the_salt, install, prefix),
+        ".gitignore": f"{starter.JSON}\n{starter.JUNIT}\n{starter.IMAGE_TAR}\n",
     }
     for entry in lab.submission:
         files[f"{starter.SUBMISSION_DIR}/{entry.file}"] = starter.starter_file(lab, entry)

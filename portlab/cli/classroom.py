@@ -18,10 +18,16 @@ def group() -> None:
 @click.argument("lab")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @salt_option
-@click.option("--install", metavar="SPEC", default="portlab", show_default=True,
-              help="Where CI installs portlab from: a pip requirement (a name, a git URL, a "
-                   "wheel's URL).")
-def init(lab: str, folder: Path, salt: str | None, install: str) -> None:
+@click.option("--install", metavar="SPEC",
+              help="Where CI installs portlab from: a pip requirement (a git URL, a wheel's "
+                   "URL or path). Default: this exact version from PyPI, where portlab's "
+                   "distribution is named portlab-net.")
+@click.option("--assignment", metavar="PREFIX",
+              help="The Classroom assignment's repository prefix: a student's repository is "
+                   "PREFIX-<login>, and its name says whose variant to grade. Default: the "
+                   "lab's name.")
+def init(lab: str, folder: Path, salt: str | None, install: str | None,
+         assignment: str | None) -> None:
     """Write a starter repository for LAB into FOLDER (new or empty).
 
     \b
@@ -31,7 +37,8 @@ def init(lab: str, folder: Path, salt: str | None, install: str) -> None:
     .gitlab-ci.yml                  the same on GitLab, with the JUnit report
     INSTRUCTORS.md                  how to set the course up
     """
-    files = core().classroom_init(lab, folder, salt=salt, install=install)
+    files = core().classroom_init(lab, folder, salt=salt, install=install,
+                                  assignment=assignment)
     click.echo(f"Wrote the starter repository of lab '{lab}' to {folder}:")
     for name in files:
         click.echo(f"  {name}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from portlab.cli.common import color, core, progress, salt_option
-from portlab.errors import ExitCode, UsageError
+from portlab.errors import ExitCode, PortlabError, UsageError
 
 
 def _writable(path: str | None, what: str) -> Path | None:
@@ -40,16 +41,21 @@ def _write(path: Path, text: str, what: str) -> None:
               type=click.Path(file_okay=False, path_type=Path),
               help="A whole class: one subfolder per student, named by their ID.")
 @click.option("--student", metavar="ID",
-              help="Whose variant to grade on. Default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN, "
-                   "then $PORTLAB_STUDENT.")
+              help="Whose variant to grade on. Default: $PORTLAB_STUDENT; then the "
+                   "repository's name after '$PORTLAB_ASSIGNMENT-' (GitHub Classroom's "
+                   "<assignment-prefix>-<login>); last, who started the CI run "
+                   "($GITHUB_ACTOR, $GITLAB_USER_LOGIN).")
 @salt_option
 @click.option("--json", "json_out", metavar="FILE",
               help="Write the grade as JSON (docs/grade-json.md); with --submissions, a "
                    "folder for one JSON per student.")
 @click.option("--junit", metavar="FILE", help="Write JUnit XML: one testcase per check.")
 @click.option("--classroom", is_flag=True,
-              help="Hand the points to GitHub Classroom: its reporter's payload as the step "
-                   "output `result` ($GITHUB_OUTPUT), or printed when there is none.")
+              help="Hand the points to GitHub Classroom: a reporter runner per check, each "
+                   "a step output named by the check (letters and digits) in $GITHUB_OUTPUT, "
+                   "or printed when there is none; written whatever the outcome (an "
+                   "unusable submission fails every check, a grade that could not run "
+                   "counts nothing).")
 @click.option("--gradescope", metavar="FILE", help="Write Gradescope's results.json.")
 @click.option("--csv", "csv_out", metavar="FILE",
               help="With --submissions: a line per student (score, max, passed, per check).")
@@ -78,19 +84,73 @@ def command(lab: str, folder: Path | None, class_folder: Path | None, student: s
                gradescope, student)
         return
     assert folder is not None
+    if not classroom:
+        _one(lab, folder, student, salt, json_out, junit, gradescope, csv_out, parallel, None)
+        return
+    # With --classroom, the reporter gets its runners on every way out: a fail with the
+    # reason for an unusable submission, an error that counts nothing for anything else.
+    from portlab.grading.submission import SubmissionError
+    from portlab.views import grade as view
+
+    sent: list[bool] = []
+
+    def send(runners: dict[str, Any]) -> None:
+        _classroom(runners)
+        sent.append(True)
+
+    try:
+        _one(lab, folder, student, salt, json_out, junit, gradescope, csv_out, parallel, send)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        if sent:  # the grade's own runners went out; a file that could not be written
+            raise  # says so on its own
+        usable = not isinstance(exc, SubmissionError)
+        reason = exc.message if isinstance(exc, PortlabError) else \
+            f"portlab failed: {type(exc).__name__}"
+        if not usable:
+            reason = f"the submission cannot be used: {reason}"
+        _classroom(view.classroom_unjudged(lab, _checks_of(lab), reason, usable=usable))
+        raise
+
+
+def _checks_of(lab: str) -> list[tuple[str, str, int]]:
+    """The lab's checks (id, title, points), or the runners the workflow names
+    ($PORTLAB_RUNNERS) when the lab itself cannot be read."""
+    try:
+        found = core().get_lab(lab)
+        return [(c.id, c.title, found.points[c.id]) for c in found.checks]
+    except Exception:  # an error about the lab is being reported already
+        names = [n.strip() for n in os.environ.get("PORTLAB_RUNNERS", "").split(",")]
+        return [(n, n, 0) for n in names if n]
+
+
+def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out: str | None,
+         junit: str | None, gradescope: str | None, csv_out: str | None, parallel: int | None,
+         classroom: Callable[[dict[str, Any]], None] | None) -> None:
     if csv_out or parallel:
         raise UsageError("--csv and --parallel go with --submissions (a class)")
     outputs = {what: _writable(path, what) for what, path in
                (("JSON file", json_out), ("JUnit file", junit),
                 ("Gradescope file", gradescope))}
     from portlab.grading.grade import Status
+    from portlab.model.variant import find_student
     from portlab.views import grade as view
 
-    result = core().grade(lab, folder, student=student, salt=salt, progress=progress())
+    who, where = find_student(student)
+    if where != "given":
+        click.echo(f"portlab: the student is {who}, from {where}", err=True)
+    result = core().grade(lab, folder, student=who, salt=salt, progress=progress())
     click.echo(view.terminal(result, color=color()))
     writers: dict[str, Any] = {"JSON file": view.as_json, "JUnit file": view.junit,
                                "Gradescope file": lambda g: json.dumps(view.gradescope(g),
                                                                        indent=2)}
+    if classroom is not None:
+        classroom(view.classroom(result))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:  # the run's page shows the grade, check by check
+            with open(summary, "a") as fh:
+                fh.write(view.markdown(result))
     for what, path in outputs.items():
         if path is None:
             continue
@@ -99,19 +159,22 @@ def command(lab: str, folder: Path | None, class_folder: Path | None, student: s
                        "then reports the autograder's failure instead of a score", err=True)
             continue
         _write(path, writers[what](result), what)
-    if classroom:
-        _classroom(view.classroom_output(result))
     sys.exit(int({Status.PASSED: ExitCode.OK, Status.FAILED: ExitCode.CHECKS_FAILED,
                   Status.ERROR: ExitCode.RUNTIME}[result.status]))
 
 
-def _classroom(payload: str) -> None:
+def _classroom(runners: dict[str, Any]) -> None:
+    """The reporter's runners, a `RUNNER=payload` line each, to $GITHUB_OUTPUT (or stdout)."""
+    from portlab.views import grade as view
+
+    lines = view.classroom_lines(runners)
     target = os.environ.get("GITHUB_OUTPUT")
     if target:
         with open(target, "a") as fh:
-            fh.write(f"result={payload}\n")
+            fh.write("".join(f"{line}\n" for line in lines))
     else:
-        click.echo(f"result={payload}")
+        for line in lines:
+            click.echo(line)
 
 
 def _batch(lab: str, root: Path, salt: str | None, json_dir: str | None, csv_out: str | None,

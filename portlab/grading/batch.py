@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from portlab.errors import PortlabError, UsageError, printable
-from portlab.grading.grade import Grade, Settings, grade, variant_lab
+from portlab.errors import PortlabError, RuntimeProblem, UsageError, printable
+from portlab.grading.grade import Grade, Settings, grade, not_run, variant_lab
 from portlab.model.variant import student_id
 from portlab.progress import Progress, Quiet
 
@@ -90,6 +90,8 @@ def grade_all(name: str, root: Path, *, salt: str = "", parallel: int | None = N
             try:
                 entry.grade = grade(name, entry.folder, entry.student, salt=salt,
                                     settings=settings)
+            except RuntimeProblem as exc:  # its lab would not start: no one's fault, said
+                entry.grade = not_run(name, entry.student, salt, exc.message)
             except PortlabError as exc:
                 entry.problem = exc.message
             finally:

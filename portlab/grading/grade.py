@@ -84,6 +84,13 @@ class CheckGrade:
     hint: str = ""
     message: str = ""  # why, in one line, for reports that have room for one
 
+    @property
+    def credited(self) -> bool:
+        """It passed and earned all its points: what CI formats show as passed. A check that
+        holds on an untouched lab earns nothing for an empty submission, and is a failure
+        there, never a green mark beside 0 points."""
+        return self.outcome is Outcome.PASS and self.points == self.max_points
+
 
 @dataclass
 class Grade:
@@ -166,26 +173,27 @@ def grade(name: str, folder: Path, student: str, *, salt: str = "",
           settings: Settings | None = None, progress: Progress | None = None) -> Grade:
     """Grade the submission in `folder` for `student` (see the module's docstring).
 
-    Raises SubmissionError (exit 2) for an unusable submission before anything starts; any
-    other outcome is a Grade, whose status is ERROR when it could not be judged (the lab
-    would not start, or a probe could not observe)."""
+    Raises SubmissionError (exit 2) for an unusable submission before anything starts, and
+    a RuntimeProblem (exit 3) when grading cannot start at all; any other outcome is a
+    Grade, whose status is ERROR when it could not be judged."""
     settings = settings or Settings()
     progress = progress or Quiet()
     lab, variant = variant_lab(name, student, salt)
     files = sub.read(lab, folder)
     instance = f"grade-{_slug(student)}-{secrets.token_hex(3)}"
     started = time.monotonic()
+    inst = runtime.up(lab, instance, progress, shape=shape(lab, variant, settings, True))
     try:
-        try:
-            inst = runtime.up(lab, instance, progress, shape=shape(lab, variant, settings, True))
-        except RuntimeProblem as exc:  # a grade all the same: it says why, and it was no one's
-            result = Grade(lab.name, variant.student, variant, Status.ERROR, 0, lab.max_points,
-                           lab.pass_mark, message=f"grading could not run: {exc.message}")
-            result.seconds = time.monotonic() - started
-            return result
         return _judge(lab, variant, files, inst, settings, progress, started)
     finally:
         runtime.down(instance, Quiet())
+
+
+def not_run(name: str, student: str, salt: str, why: str) -> Grade:
+    """The grade of a submission whose lab could not start: an error, with the reason."""
+    lab, variant = variant_lab(name, student, salt)
+    return Grade(lab.name, variant.student, variant, Status.ERROR, 0, lab.max_points,
+                 lab.pass_mark, message=f"grading could not run: {why}")
 
 
 def _slug(student: str) -> str:

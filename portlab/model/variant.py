@@ -20,8 +20,13 @@ from portlab.model import allocate
 from portlab.model.types import Lab, ParamValue, Range
 
 STUDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
-# Where CI says who pushed: GitHub Actions, GitLab CI; then portlab's own.
-STUDENT_VARIABLES = ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "PORTLAB_STUDENT")
+# Who started a CI run: the student when they push, but the instructor when they push a fix
+# or start the workflow by hand. Only the fallback.
+ACTOR_VARIABLES = ("GITHUB_ACTOR", "GITLAB_USER_LOGIN")
+STUDENT_VARIABLE = "PORTLAB_STUDENT"
+# The assignment's prefix: GitHub Classroom names a student's repository
+# `<assignment-prefix>-<login>`; the starter's workflow sets it.
+ASSIGNMENT_VARIABLE = "PORTLAB_ASSIGNMENT"
 SALT_VARIABLE = "PORTLAB_COURSE_SALT"
 
 
@@ -33,22 +38,50 @@ class Variant:
     key_seed: str = ""  # what the variant's WireGuard keys are derived from
 
 
-def student_id(given: str | None = None) -> str:
-    """The student: given, or what CI provides, or $PORTLAB_STUDENT. Normalised (lowercase:
-    GitHub and GitLab names are case-insensitive)."""
-    raw = given
+def repository_name() -> str:
+    """The CI run's repository, without its owner: GitHub's $GITHUB_REPOSITORY, GitLab's
+    $CI_PROJECT_NAME; empty outside CI."""
+    github = os.environ.get("GITHUB_REPOSITORY", "")
+    return github.rsplit("/", 1)[-1] if github else os.environ.get("CI_PROJECT_NAME", "")
+
+
+def find_student(given: str | None = None) -> tuple[str, str]:
+    """The student and where the ID came from, in words. In this order: `given`;
+    $PORTLAB_STUDENT; the repository's name after `$PORTLAB_ASSIGNMENT-` (GitHub Classroom's
+    `<assignment-prefix>-<login>`); last, who started the CI run ($GITHUB_ACTOR,
+    $GITLAB_USER_LOGIN). Normalised to lowercase: GitHub and GitLab names are
+    case-insensitive."""
+    raw, where = given, "given"
+    if raw is None and os.environ.get(STUDENT_VARIABLE):
+        raw, where = os.environ[STUDENT_VARIABLE], f"${STUDENT_VARIABLE}"
+    prefix = os.environ.get(ASSIGNMENT_VARIABLE, "").strip()
+    repo = repository_name()
+    if raw is None and prefix and repo.lower().startswith(prefix.lower() + "-") \
+            and len(repo) > len(prefix) + 1:
+        raw, where = repo[len(prefix) + 1:], f"the repository's name, {repo}"
     if raw is None:
-        raw = next((os.environ[v] for v in STUDENT_VARIABLES if os.environ.get(v)), None)
+        found = next((v for v in ACTOR_VARIABLES if os.environ.get(v)), None)
+        if found is not None:
+            raw = os.environ[found]
+            where = f"${found}, who started this run"
+            if prefix and repo:
+                where += f" (the repository's name, {repo}, does not start with '{prefix}-')"
     if raw is None:
         raise UsageError("which student? none was given and CI names none",
-                         hint="give --student ID (or set $PORTLAB_STUDENT); in CI, "
-                              "$GITHUB_ACTOR or $GITLAB_USER_LOGIN names them")
+                         hint=f"give --student ID (or set ${STUDENT_VARIABLE}); in GitHub "
+                              f"Classroom, ${ASSIGNMENT_VARIABLE} names the assignment's "
+                              "prefix and the repository's name the student")
     text = raw.strip()
     if not STUDENT.fullmatch(text):
         raise UsageError(f"'{printable(raw)}' is not a student ID portlab can use",
                          hint="1-100 letters, digits and . _ @ + -, starting with a letter or "
                               "digit")
-    return text.lower()
+    return text.lower(), printable(where)
+
+
+def student_id(given: str | None = None) -> str:
+    """The student (find_student, without where the ID came from)."""
+    return find_student(given)[0]
 
 
 def course_salt(given: str | None = None) -> str:

@@ -122,15 +122,15 @@ def as_json(grade: Grade) -> str:
 
 def junit(grade: Grade) -> str:
     """One testcase per check, classname the lab; failures and errors with the feedback."""
-    failures = sum(1 for c in grade.checks if c.outcome in (Outcome.FAIL, None))
     errors = sum(1 for c in grade.checks if c.outcome is Outcome.ERROR)
+    failures = sum(1 for c in grade.checks if not c.credited) - errors
     suite = ET.Element("testsuite", name=f"{grade.lab} ({grade.student})",
                        tests=str(len(grade.checks)), failures=str(failures),
                        errors=str(errors), time=f"{grade.seconds:.3f}")
     for c in grade.checks:
         case = ET.SubElement(suite, "testcase", classname=grade.lab, name=c.id,
                              time="0.000")
-        if c.outcome is Outcome.PASS:
+        if c.credited:
             continue
         body = "\n".join(f"sent: {p.sent}\nfrom: {p.source}\nto: {p.target}\n"
                          f"got: {p.got}\nso: {p.why}" for p in c.probes if not p.passed)
@@ -147,35 +147,99 @@ def junit(grade: Grade) -> str:
     return ET.tostring(out, encoding="unicode", xml_declaration=True)
 
 
-CLASSROOM_STATUS = {Status.PASSED: "pass", Status.FAILED: "fail", Status.ERROR: "error"}
+def runner_id(check_id: str, taken: set[str] | None = None) -> str:
+    """The reporter's runner for a check: letters and digits only (the reporter's own error
+    message hides the real one for any other id), unique among `taken`."""
+    base = "".join(ch for ch in check_id.lower() if ch.isascii() and ch.isalnum())[:20]
+    base = base or "check"
+    rid, n = base, 2
+    while taken is not None and rid in taken:
+        rid, n = f"{base}{n}", n + 1
+    if taken is not None:
+        taken.add(rid)
+    return rid
 
 
-def classroom(grade: Grade) -> dict[str, Any]:
-    """What GitHub Classroom's autograding-grading-reporter reads from a step's `result`
-    output (decoded): it sums the tests' `score` into "Points N/M"."""
-    tests = []
+def runner_ids(check_ids: list[str]) -> dict[str, str]:
+    """Each check's runner, in the lab's order."""
+    taken: set[str] = set()
+    return {cid: runner_id(cid, taken) for cid in check_ids}
+
+
+def _runner(name: str, status: str, score: int, max_score: int, message: str,
+            lab: str) -> dict[str, Any]:
+    return {"version": 1, "status": status, "max_score": max_score,
+            "tests": [{"name": untrusted(name), "status": status, "score": score,
+                       "message": untrusted(message)[:2000],
+                       "test_code": f"portlab grade {lab}", "filename": "", "line_no": 0,
+                       "duration": 0}]}
+
+
+def classroom(grade: Grade) -> dict[str, dict[str, Any]]:
+    """What GitHub Classroom's autograding-grading-reporter reads, a runner per check (runner
+    id -> its decoded `result`). The reporter posts the sum of the tests' scores out of the
+    sum of the runners' max_score, and its log shows passed tests / tests x max_score per
+    runner: with one check per runner, both say the same. A check passes only when it earned
+    its points. A grade that could not run gives every runner max_score 0 and status
+    "error": Classroom then records no points, and the job fails as errored."""
+    ids = runner_ids([c.id for c in grade.checks])
+    out = {}
     for c in grade.checks:
-        status = {Outcome.PASS: "pass", Outcome.ERROR: "error"}.get(c.outcome, "fail") \
-            if c.outcome is not None else "fail"
-        tests.append({"name": f"{c.id}: {c.title}", "status": status, "score": c.points,
-                      "message": c.message or ("passed" if status == "pass" else c.title),
-                      "test_code": f"portlab grade {grade.lab}", "filename": "",
-                      "line_no": 0, "duration": 0})
-    return {"version": 1, "status": CLASSROOM_STATUS[grade.status],
-            "max_score": grade.max_score, "tests": tests}
+        name = f"{c.id}: {c.title}"
+        if grade.status is Status.ERROR:
+            why = c.message if c.outcome is Outcome.ERROR else grade.message
+            out[ids[c.id]] = _runner(name, "error", 0, 0, why or grade.message, grade.lab)
+            continue
+        status = "pass" if c.credited else "fail"
+        message = c.message or (grade.message if status == "fail" else "") or \
+            ("passed" if status == "pass" else c.title)
+        out[ids[c.id]] = _runner(name, status, c.points, c.max_points, message, grade.lab)
+    return out
 
 
-def classroom_output(grade: Grade) -> str:
-    """The reporter's payload: base64 of its JSON."""
-    raw = json.dumps(classroom(grade), separators=(",", ":")).encode()
-    return base64.b64encode(raw).decode()
+def classroom_unjudged(lab: str, checks: list[tuple[str, str, int]], reason: str, *,
+                       usable: bool) -> dict[str, dict[str, Any]]:
+    """The runners when there is no grade: an unusable submission (`usable` False) fails
+    every check with the reason; anything else is an error that counts nothing."""
+    ids = runner_ids([cid for cid, _, _ in checks])
+    out = {}
+    for cid, title, points in checks:
+        out[ids[cid]] = (_runner(f"{cid}: {title}", "fail", 0, points, reason, lab) if not usable
+                         else _runner(f"{cid}: {title}", "error", 0, 0, reason, lab))
+    return out
+
+
+def classroom_lines(runners: dict[str, dict[str, Any]]) -> list[str]:
+    """The `$GITHUB_OUTPUT` lines: `RUNNER=base64 of its JSON`, one per runner."""
+    return [f"{rid}={base64.b64encode(json.dumps(r, separators=(',', ':')).encode()).decode()}"
+            for rid, r in runners.items()]
+
+
+def _cell(text: str) -> str:
+    return untrusted(text).replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def markdown(grade: Grade) -> str:
+    """The grade as Markdown, for a CI run's summary page ($GITHUB_STEP_SUMMARY)."""
+    head = (f"No score: {grade.message}" if grade.status is Status.ERROR else
+            f"Score {grade.score}/{grade.max_score} (pass mark {grade.pass_mark}): "
+            f"{WORDS[grade.status]}")
+    lines = [f"### portlab: lab {grade.lab}, student {grade.student}", "",
+             _cell(head), "", "| check | points | result | what came back |",
+             "| --- | --- | --- | --- |"]
+    for c in grade.checks:
+        result = "passed" if c.credited else ("could not observe" if c.outcome is Outcome.ERROR
+                                              else "failed")
+        lines.append(f"| {_cell(c.id)}: {_cell(c.title)} | {c.points}/{c.max_points} | "
+                     f"{result} | {_cell(c.message) if not c.credited else ''} |")
+    return "\n".join(lines) + "\n"
 
 
 def gradescope(grade: Grade) -> dict[str, Any]:
     """Gradescope's results.json (its autograder specification)."""
     tests = [{"name": f"{c.id}: {c.title}", "score": c.points, "max_score": c.max_points,
-              "status": "passed" if c.outcome is Outcome.PASS else "failed",
-              "output": c.message if c.outcome is not Outcome.PASS else "",
+              "status": "passed" if c.credited else "failed",
+              "output": c.message if not c.credited else "",
               "visibility": "visible"} for c in grade.checks]
     summary = f"Score {grade.score}/{grade.max_score} (pass mark {grade.pass_mark})"
     if grade.message:

@@ -85,18 +85,50 @@ def starter_file(lab: Lab, entry: SubmissionFile) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def github_workflow(lab: Lab, salt: str, install: str) -> str:
+# The Docker images of the GitLab job: the CLI, and the daemon as a service (Docker's own
+# images on Docker Hub; the 27 series is no longer published).
+GITLAB_DOCKER = "docker:29-cli"
+GITLAB_DIND = "docker:29-dind"
+IMAGE_TAR = "portlab-node-image.tar"
+
+
+def assignment_prefix(text: str) -> str:
+    """An assignment's repository prefix, checked: what GitHub allows in a repository name."""
+    import re
+
+    from portlab.errors import UsageError, printable
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", text):
+        raise UsageError(f"'{printable(text)}' cannot be a repository prefix",
+                         hint="letters, digits, '.', '_' and '-' (GitHub Classroom's "
+                              "assignment prefix)")
+    return text
+
+
+def _runners(lab: Lab) -> dict[str, str]:
+    from portlab.views.grade import runner_ids
+
+    return runner_ids([c.id for c in lab.checks])
+
+
+def github_workflow(lab: Lab, salt: str, install: str, assignment: str) -> str:
+    runners = _runners(lab)
+    names = ",".join(runners.values())
     env = f"      PORTLAB_COURSE_SALT: {json.dumps(salt)}\n" if salt else ""
+    results = "".join(f"        {rid.upper()}_RESULTS: \"${{{{steps.portlab.outputs.{rid}}}}}\"\n"
+                      for rid in runners.values())
     command = _grade_command(lab, f"--classroom --junit {JUNIT} --json {JSON}")
     return f"""# Grades each push with portlab, by real traffic, and hands the points to GitHub
-# Classroom (autograding-grading-reporter sums the checks' points: partial credit).
+# Classroom: a reporter runner per check, each with its own points, so that the job's log
+# and Classroom show the same score. The student is the repository's name after
+# "$PORTLAB_ASSIGNMENT-" (Classroom names it <assignment-prefix>-<login>), not whoever
+# pushed. The node image is kept in the Actions cache between runs.
 name: Autograding Tests
 'on':
 - push
 - repository_dispatch
 - workflow_dispatch
 permissions:
-  checks: write
   actions: read
   contents: read
 jobs:
@@ -105,44 +137,84 @@ jobs:
     if: github.actor != 'github-classroom[bot]'
     env:
       PORTLAB_INSTALL: {json.dumps(install)}
+      PORTLAB_ASSIGNMENT: {json.dumps(assignment)}
+      PORTLAB_RUNNERS: {json.dumps(names)}
 {env}    steps:
     - name: Checkout code
       uses: actions/checkout@v4
     - name: Install portlab
+      id: install
       run: |
         python3 -m venv "$RUNNER_TEMP/portlab"
         "$RUNNER_TEMP/portlab/bin/pip" install --quiet "$PORTLAB_INSTALL"
         echo "$RUNNER_TEMP/portlab/bin" >> "$GITHUB_PATH"
+        "$RUNNER_TEMP/portlab/bin/portlab" --version
+        echo "tag=$("$RUNNER_TEMP/portlab/bin/portlab" image tag)" >> "$GITHUB_OUTPUT"
+    - name: Node image from the cache
+      id: cache
+      uses: actions/cache@v4
+      with:
+        path: {IMAGE_TAR}
+        key: portlab-${{{{ steps.install.outputs.tag }}}}
+    - name: Node image
+      run: |
+        if [ -f {IMAGE_TAR} ]; then docker load --input {IMAGE_TAR}; else
+          portlab image build
+          docker save --output {IMAGE_TAR} "${{{{ steps.install.outputs.tag }}}}"
+        fi
     - name: Grade
       id: portlab
-      run: {command}
+      if: always()
+      run: |
+        if ! command -v portlab >/dev/null; then
+          # no portlab: every runner says so (an error, which counts no points)
+          said='{{"version":1,"status":"error","max_score":0,"tests":[{{"name":"portlab",'\\
+        '"status":"error","score":0,"message":"portlab could not be installed",'\\
+        '"test_code":"pip install $PORTLAB_INSTALL","line_no":0}}]}}'
+          for r in ${{PORTLAB_RUNNERS//,/ }}; do
+            echo "$r=$(printf %s "$said" | base64 -w0)" >> "$GITHUB_OUTPUT"
+          done
+          exit 3
+        fi
+        {command}
+    - name: Keep the grade's files
+      if: always()
+      uses: actions/upload-artifact@v4
+      with:
+        name: portlab-grade
+        path: |
+          {JSON}
+          {JUNIT}
+        if-no-files-found: ignore
     - name: Autograding Reporter
       if: always()
       uses: classroom-resources/autograding-grading-reporter@v1
       env:
-        PORTLAB_RESULTS: "${{{{steps.portlab.outputs.result}}}}"
-      with:
-        runners: portlab
+{results}      with:
+        runners: {names}
 """
 
 
-def gitlab_ci(lab: Lab, salt: str, install: str) -> str:
-    salt_line = f"  PORTLAB_COURSE_SALT: {json.dumps(salt)}\n" if salt else ""
+def gitlab_ci(lab: Lab, salt: str, install: str, assignment: str) -> str:
+    salt_line = f"    PORTLAB_COURSE_SALT: {json.dumps(salt)}\n" if salt else ""
     command = _grade_command(lab, f"--junit {JUNIT} --json {JSON}")
     return f"""# Grades each push with portlab, by real traffic, in Docker-in-Docker (the runner
 # must allow privileged containers: see INSTRUCTORS.md). The JUnit report shows each check
-# in the merge request; portlab-grade.json holds the points.
+# in the merge request; portlab-grade.json holds the points. The student is the project's
+# name after "$PORTLAB_ASSIGNMENT-".
 grade:
-  image: docker:27-cli
+  image: {GITLAB_DOCKER}
   services:
-    - docker:27-dind
+    - {GITLAB_DIND}
   variables:
     DOCKER_TLS_CERTDIR: "/certs"
     PORTLAB_INSTALL: {json.dumps(install)}
+    PORTLAB_ASSIGNMENT: {json.dumps(assignment)}
 {salt_line}  before_script:
     - apk add --no-cache python3 py3-pip
     - python3 -m venv /opt/portlab && /opt/portlab/bin/pip install --quiet "$PORTLAB_INSTALL"
     - export PATH="/opt/portlab/bin:$PATH"
+    - portlab --version
   script:
     - {command}
   artifacts:
@@ -155,7 +227,7 @@ grade:
 """
 
 
-def instructors(lab: Lab, salt: str, install: str) -> str:
+def instructors(lab: Lab, salt: str, install: str, assignment: str) -> str:
     flag = _salt_flag(salt)
     salt_text = (f"The course salt is `{salt}`: it is in the workflow files and in the "
                  "README, since students need it to see their variant. It keeps variants "
@@ -168,24 +240,68 @@ This repository is the starter students get. Each push is graded by `portlab gra
 fresh copy of the student's own variant (their ports and subnets are derived from their
 student ID), by real traffic, with {lab.max_points} points (pass mark {lab.pass_mark}).
 
+## What grading in the students' CI can and cannot protect
+
+Read this first. A student has write access to their own repository, workflow included.
+They can change `.github/workflows/classroom.yml` or `.gitlab-ci.yml` to skip grading, to
+print any secret the job can read, or to hand the reporter a payload of their own: the
+points Classroom records are whatever the job's last step says. portlab cannot prevent
+that from inside a job the student controls. So:
+
+- the points in the students' repositories are **feedback**: fast, check by check, with
+  what was sent and what came back, and they cannot be faked *by the submission itself*
+  (its files run on the lab's nodes, and portlab's checks judge from nodes it controls);
+- **summative grades belong on the course's side**: clone the students' repositories
+  (for example `gh classroom clone student-repos`), put each one's `{SUBMISSION_DIR}/`
+  in a folder named by their ID, and grade them all with `portlab grade --submissions`
+  (below), on a machine only the course controls;
+- put nothing secret in the students' workflows (a deploy key or a CI secret that fetches
+  a private lab can be printed by a changed workflow).
+
 ## GitHub Classroom
 
-1. Make this repository a template repository, and create an assignment from it.
-2. Leave Classroom's own autograding tests empty: `.github/workflows/classroom.yml` grades
-   and feeds Classroom's reporter, check by check, so partial credit reaches Classroom.
-3. The student ID is the GitHub username (`$GITHUB_ACTOR`).
+1. Make this repository a template repository, and create an assignment from it whose
+   repository prefix is `{assignment}` (or set `PORTLAB_ASSIGNMENT` in
+   `.github/workflows/classroom.yml` to the prefix you chose).
+2. Leave Classroom's own autograding tests empty: the workflow grades and feeds Classroom's
+   reporter (`autograding-grading-reporter@v1`), a runner per check with that check's
+   points, so the job's log and Classroom show the same score, with partial credit.
+3. The student ID is the repository's name after `{assignment}-` (Classroom names it
+   `<prefix>-<login>`), so a push or a re-run by an instructor still grades the student's
+   variant. Where the name does not start with the prefix (this template itself), portlab
+   falls back to whoever started the run (`$GITHUB_ACTOR`) and says so in the log.
+   `PORTLAB_STUDENT`, if set, comes before both.
+4. Whatever happens, the reporter gets a result for every check: an unusable submission
+   fails every check with the reason; a grade that could not run (Docker, a probe that
+   could not observe) posts no points at all, and the job fails as errored.
+5. The node image is kept in the Actions cache, keyed by its tag: the first run of a
+   portlab version builds it, later runs load it. The grade's JSON and JUnit files are kept
+   as the run's artifact `portlab-grade`.
 
 ## GitLab
 
-`.gitlab-ci.yml` grades in Docker-in-Docker, so the runner must allow privileged containers
-(`privileged = true` in its `config.toml`). The JUnit report appears in merge requests.
-The student ID is `$GITLAB_USER_LOGIN`.
+`.gitlab-ci.yml` grades in Docker-in-Docker ({GITLAB_DIND}), so the runner must allow
+privileged containers (`privileged = true` in its `config.toml`). The JUnit report appears
+in merge requests. The student ID is the project's name after `{assignment}-`, else
+`$GITLAB_USER_LOGIN` (who started the pipeline). Move the image tags to Docker's current
+major version when it changes.
+
+## Gradescope
+
+Gradescope's autograder cannot run portlab: it runs your code inside a container of its
+own, with no Docker daemon and without the privileges a lab needs (creating networks and
+containers, iptables), and Gradescope documents no way to get them. `portlab grade
+--gradescope FILE` writes Gradescope's `results.json` format, for a course that grades on
+its own machine and hands results to an autograder of its own making; portlab ships no
+such bridge.
 
 ## portlab itself
 
-CI installs portlab into a virtualenv with `pip install "{install}"` (the
-`PORTLAB_INSTALL` variable of both files): change it to where your course gets portlab
-from (a name on your package index, a git URL, a wheel's URL).
+CI installs portlab into a virtualenv with `pip install "{install}"` (the `PORTLAB_INSTALL`
+variable of both files), this exact version, and prints `portlab --version`. On PyPI,
+portlab's distribution is named `portlab-net` (`portlab` there is another project). To use
+another source, set `PORTLAB_INSTALL` to any pip requirement: a git URL
+(`git+https://example.org/portlab.git@v0.1.0`), or a wheel's URL or path.
 
 ## Variants
 
@@ -203,10 +319,9 @@ portlab grade {lab.name} --submission /tmp/alice --student alice{flag}
 The shipped labs' reference solutions are part of portlab: anyone can run `portlab solve
 {lab.name}` or `portlab classroom solution`. Variants make a copied solution fail, but
 the idea of the solution is public. To grade with solutions students never see, keep your
-own lab folder (copy `labs/{lab.name}/`, change it, keep it private) and point CI at it:
-set `PORTLAB_LABS_PATH` to a folder the CI job fetches from a private place (a private
-repository checked out with a deploy key, or a CI secret file). A lab of that name there is
-used instead of the shipped one.
+own lab folder (copy `labs/{lab.name}/`, change it, keep it private) and grade on the
+course's side with `PORTLAB_LABS_PATH` pointing at it: a lab of that name there is used
+instead of the shipped one. Do not fetch it from the students' CI (see above).
 
 ## Grading a whole class on your machine
 
@@ -217,5 +332,5 @@ files:
 portlab grade {lab.name} --submissions ./class{flag} --csv grades.csv --json ./grades
 ```
 
-Every push is graded on its own CI runner, so a class of any size scales on the CI system.
+This is the grade to record: nothing in it ran under a student's control but their files.
 """

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
 import os
@@ -31,6 +30,7 @@ import pytest
 import yaml
 
 from portlab import core
+from tests.formats import classroom
 from tests.integration.helpers import portlab
 from tests.unit.test_grading import XSD
 
@@ -232,20 +232,24 @@ def test_the_starter_repository_passes_its_own_workflow(tmp_path: Path,
     workflow = yaml.safe_load((repo / ".github" / "workflows" / "classroom.yml").read_text())
     job = workflow["jobs"]["run-autograding-tests"]
     step = next(s for s in job["steps"] if s.get("id") == "portlab")
-    output = tmp_path / "github-output"
+    output, summary = tmp_path / "github-output", tmp_path / "step-summary"
+    # the instructor re-ran it: the student is still the repository's, <prefix>-<login>
     env = {**os.environ, **{k: str(v) for k, v in job["env"].items()},
-           "GITHUB_ACTOR": "OctoCat", "GITHUB_OUTPUT": str(output),
+           "GITHUB_ACTOR": "the-instructor", "GITHUB_REPOSITORY": "cs101-org/vpn-OctoCat",
+           "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary),
            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PORTLAB_STUDENT", None)
     proc = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "the student is octocat, from the repository's name, vpn-OctoCat" in proc.stderr
     full = core.get_lab("vpn").max_points
     assert f"Score: {full}/{full}" in proc.stdout
-    line = next(ln for ln in output.read_text().splitlines() if ln.startswith("result="))
-    payload = json.loads(base64.b64decode(line[len("result="):]))
-    assert payload["status"] == "pass" and payload["max_score"] == full
-    assert sum(t["score"] for t in payload["tests"]) == full
+    said = classroom.report(*classroom.reporter_env(workflow,
+                                                    classroom.outputs(output.read_text())))
+    assert said.posted == (full, full) and said.step == "passed"
+    assert sum(s for s, _ in said.log.values()) == full  # the log says what Classroom does
+    assert f"Score {full}/{full}" in summary.read_text()
     assert (repo / "portlab-junit.xml").exists() and (repo / "portlab-grade.json").exists()
     assert not [x for x in labelled_all() if "grade-octocat" in x]
 

@@ -146,6 +146,10 @@ def test_hostile_submissions_get_failing_grades_and_leave_the_host_alone(
     for student, (_, words) in attacks.items():
         result = results[student]
         assert result["status"] == "failed", (student, result["message"])
+        if student == "spins":  # at half a core, forking 400 loops may outlast its time first
+            assert result["message"].startswith((words, "router.sh did not finish within")), \
+                result["message"]
+            continue
         assert result["message"].startswith(words), (student, result["message"])
     # the cap held before any check: no check was even run
     assert all(c["status"] == "not-run" for c in results["disk-flood"]["checks"]), \

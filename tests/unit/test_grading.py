@@ -9,7 +9,6 @@ results and the CSV say what they should, for passing, failing, errored and stop
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -28,7 +27,7 @@ from portlab.grading import submission as sub
 from portlab.grading.grade import CheckGrade, FileRun, Grade, Status, is_empty
 from portlab.model import allocate
 from portlab.model.types import Range
-from portlab.model.variant import course_salt, derive, student_id
+from portlab.model.variant import course_salt, derive, find_student, student_id
 from portlab.probes.base import Outcome, ProbeResult
 from portlab.views import grade as view
 from portlab.views import starter
@@ -82,17 +81,32 @@ def test_a_variant_changes_what_a_copied_solution_relies_on() -> None:
 
 
 def test_the_student_comes_from_ci_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "PORTLAB_STUDENT"):
+    for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "PORTLAB_STUDENT", "PORTLAB_ASSIGNMENT",
+                "GITHUB_REPOSITORY", "CI_PROJECT_NAME"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(UsageError) as info:
         student_id()
     assert "which student?" in str(info.value)
-    monkeypatch.setenv("PORTLAB_STUDENT", "Zed")
-    assert student_id() == "zed"
+    # last: who started the run
     monkeypatch.setenv("GITLAB_USER_LOGIN", "gitlab-user")
     assert student_id() == "gitlab-user"
     monkeypatch.setenv("GITHUB_ACTOR", "Octo-Cat")
     assert student_id() == "octo-cat" and student_id("Given") == "given"
+    # before it: the Classroom repository's name, `<assignment-prefix>-<login>`, even when
+    # the instructor pushed
+    monkeypatch.setenv("GITHUB_ACTOR", "the-instructor")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "cs101-org/port-forwarding-Alice-B")
+    monkeypatch.setenv("PORTLAB_ASSIGNMENT", "port-forwarding")
+    assert find_student() == ("alice-b", "the repository's name, port-forwarding-Alice-B")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "cs101-org/port-forwarding")  # the template itself
+    student, where = find_student()
+    assert student == "the-instructor" and "does not start with 'port-forwarding-'" in where
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    monkeypatch.setenv("CI_PROJECT_NAME", "port-forwarding-bob")  # GitLab
+    assert student_id() == "bob"
+    # first: set by the course
+    monkeypatch.setenv("PORTLAB_STUDENT", "Zed")
+    assert find_student() == ("zed", "$PORTLAB_STUDENT")
     for bad in ("", "-x", "a b", "x" * 101, "../etc"):
         with pytest.raises(UsageError):
             student_id(bad)
@@ -247,20 +261,6 @@ def test_junit_validates_against_the_published_schema() -> None:
         schema.error_log  # `portlab check --junit` too
 
 
-def test_the_classroom_payload_decodes_to_the_reporters_fields() -> None:
-    payload = json.loads(base64.b64decode(view.classroom_output(sample())))
-    assert payload["version"] == 1 and payload["status"] == "fail"
-    assert payload["max_score"] == 10
-    assert sum(t["score"] for t in payload["tests"]) == 6  # what the reporter sums
-    assert [t["status"] for t in payload["tests"]] == ["pass", "fail", "pass", "fail"]
-    for test in payload["tests"]:
-        assert set(test) == {"name", "status", "score", "message", "test_code", "filename",
-                             "line_no", "duration"}
-        assert test["line_no"] == 0
-    assert json.loads(base64.b64decode(view.classroom_output(sample(Status.ERROR))))[
-        "status"] == "error"
-
-
 def test_gradescope_results_have_score_and_tests() -> None:
     data = view.gradescope(sample())
     assert data["score"] == 6 and len(data["tests"]) == 4
@@ -301,14 +301,27 @@ def test_classroom_init_writes_a_starter_repository(tmp_path: Path) -> None:
     assert workflow["name"] == "Autograding Tests" and job["runs-on"] == "ubuntu-latest"
     assert job["env"]["PORTLAB_COURSE_SALT"] == "cs101"
     grade_step = next(s for s in job["steps"] if s.get("id") == "portlab")
-    assert grade_step["run"].startswith("portlab grade vpn --submission submission --classroom")
+    assert grade_step["run"].splitlines()[-1].startswith(
+        "portlab grade vpn --submission submission --classroom")
     reporter = job["steps"][-1]
     assert reporter["uses"] == "classroom-resources/autograding-grading-reporter@v1"
-    assert reporter["env"] == {"PORTLAB_RESULTS": "${{steps.portlab.outputs.result}}"}
-    assert reporter["with"] == {"runners": "portlab"} and reporter["if"] == "always()"
+    runners = view.runner_ids([c.id for c in core.get_lab("vpn").checks])
+    assert reporter["env"] == {f"{r.upper()}_RESULTS": f"${{{{steps.portlab.outputs.{r}}}}}"
+                               for r in runners.values()}
+    assert reporter["with"] == {"runners": ",".join(runners.values())}
+    assert reporter["if"] == "always()" and grade_step["if"] == "always()"
+    assert job["env"]["PORTLAB_RUNNERS"] == reporter["with"]["runners"]
+    assert job["env"]["PORTLAB_ASSIGNMENT"] == "vpn"
+    assert "checks" not in workflow["permissions"]  # the reporter writes annotations only
+    from portlab import __version__
+    assert job["env"]["PORTLAB_INSTALL"] == f"portlab-net=={__version__}"
+    install = next(s for s in job["steps"] if s.get("id") == "install")["run"]
+    assert "portlab\" --version" in install
     gitlab = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())["grade"]
     assert gitlab["artifacts"]["reports"]["junit"] == "portlab-junit.xml"
-    assert gitlab["services"] == ["docker:27-dind"]
+    assert gitlab["services"] == [starter.GITLAB_DIND] and gitlab["image"] == \
+        starter.GITLAB_DOCKER
+    assert gitlab["variables"]["PORTLAB_COURSE_SALT"] == "cs101"
     readme = (repo / "README.md").read_text()
     assert "portlab show vpn --student YOUR-USERNAME --salt cs101" in readme
     assert "`submission/laptop/wg0.conf`: placed on `laptop` at `/etc/wireguard/wg0.conf`" in \
