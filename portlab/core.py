@@ -8,9 +8,10 @@ its checks, solutions and brief agree with its servers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from portlab import backend as backends
 from portlab import runtime
@@ -27,6 +28,17 @@ from portlab.probes.runner import Report
 from portlab.progress import Progress, Quiet
 from portlab.runtime import Instance
 
+if TYPE_CHECKING:  # what the slower parts return; imported by the functions that use them
+    from portlab.demo.walk import StepResult
+    from portlab.grading.batch import Batch, Entry
+    from portlab.grading.grade import Grade
+    from portlab.grading.watch import Settings
+    from portlab.labtest import LabTest
+    from portlab.trace.events import Event
+    from portlab.trace.live import Trace
+
+Record = dict[str, object]  # a JSON object, as documented (docs/status-json.md, ...)
+
 
 def labs() -> list[Lab]:
     """The labs that load, in the suggested order."""
@@ -38,7 +50,7 @@ def catalog() -> catalog_mod.Catalog:
     return catalog_mod.scan()
 
 
-def get_lab(name: str, params: Mapping[str, Any] | None = None) -> Lab:
+def get_lab(name: str, params: Mapping[str, object] | None = None) -> Lab:
     return catalog_mod.find(name, params)
 
 
@@ -76,13 +88,13 @@ def _running(lab: Lab, instance: str | None) -> Instance | None:
 
 def variant(name: str, student: str | None, salt: str | None = None) -> tuple[Lab, Variant]:
     """The lab of a student's variant (`student` None: the one CI names), and the variant."""
-    from portlab.grading.grade import variant_lab
+    from portlab.model.variant import variant_lab
 
     return variant_lab(name, student_id(student), course_salt(salt))
 
 
 def binding(name: str, *, instance: str | None = None,
-            params: Mapping[str, Any] | None = None, student: str | None = None,
+            params: Mapping[str, object] | None = None, student: str | None = None,
             salt: str | None = None) -> tuple[Binding, str]:
     """The lab bound to its running instance (its addresses, keys and params) if one is up;
     to a student's variant with `student`; else a preview. And whose variant it is ("")."""
@@ -97,7 +109,7 @@ def binding(name: str, *, instance: str | None = None,
     return Binding.preview(lab), ""
 
 
-def show(name: str, *, instance: str | None = None, params: Mapping[str, Any] | None = None,
+def show(name: str, *, instance: str | None = None, params: Mapping[str, object] | None = None,
          student: str | None = None, salt: str | None = None, color: bool = False) -> str:
     """The brief; of the running instance (its addresses, keys and params) if one is up; of a
     student's variant with `student`."""
@@ -108,7 +120,7 @@ def show(name: str, *, instance: str | None = None, params: Mapping[str, Any] | 
 
 
 def diagram(name: str, path: Path, *, instance: str | None = None,
-            params: Mapping[str, Any] | None = None, student: str | None = None,
+            params: Mapping[str, object] | None = None, student: str | None = None,
             salt: str | None = None) -> str:
     """Draw the lab's network into `path` (SVG or PNG by its suffix), with the addresses
     `show` would print. The format written."""
@@ -120,7 +132,7 @@ def diagram(name: str, path: Path, *, instance: str | None = None,
 
 
 def render_compose(name: str, *, instance: str | None = None, image_tag: str | None = None,
-                   params: Mapping[str, Any] | None = None) -> str:
+                   params: Mapping[str, object] | None = None) -> str:
     """The engine's file `up` would start, with subnets free right now (or preferred ones
     when the engine cannot be asked)."""
     lab = get_lab(name, params)
@@ -135,7 +147,7 @@ def render_compose(name: str, *, instance: str | None = None, image_tag: str | N
 
 
 def render_kubernetes(name: str, *, instance: str | None = None, image_tag: str | None = None,
-                      params: Mapping[str, Any] | None = None,
+                      params: Mapping[str, object] | None = None,
                       registry: str | None = None) -> str:
     """The instance as Kubernetes manifests (docs/scaling.md), with the lab's preferred
     subnets: each instance has bridges of its own there, so instances never clash. The node
@@ -151,7 +163,7 @@ def render_kubernetes(name: str, *, instance: str | None = None, image_tag: str 
 
 def up(name: str, *, instance: str | None = None, progress: Progress | None = None,
        offline: bool | None = None, early: object | None = None,
-       params: Mapping[str, Any] | None = None, student: str | None = None,
+       params: Mapping[str, object] | None = None, student: str | None = None,
        salt: str | None = None) -> Instance:
     """Start a lab (with `params` set, where given; a student's variant with `student`).
     `early`: what the backend started early."""
@@ -160,7 +172,7 @@ def up(name: str, *, instance: str | None = None, progress: Progress | None = No
         if params:
             raise UsageError("--student and --param do not go together: a student's variant "
                              "sets its params itself")
-        from portlab.grading.grade import shape as variant_shape
+        from portlab.grading.shape import shape as variant_shape
 
         lab, var = variant(name, student, salt)
         shape = variant_shape(lab, var)
@@ -196,7 +208,7 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
     return runtime.down(inst.name, progress)
 
 
-def status(name: str | None = None, *, instance: str | None = None) -> list[dict[str, Any]]:
+def status(name: str | None = None, *, instance: str | None = None) -> list[Record]:
     _asked(name, instance)
     found = runtime.instances()
     return [runtime.status(inst) for inst in sorted(found.values(), key=lambda i: i.name)
@@ -225,16 +237,37 @@ def check(name: str | None = None, *, instance: str | None = None,
     return report
 
 
-def path() -> tuple[catalog_mod.Catalog, dict[str, Any]]:
-    """The learning path: the labs in order (and the ones that do not load), and the ones
-    this user solved (portlab.learner)."""
+@dataclass(frozen=True)
+class LearningPath:
+    catalog: catalog_mod.Catalog  # the labs in order, and the lab folders that do not load
+    solved: dict[str, Record]  # lab name -> when this user solved it (portlab.learner)
+    next: Lab | None  # the first lab of the path not solved yet; None when all are
+
+
+def path() -> LearningPath:
+    """The learning path, and how far this user is along it."""
     from portlab import learner
 
-    return catalog(), learner.solved()
+    found, done = catalog(), learner.solved()
+    return LearningPath(found, done, learner.next_lab(found.labs, done))
+
+
+def find_student(given: str | None = None) -> tuple[str, str]:
+    """The student to grade, and where the ID came from (portlab.model.variant)."""
+    from portlab.model.variant import find_student as find
+
+    return find(given)
+
+
+def demo_texts(bound: Binding, index: int) -> dict[str, str]:
+    """Step `index` of the lab's demo, its texts rendered for the instance."""
+    from portlab.demo.walk import texts
+
+    return texts(bound, index)
 
 
 def trace(name: str | None = None, *, instance: str | None = None,
-          nodes: Sequence[str] = (), expr: str = "") -> Any:
+          nodes: Sequence[str] = (), expr: str = "") -> Trace:
     """A live trace (portlab.trace.live.Trace, not started yet: use it as a context manager)
     of `nodes` of a running instance (default: the nodes that forward), with a tcpdump
     filter `expr`."""
@@ -287,7 +320,7 @@ def demo(name: str, *, instance: str | None = None,
 
 
 def demo_step(inst: Instance, lab: Lab, bound: Binding, index: int, *,
-              on_event: Any = None) -> Any:
+              on_event: Callable[[Event], None] | None = None) -> StepResult:
     """Run step `index` of the lab's demo (portlab.demo.walk.run): a StepResult."""
     from portlab.demo import walk
 
@@ -361,7 +394,7 @@ def doctor(*, probe: bool = True) -> DoctorReport:
 
 
 def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
-             progress: Progress | None = None, mutants: bool = True) -> Any:
+             progress: Progress | None = None, mutants: bool = True) -> LabTest:
     """`portlab test`: every case of the lab, mutants too, on fresh instances
     (portlab.labtest.run)."""
     from portlab import labtest
@@ -371,7 +404,7 @@ def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
 
 
 def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,
-          progress: Progress | None = None, settings: Any = None) -> Any:
+          progress: Progress | None = None, settings: Settings | None = None) -> Grade:
     """Grade one submission folder for a student (portlab.grading.grade.grade)."""
     from portlab.grading.grade import grade as grade_one
 
@@ -380,8 +413,8 @@ def grade(name: str, folder: Path, *, student: str | None = None, salt: str | No
 
 
 def grade_class(name: str, root: Path, *, salt: str | None = None, parallel: int | None = None,
-                progress: Progress | None = None, settings: Any = None,
-                on_done: Any = None) -> Any:
+                progress: Progress | None = None, settings: Settings | None = None,
+                on_done: Callable[[Entry], None] | None = None) -> Batch:
     """Grade a folder of submission folders, one per student (portlab.grading.batch)."""
     from portlab.grading.batch import grade_all
 
@@ -428,3 +461,47 @@ def classroom_solution(name: str, folder: Path, *, student: str | None = None,
     var, files = classroom.solution_files(name, student_id(student), salt=course_salt(salt),
                                           wrong=wrong)
     return var, classroom.write(folder, files)
+
+
+class Core:
+    """portlab's front door as one type: each function above is a method of it. The CLI
+    reaches it through portlab.cli.common.core(), so mypy checks every call the CLI makes;
+    other tools may call the functions directly."""
+
+    labs = staticmethod(labs)
+    catalog = staticmethod(catalog)
+    get_lab = staticmethod(get_lab)
+    lab_of = staticmethod(lab_of)
+    variant = staticmethod(variant)
+    binding = staticmethod(binding)
+    show = staticmethod(show)
+    diagram = staticmethod(diagram)
+    render_compose = staticmethod(render_compose)
+    render_kubernetes = staticmethod(render_kubernetes)
+    up = staticmethod(up)
+    down = staticmethod(down)
+    status = staticmethod(status)
+    check = staticmethod(check)
+    path = staticmethod(path)
+    find_student = staticmethod(find_student)
+    demo_texts = staticmethod(demo_texts)
+    trace = staticmethod(trace)
+    check_html = staticmethod(check_html)
+    live_page = staticmethod(live_page)
+    demo = staticmethod(demo)
+    demo_step = staticmethod(demo_step)
+    prune = staticmethod(prune)
+    solve = staticmethod(solve)
+    attach = staticmethod(attach)
+    image_tag = staticmethod(image_tag)
+    image_exists = staticmethod(image_exists)
+    image_build = staticmethod(image_build)
+    doctor = staticmethod(doctor)
+    test_lab = staticmethod(test_lab)
+    grade = staticmethod(grade)
+    grade_class = staticmethod(grade_class)
+    classroom_init = staticmethod(classroom_init)
+    classroom_solution = staticmethod(classroom_solution)
+
+
+API = Core()

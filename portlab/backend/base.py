@@ -160,7 +160,6 @@ class EngineFacts:
     networks: tuple[EngineNetwork, ...] = ()
     compose: str = ""  # the Compose command that is installed, "" if none
     compose_version: str = ""
-    compose_problem: str = ""
     image: str = ""  # the node image this portlab uses
     image_present: bool | None = None
     image_others: tuple[str, ...] = ()  # other tags of its repository (older portlab versions)

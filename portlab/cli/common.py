@@ -5,24 +5,27 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from portlab.views.progress import TerminalProgress
 
+if TYPE_CHECKING:
+    from portlab.core import Core
 
-def core() -> ModuleType:
-    """portlab.core, imported on first use: `portlab up` starts Compose before loading it
-    (and the Docker SDK and Jinja2 with it), so that the two start-ups overlap."""
-    from portlab import core as core_module
 
-    return core_module
+def core() -> Core:
+    """portlab's front door (portlab.core.Core), imported on first use: `portlab up` starts
+    Compose before loading it (and the Docker SDK and Jinja2 with it), so that the two
+    start-ups overlap."""
+    from portlab.core import API
+
+    return API
 
 
 def early_start(lab: str, instance: str | None) -> AbstractContextManager[object | None]:
-    """What the engine can start before portlab's core is loaded (see core.early_start: the
+    """What the engine can start before portlab's core is loaded (see Backend.early_start: the
     same, without the core's import)."""
     from portlab import backend
     from portlab.errors import PortlabError

@@ -87,8 +87,6 @@ def command(lab: str, instance: str | None, auto: bool, delay: float, web: bool,
     last = None
     before_solve = None
     total = len(the_lab.demo)
-    from portlab.demo.walk import texts
-
     try:
         click.echo(f"Demo of lab '{the_lab.name}' ({total} steps) on instance '{inst.name}'"
                    + (", started for it" if started else ""))
@@ -96,7 +94,7 @@ def command(lab: str, instance: str | None, auto: bool, delay: float, web: bool,
             if index > 0 or not auto:
                 click.echo(view.waiting(delay if auto else None, web), err=True)
                 pace.wait()
-            words = texts(bound, index)
+            words = core().demo_texts(bound, index)
             step = the_lab.demo[index]
             click.echo(view.intro(index, total, words, step.node, color=color))
             if server is not None:

@@ -134,10 +134,9 @@ def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out
                (("JSON file", json_out), ("JUnit file", junit),
                 ("Gradescope file", gradescope))}
     from portlab.grading.grade import Status
-    from portlab.model.variant import find_student
     from portlab.views import grade as view
 
-    who, where = find_student(student)
+    who, where = core().find_student(student)
     if where != "given":
         click.echo(f"portlab: the student is {who}, from {where}", err=True)
     result = core().grade(lab, folder, student=who, salt=salt, progress=progress())
@@ -189,6 +188,7 @@ def _batch(lab: str, root: Path, salt: str | None, json_dir: str | None, csv_out
         out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = _writable(csv_out, "CSV file")
     from portlab.grading.batch import Entry
+    from portlab.grading.grade import Status
     from portlab.views import grade as view
 
     def done(entry: Entry) -> None:
@@ -202,5 +202,5 @@ def _batch(lab: str, root: Path, salt: str | None, json_dir: str | None, csv_out
     if csv_path is not None:
         _write(csv_path, view.csv_text(rows, ids), "CSV file")
     click.echo(view.class_table(batch), nl=False)
-    broken = [e for e in batch.entries if e.grade is not None and e.grade.status.value == "error"]
+    broken = [e for e in batch.entries if e.grade is not None and e.grade.status is Status.ERROR]
     sys.exit(int(ExitCode.RUNTIME if broken else ExitCode.OK))

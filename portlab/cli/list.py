@@ -18,11 +18,11 @@ def command() -> None:
     do next. A lab folder whose lab.yaml does not load is named apart, with
     why, and never hides the others.
     """
-    from portlab import learner
     from portlab.views import listing
 
-    found, done = core().path()
+    path = core().path()
+    found, done = path.catalog, path.solved
     click.echo(listing.labs(found.labs, done), nl=False)
-    click.echo(listing.summary(found.labs, done, learner.next_lab(found.labs, done)), nl=False)
+    click.echo(listing.summary(found.labs, done, path.next), nl=False)
     if found.broken:
         click.echo(listing.broken(found.broken), nl=False, err=True)

@@ -15,9 +15,7 @@ def command() -> None:
     record: $XDG_STATE_HOME/portlab/progress.json, else
     ~/.local/state/portlab/progress.json; delete it to start over).
     """
-    from portlab import learner
     from portlab.views import listing
 
-    found, done = core().path()
-    click.echo(listing.suggestion(learner.next_lab(found.labs, done), found.labs, done),
-               nl=False)
+    path = core().path()
+    click.echo(listing.suggestion(path.next, path.catalog.labs, path.solved), nl=False)

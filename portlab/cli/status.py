@@ -16,10 +16,11 @@ from portlab.cli.common import core, instance_option
               help="Machine-readable output (format documented in docs/status-json.md).")
 def command(lab: str | None, instance: str | None, as_json: bool) -> None:
     """Show running labs: nodes, interfaces and addresses, WireGuard kind, image, params."""
+    from portlab.runtime.status import STATUS_FORMAT
     from portlab.views import status
 
     rows = core().status(lab, instance=instance)
     if as_json:
-        click.echo(json.dumps({"format": 1, "instances": rows}, indent=2))
+        click.echo(json.dumps({"format": STATUS_FORMAT, "instances": rows}, indent=2))
     else:
         click.echo(status.text(rows), nl=False)

@@ -17,8 +17,8 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from portlab.errors import PortlabError, RuntimeProblem, UsageError, printable
-from portlab.grading.grade import Grade, Settings, grade, not_run, variant_lab
-from portlab.model.variant import student_id
+from portlab.grading.grade import Grade, Settings, grade, not_run
+from portlab.model.variant import student_id, variant_lab
 from portlab.progress import Progress, Quiet
 
 

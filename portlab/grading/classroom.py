@@ -13,10 +13,9 @@ import re
 from pathlib import Path
 
 from portlab.errors import UsageError, printable
-from portlab.grading.grade import variant_lab
 from portlab.model.context import PREVIEW_TOKEN, Binding
 from portlab.model.types import Lab, SubmissionFile
-from portlab.model.variant import Variant
+from portlab.model.variant import Variant, variant_lab
 
 SUBMISSION_DIR = "submission"
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from portlab.model import templating
 from portlab.model.probekinds import (
-    IntRange,
     KindSchema,
     OneOf,
     PortList,
@@ -24,7 +23,7 @@ from portlab.model.probekinds import (
     schema,
 )
 from portlab.model.reader import Reader, kind
-from portlab.model.types import Check, Match, Node, Probe
+from portlab.model.types import Check, Match, Node, Probe, Range
 from portlab.model.yamlsrc import Path as KeyPath
 from portlab.model.yamlsrc import dotted
 
@@ -160,7 +159,7 @@ def typed(r: Reader, value: Any, path: KeyPath, typ: Any) -> Any:
                      negate=word == "not")
     if typ is bool:
         return r.boolean(value, path)
-    if isinstance(typ, IntRange):
+    if isinstance(typ, Range):
         return r.integer(value, path, low=typ.low, high=typ.high)
     if typ is float:
         return r.seconds(value, path)

@@ -13,13 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class IntRange:
-    """A whole number from `low` to `high` (a template over params is allowed too)."""
-
-    low: int
-    high: int
+from portlab.model.types import Range  # a whole number from low to high
 
 
 @dataclass(frozen=True)
@@ -43,8 +37,8 @@ class PortStates:
 
 
 SECONDS = float  # a number of seconds, more than 0 and at most 60
-PORT = IntRange(1, 65535)
-COUNT = IntRange(0, 10**6)
+PORT = Range(1, 65535)
+COUNT = Range(0, 10**6)
 
 # Where an interface option's name is looked up: on the probe's own node ("from"), on the
 # node another option names ("at"), or nowhere (an interface made at run time, like wg0).
@@ -55,7 +49,7 @@ FROM = "from"
 class KindSchema:
     kind: str
     summary: str
-    options: dict[str, Any] = field(default_factory=dict)  # key -> type (see _typed in checks)
+    options: dict[str, Any] = field(default_factory=dict)  # key -> type (see checkspec.typed)
     expects: dict[str, Any] = field(default_factory=dict)
     needs_target: bool = True
     needs_port: bool = True
@@ -140,7 +134,7 @@ KINDS: dict[str, KindSchema] = {k.kind: k for k in (
                interfaces=_DEVICE, validate=_tcp),
     KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
                options={"path": str, "host_header": str, **_SENDS},
-               expects={**ANSWER_EXPECTS, "status": IntRange(100, 599), "contains": str},
+               expects={**ANSWER_EXPECTS, "status": Range(100, 599), "contains": str},
                interfaces=_DEVICE, validate=_http),
     KindSchema("minecraft",
                "Minecraft Server List Ping: does a game server answer, and whom did it see?",

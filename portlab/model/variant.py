@@ -124,3 +124,12 @@ def derive(lab: Lab, student: str, salt: str = "") -> Variant:
                              f"'{net.name}'")
     seed = f"{_draw(salt, lab.name, student, 'keys'):016x}"
     return Variant(student, params, {name: subnets[name] for name in preferred}, seed)
+
+
+def variant_lab(name: str, student: str, salt: str = "") -> tuple[Lab, Variant]:
+    """The lab of `student`'s variant (its params applied), and the variant."""
+    from portlab.model import catalog  # the catalog reads labs; a variant is of one
+
+    base = catalog.find(name)
+    lab = catalog.find(name, derive(base, student, salt).params)
+    return lab, derive(lab, student, salt)

@@ -16,8 +16,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from portlab.grading.grade import variant_lab
 from portlab.model.context import Binding
+from portlab.model.variant import variant_lab
 from tests.integration.helpers import portlab
 
 

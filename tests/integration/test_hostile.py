@@ -187,11 +187,13 @@ def test_an_output_flood_leaves_portlabs_memory_flat(tmp_path: Path, node_image:
 def test_the_cpu_share_and_the_file_limit_are_the_engines(node_image: str) -> None:
     """A graded node runs under the engine's limits: its CPU quota, its pids, its memory, and
     RLIMIT_FSIZE for every process on it (the per-file cap), whatever a submission does."""
-    from portlab.grading.grade import Settings, shape, variant_lab
+    from portlab.grading.shape import shape
+    from portlab.grading.watch import Settings
+    from portlab.model.variant import variant_lab
 
     lab, variant = variant_lab("forwarding", "limits")
     settings = Settings()
-    inst = runtime.up(lab, "t-limits", shape=shape(lab, variant, settings, True))
+    inst = runtime.up(lab, "t-limits", shape=shape(lab, variant, settings.limits, True))
     try:
         c = docker_api.client()
         host = c.api.inspect_container(inst.info.nodes["router"].ref)["HostConfig"]

@@ -256,7 +256,7 @@ def test_compose() -> None:
     assert "`docker-compose` 2.40.3 (Compose v2)" in v2.what and v2.figures["major"] == 2
     plugin = checks.compose(replace(FACTS, compose="docker compose", compose_version="v2.29.1"))
     assert plugin.figures["major"] == 2
-    none = replace(FACTS, compose="", compose_version="", compose_problem="not installed")
+    none = replace(FACTS, compose="", compose_version="")
     assert checks.compose(none, "api").status is Status.WARN
     needed = checks.compose(none, "compose")
     assert needed.status is Status.FAIL and "PORTLAB_CREATE" in needed.fix

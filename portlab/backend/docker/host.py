@@ -125,8 +125,8 @@ def networks_of(listed: list[Any]) -> tuple[EngineNetwork, ...]:
 
 def facts() -> EngineFacts:
     found = _facts()
-    command, version, problem = _compose()
-    return replace(found, compose=command, compose_version=version, compose_problem=problem)
+    command, version = _compose()
+    return replace(found, compose=command, compose_version=version)
 
 
 def _facts() -> EngineFacts:
@@ -167,15 +167,15 @@ def _flag(info: dict[str, Any], key: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _compose() -> tuple[str, str, str]:
-    """The Compose command, its version, and why there is none."""
+def _compose() -> tuple[str, str]:
+    """The Compose command and its version; empty where there is none."""
     from portlab.backend.docker import compose
 
     try:
         found = compose.detect()
-    except PortlabError as exc:
-        return "", "", exc.message
-    return found.command, found.version, ""
+    except PortlabError:
+        return "", ""
+    return found.command, found.version
 
 
 def _image() -> dict[str, Any]:

@@ -69,7 +69,6 @@ UNSAFE_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv4.conf.all.src_valid_mark",
                   "net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6")
 DISK_LIMIT = "1Gi"  # ephemeral storage per container: the node's own writes, logs included
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label, up to 63
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")  # up to 63
 REGISTRY = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]+)?"
                       r"(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
