@@ -252,6 +252,14 @@ def path() -> LearningPath:
     return LearningPath(found, done, learner.next_lab(found.labs, done))
 
 
+def check_list(name: str) -> list[tuple[str, str, int]]:
+    """The lab's checks: id, title (rendered as the brief shows it) and points."""
+    lab = get_lab(name)
+    preview = Binding.preview(lab)
+    return [(c.id, preview.render(("checks", i, "title"), c.title), lab.points[c.id])
+            for i, c in enumerate(lab.checks)]
+
+
 def find_student(given: str | None = None) -> tuple[str, str]:
     """The student to grade, and where the ID came from (portlab.model.variant)."""
     from portlab.model.variant import find_student as find
@@ -484,6 +492,7 @@ class Core:
     check = staticmethod(check)
     path = staticmethod(path)
     find_student = staticmethod(find_student)
+    check_list = staticmethod(check_list)
     demo_texts = staticmethod(demo_texts)
     trace = staticmethod(trace)
     check_html = staticmethod(check_html)

@@ -118,8 +118,7 @@ def _checks_of(lab: str) -> list[tuple[str, str, int]]:
     """The lab's checks (id, title, points), or the runners the workflow names
     ($PORTLAB_RUNNERS) when the lab itself cannot be read."""
     try:
-        found = core().get_lab(lab)
-        return [(c.id, c.title, found.points[c.id]) for c in found.checks]
+        return core().check_list(lab)
     except Exception:  # an error about the lab is being reported already
         names = [n.strip() for n in os.environ.get("PORTLAB_RUNNERS", "").split(",")]
         return [(n, n, 0) for n in names if n]
@@ -145,11 +144,15 @@ def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out
                                "Gradescope file": lambda g: json.dumps(view.gradescope(g),
                                                                        indent=2)}
     if classroom is not None:
-        classroom(view.classroom(result))
+        classroom(view.classroom(result, core().check_list(lab)))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:  # the run's page shows the grade, check by check
-            with open(summary, "a") as fh:
-                fh.write(view.markdown(result))
+            try:
+                with open(summary, "a") as fh:
+                    fh.write(view.markdown(result))
+            except OSError as exc:
+                click.echo(f"portlab: could not write the step summary {summary}: "
+                           f"{exc.strerror or exc}", err=True)
     for what, path in outputs.items():
         if path is None:
             continue

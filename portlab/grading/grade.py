@@ -178,6 +178,7 @@ def _judge(lab: Lab, variant: Variant, files: list[sub.Submitted], inst: Instanc
             return _failed(result, inst, lab, broke, started)
         if isinstance(exc, RuntimeProblem):
             result.status, result.message = Status.ERROR, f"grading could not run: {exc.message}"
+            result.checks = _unjudged(inst, lab, result.message)
             result.seconds = time.monotonic() - started
             return result
         raise
@@ -214,13 +215,19 @@ def is_empty(content: bytes) -> bool:
                for line in content.decode("utf-8", "replace").splitlines())
 
 
+def _unjudged(inst: Instance, lab: Lab, reason: str) -> list[CheckGrade]:
+    """Every check of the lab, none judged, each saying why: what a grade that stopped
+    before its checks still shows, check by check (CI formats have a line per check)."""
+    binding = inst.binding(lab)
+    return [CheckGrade(c.id, binding.render(("checks", i, "title"), c.title), None, 0,
+                       lab.points[c.id], message=f"not judged: {reason}")
+            for i, c in enumerate(lab.checks)]
+
+
 def _failed(result: Grade, inst: Instance, lab: Lab, reason: str, started: float) -> Grade:
     """The grade fails outright: no check earns points, each says why."""
     result.status, result.message, result.score = Status.FAILED, reason, 0
-    binding = inst.binding(lab)
-    result.checks = [CheckGrade(c.id, binding.render(("checks", i, "title"), c.title), None, 0,
-                                lab.points[c.id], message=f"not judged: {reason}")
-                     for i, c in enumerate(lab.checks)]
+    result.checks = _unjudged(inst, lab, reason)
     result.seconds = time.monotonic() - started
     return result
 

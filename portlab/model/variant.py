@@ -59,6 +59,12 @@ def find_student(given: str | None = None) -> tuple[str, str]:
     if raw is None and prefix and repo.lower().startswith(prefix.lower() + "-") \
             and len(repo) > len(prefix) + 1:
         raw, where = repo[len(prefix) + 1:], f"the repository's name, {repo}"
+        actor = next((os.environ[v] for v in ACTOR_VARIABLES if os.environ.get(v)), "")
+        if actor and repo.lower().endswith("-" + actor.lower()) and \
+                raw.lower() != actor.lower():
+            where += (f"; but it ends in '-{actor}', who started this run: is the "
+                      f"assignment's prefix '{repo[:-len(actor) - 1]}' rather than "
+                      f"'{prefix}' (${ASSIGNMENT_VARIABLE})?")
     if raw is None:
         found = next((v for v in ACTOR_VARIABLES if os.environ.get(v)), None)
         if found is not None:

@@ -50,6 +50,8 @@ def terminal(grade: Grade, *, color: bool | None = None) -> str:
         mark = style(word, fg=fg, bold=True) + " " * (5 - len(word))
         lines.append(f"  {mark} {c.id:<{width}}  {c.points:>2}/{c.max_points:<2}  {c.title}")
         if c.outcome is Outcome.PASS:
+            if not c.credited and c.message:  # held, as on the untouched lab: no points
+                lines.append(_wrap("        ", c.message))
             continue
         if c.outcome is None:
             lines.append(_wrap("        ", c.message))
@@ -152,6 +154,8 @@ def runner_id(check_id: str, taken: set[str] | None = None) -> str:
     message hides the real one for any other id), unique among `taken`."""
     base = "".join(ch for ch in check_id.lower() if ch.isascii() and ch.isalnum())[:20]
     base = base or "check"
+    if base[0].isdigit():  # `steps.X.outputs.6to4` is no expression GitHub accepts
+        base = f"c{base}"[:20]
     rid, n = base, 2
     while taken is not None and rid in taken:
         rid, n = f"{base}{n}", n + 1
@@ -175,7 +179,8 @@ def _runner(name: str, status: str, score: int, max_score: int, message: str,
                        "duration": 0}]}
 
 
-def classroom(grade: Grade) -> dict[str, dict[str, Any]]:
+def classroom(grade: Grade, every: list[tuple[str, str, int]] | None = None
+              ) -> dict[str, dict[str, Any]]:
     """What GitHub Classroom's autograding-grading-reporter reads, a runner per check (runner
     id -> its decoded `result`). The reporter posts the sum of the tests' scores out of the
     sum of the runners' max_score, and its log shows passed tests / tests x max_score per
@@ -194,6 +199,13 @@ def classroom(grade: Grade) -> dict[str, dict[str, Any]]:
         message = c.message or (grade.message if status == "fail" else "") or \
             ("passed" if status == "pass" else c.title)
         out[ids[c.id]] = _runner(name, status, c.points, c.max_points, message, grade.lab)
+    if every is not None:  # a check the grade does not name still gets its runner
+        missing = [c for c in every if c[0] not in {g.id for g in grade.checks}]
+        unjudged = classroom_unjudged(grade.lab, every, grade.message or "not judged",
+                                      usable=True)
+        ids_all = runner_ids([c[0] for c in every])
+        for cid, _, _ in missing:
+            out[ids_all[cid]] = unjudged[ids_all[cid]]
     return out
 
 
@@ -215,8 +227,14 @@ def classroom_lines(runners: dict[str, dict[str, Any]]) -> list[str]:
             for rid, r in runners.items()]
 
 
+MARKDOWN_SPECIAL = "\\`*_[]<>!|#~"
+
+
 def _cell(text: str) -> str:
-    return untrusted(text).replace("|", "\\|").replace("\n", " ")[:300]
+    """Text for a Markdown table cell: one line, every character Markdown would act on
+    escaped (a node's words never become a link, an image or HTML on the summary page)."""
+    flat = untrusted(text).replace("\n", " ")[:300]
+    return "".join(f"\\{ch}" if ch in MARKDOWN_SPECIAL else ch for ch in flat)
 
 
 def markdown(grade: Grade) -> str:

@@ -141,6 +141,7 @@ jobs:
       PORTLAB_RUNNERS: {json.dumps(names)}
 {env}    steps:
     - name: Checkout code
+      id: checkout
       uses: actions/checkout@v4
     - name: Install portlab
       id: install
@@ -152,7 +153,7 @@ jobs:
         echo "tag=$("$RUNNER_TEMP/portlab/bin/portlab" image tag)" >> "$GITHUB_OUTPUT"
     - name: Node image from the cache
       id: cache
-      uses: actions/cache@v4
+      uses: actions/cache/restore@v4
       with:
         path: {IMAGE_TAR}
         key: portlab-${{{{ steps.install.outputs.tag }}}}
@@ -162,21 +163,30 @@ jobs:
           portlab image build
           docker save --output {IMAGE_TAR} "${{{{ steps.install.outputs.tag }}}}"
         fi
+    - name: Node image into the cache
+      if: steps.cache.outputs.cache-hit != 'true'
+      uses: actions/cache/save@v4
+      with:
+        path: {IMAGE_TAR}
+        key: portlab-${{{{ steps.install.outputs.tag }}}}
     - name: Grade
       id: portlab
-      if: always()
+      if: ${{{{ !cancelled() && steps.checkout.outcome == 'success' }}}}
       run: |
-        if ! command -v portlab >/dev/null; then
-          # no portlab: every runner says so (an error, which counts no points)
-          said='{{"version":1,"status":"error","max_score":0,"tests":[{{"name":"portlab",'\\
-        '"status":"error","score":0,"message":"portlab could not be installed",'\\
-        '"test_code":"pip install $PORTLAB_INSTALL","line_no":0}}]}}'
-          for r in ${{PORTLAB_RUNNERS//,/ }}; do
-            echo "$r=$(printf %s "$said" | base64 -w0)" >> "$GITHUB_OUTPUT"
-          done
-          exit 3
-        fi
-        {command}
+        rc=0
+        {command} || rc=$?
+        # Every runner the reporter reads gets a result, whatever happened above (portlab
+        # missing, or killed before it wrote one): an error, which counts no points.
+        for r in ${{PORTLAB_RUNNERS//,/ }}; do
+          grep -q "^$r=" "$GITHUB_OUTPUT" 2>/dev/null && continue
+          fmt='{{"version":1,"status":"error","max_score":0,"tests":[{{"name":"%s",'
+          fmt="$fmt"'"status":"error","score":0,"message":"portlab ended without a result '
+          fmt="$fmt"'(exit %s): see the Grade step of this job","test_code":"portlab grade",'
+          fmt="$fmt"'"line_no":0}}]}}'
+          said=$(printf "$fmt" "$r" "$rc")
+          echo "$r=$(printf %s "$said" | base64 -w0)" >> "$GITHUB_OUTPUT"
+        done
+        exit $rc
     - name: Keep the grade's files
       if: always()
       uses: actions/upload-artifact@v4
@@ -270,13 +280,18 @@ that from inside a job the student controls. So:
    `<prefix>-<login>`), so a push or a re-run by an instructor still grades the student's
    variant. Where the name does not start with the prefix (this template itself), portlab
    falls back to whoever started the run (`$GITHUB_ACTOR`) and says so in the log.
-   `PORTLAB_STUDENT`, if set, comes before both.
+   `PORTLAB_STUDENT`, if set, comes before both. Mind the prefix: with a prefix longer than
+   `{assignment}` (say `{assignment}-week-2`), set `PORTLAB_ASSIGNMENT` to it, or every
+   student is graded as `week-2-<login>` (the log warns when the name ends in the login of
+   whoever pushed). In a group assignment the repository is `<prefix>-<team>`: the team's
+   name is the ID, and the team brings its lab up with `--student <team>`.
 4. Whatever happens, the reporter gets a result for every check: an unusable submission
    fails every check with the reason; a grade that could not run (Docker, a probe that
    could not observe) posts no points at all, and the job fails as errored.
-5. The node image is kept in the Actions cache, keyed by its tag: the first run of a
-   portlab version builds it, later runs load it. The grade's JSON and JUnit files are kept
-   as the run's artifact `portlab-grade`.
+5. The node image is kept in the Actions cache, keyed by its tag, and saved as soon as it
+   is built, whatever the grade: a repository's first run of a portlab version builds it,
+   its later runs load it (the cache is per repository: each student's first run builds).
+   The grade's JSON and JUnit files are kept as the run's artifact `portlab-grade`.
 
 ## GitLab
 

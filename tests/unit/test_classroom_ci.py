@@ -6,6 +6,7 @@ payload for the reporter on every way `portlab grade --classroom` can end."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -183,9 +184,46 @@ def test_the_workflows_fallback_gives_every_runner_an_error_without_portlab(
     proc = subprocess.run(["bash", "-e", "-c", step["run"]], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(out),
                                "PORTLAB_RUNNERS": job["env"]["PORTLAB_RUNNERS"]})
-    assert proc.returncode == 3
+    assert proc.returncode == 127  # no portlab: the shell's "command not found"
     said = reporter.report(*reporter.reporter_env(workflow, reporter.outputs(out.read_text())))
     assert said.posted is None and said.step == "Some tests errored."
+
+
+def test_a_grade_missing_checks_still_gives_every_runner() -> None:
+    grade = sample(Status.ERROR)
+    grade.checks = []  # stopped before any check was listed
+    every = core.check_list("forwarding")
+    said = reported(view.classroom(grade, every))
+    assert set(said.log) == {"reach", "realsource", "onlygameport", "laninternet"}
+    assert said.posted is None and said.step == "Some tests errored."
+    assert "{{" not in json.dumps(view.classroom(grade, every))  # titles rendered
+
+
+def test_runner_ids_never_start_with_a_digit() -> None:
+    assert view.runner_id("6to4") == "c6to4"
+
+
+def test_the_summary_page_escapes_what_nodes_said() -> None:
+    grade = sample()
+    grade.checks[1] = dataclasses.replace(
+        grade.checks[1], message="![x](http://evil/) <img src=x> [link](y) `code` | *b*")
+    text = view.markdown(grade)
+    import re
+
+    for raw in ("!", "<", "[", "`", "*"):  # none acts: each is escaped
+        assert not re.search(rf"(?<!\\){re.escape(raw)}", text.split("real-source")[1]), raw
+    assert "\\!\\[x\\]" in text and "\\<img" in text
+
+
+def test_a_prefix_that_is_too_short_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORTLAB_STUDENT", raising=False)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "org/nat-week-2-alice")
+    monkeypatch.setenv("GITHUB_ACTOR", "alice")
+    monkeypatch.setenv("PORTLAB_ASSIGNMENT", "nat")
+    student, where = core.find_student()
+    assert student == "week-2-alice" and "is the assignment's prefix 'nat-week-2'" in where
+    monkeypatch.setenv("PORTLAB_ASSIGNMENT", "nat-week-2")
+    assert core.find_student() == ("alice", "the repository's name, nat-week-2-alice")
 
 
 def test_check_grade_credited() -> None:
