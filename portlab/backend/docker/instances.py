@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
@@ -200,6 +201,10 @@ def _compose_up(plan: Plan, early: compose.Ahead | None) -> None:
 REMOVE_PASSES = 4
 
 
+_REMOVING: dict[str, threading.Lock] = {}  # one removal of an instance at a time, here
+_REMOVING_GUARD = threading.Lock()
+
+
 def remove(instance: str, progress: Progress) -> Removed:
     """Remove the instance's containers, then its networks, until Docker lists none.
 
@@ -207,6 +212,13 @@ def remove(instance: str, progress: Progress) -> Removed:
     still creating for a `portlab up` that was killed, or a network that kept an
     endpoint a moment longer. Raises if something is still there at the end.
     """
+    with _REMOVING_GUARD:
+        lock = _REMOVING.setdefault(instance, threading.Lock())
+    with lock:  # a grade's watch and the grade itself may both remove it: one after the other
+        return _remove(instance, progress)
+
+
+def _remove(instance: str, progress: Progress) -> Removed:
     removed = Removed()
     problem = ""
     for n in range(REMOVE_PASSES):
@@ -252,9 +264,15 @@ def _remove_pass(instance: str, removed: Removed) -> tuple[bool, str]:
 
     problem = ""
     with d.guard(f"removing instance '{instance}'"):
-        if containers:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                removed.containers += sum(pool.map(kill, containers))
+        # Graders first: each lives in its node's network namespace, and removing a node
+        # while its grader still holds that namespace can leave the node's endpoint behind
+        # in Docker's store (moby/moby#17217): a network nobody can remove until the daemon
+        # restarts. Then the nodes, side by side.
+        graders = [x for x in containers if d.labels_of(x).get(d.LABEL_GRADER)]
+        for group in (graders, [x for x in containers if x not in graders]):
+            if group:
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    removed.containers += sum(pool.map(kill, group))
         for net in networks:
             try:
                 net.remove()
