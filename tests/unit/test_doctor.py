@@ -500,13 +500,14 @@ def test_up_failing_on_a_missing_tun_device_names_the_finding(
                              'information while adding custom device "/dev/net/tun": no such '
                              "file or directory")
 
-    monkeypatch.setattr(core, "up", up)
+    # the CLI calls the core's facade: its `up` fails as it would without /dev/net/tun
+    monkeypatch.setattr(core.Core, "up", staticmethod(up))
     result = CliRunner().invoke(cli.cli, ["up", "vpn"])
     assert result.exit_code == 3
     assert result.stderr.splitlines()[-1] == ("portlab doctor: FAIL tun-device — /dev/net/tun is "
                                               "missing; run `portlab doctor` for the fix")
     # other verbs' errors stay as they were
-    monkeypatch.setattr(core, "check", up)
+    monkeypatch.setattr(core.Core, "check", staticmethod(up))
     result = CliRunner().invoke(cli.cli, ["check"])
     assert result.exit_code == 3 and "portlab doctor" not in result.stderr
 
