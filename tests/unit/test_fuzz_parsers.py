@@ -38,9 +38,12 @@ def _tool(name: str) -> ModuleType:
     return module
 
 
-probe = _tool("probe")
+_tool("probe")  # puts the tools folder on sys.path, as in the node
 serve = _tool("serve")
 mcproto = sys.modules["mcproto"]  # as the tools import it, from their own folder
+sockets = sys.modules["sockets"]
+pcap = sys.modules["pcap"]
+listeners = sys.modules["listeners"]
 
 # JSON as an attacker writes it: any nesting (deeper than any parser's recursion), any types
 json_values = st.recursive(
@@ -92,9 +95,9 @@ def test_a_status_of_any_shape(status: Any) -> None:
     body = b"\x00" + mcproto.varint(len(text.encode())) + text.encode()
     got = raises_only(mcproto.parse_status, body)
     if got is not None:
-        summary = probe.status_summary(got)
+        summary = sockets.status_summary(got)
         assert all(isinstance(v, str) and len(v) <= 200 for v in summary.values())
-        found = probe.stand_in(got.get("portlab"))
+        found = sockets.stand_in(got.get("portlab"))
         assert found is None or all(isinstance(v, str) and len(v) <= 200
                                     for v in found.values())
 
@@ -105,15 +108,15 @@ def test_hostile_json_is_a_value_error_never_a_crash() -> None:
         body = b"\x00" + mcproto.varint(len(text.encode("utf-8", "surrogatepass"))) + \
             text.encode("utf-8", "surrogatepass")
         raises_only(mcproto.parse_status, body)
-        assert probe.parse_udp(text.encode("utf-8", "surrogatepass"))["reply"] is not None
+        assert sockets.parse_udp(text.encode("utf-8", "surrogatepass"))["reply"] is not None
         raw = b"HTTP/1.0 200 OK\r\n\r\n" + text.encode("utf-8", "surrogatepass")
-        assert probe.parse_http(raw)["status"] == 200
+        assert sockets.parse_http(raw)["status"] == 200
 
 
 @FUZZ
 @given(st.binary(max_size=600))
 def test_http_answers(raw: bytes) -> None:
-    got = raises_only(probe.parse_http, raw)
+    got = raises_only(sockets.parse_http, raw)
     if got is not None:
         assert 100 <= got["status"] <= 999 and len(got["body"]) <= 2000
 
@@ -122,15 +125,15 @@ def test_http_answers(raw: bytes) -> None:
 @given(json_values, st.binary(max_size=64))
 def test_http_and_udp_bodies(value: Any, junk: bytes) -> None:
     body = json.dumps(value).encode() + junk
-    assert probe.parse_http(b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n" + body)["status"] == 200
-    udp = probe.parse_udp(body)
+    assert sockets.parse_http(b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n" + body)["status"] == 200
+    udp = sockets.parse_udp(body)
     assert len(udp["reply"]) <= 2000
 
 
 @FUZZ
 @given(json_values)
 def test_stand_in_fields_are_flat_bounded_text(value: Any) -> None:
-    found = probe.stand_in(value)
+    found = sockets.stand_in(value)
     if found is not None:
         assert all(isinstance(v, str) and len(v) <= 200 for v in found.values())
         assert not answers.valid(b"k" * 32, found)  # nothing made up verifies
@@ -147,9 +150,9 @@ def test_verifying_any_answer(answer: dict[str, Any]) -> None:
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_pcap_files_and_frames(data: bytes) -> None:
-    raises_only(probe.read_pcap, data, allowed=(ValueError, OSError))
+    raises_only(pcap.read_pcap, data, allowed=(ValueError, OSError))
     for linktype in (1, 101, 113, 276, 7):
-        probe.parse_frame(data, linktype)
+        pcap.parse_frame(data, linktype)
 
 
 @FUZZ
@@ -160,14 +163,14 @@ def test_a_pcap_of_hostile_frames(frames: list[bytes], linktype: int) -> None:
     data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
     for frame in frames:
         data += struct.pack("<IIII", 1, 2, len(frame), len(frame)) + frame
-    packets, _ = probe.read_pcap(data)
+    packets, _ = pcap.read_pcap(data)
     assert isinstance(packets, list)
 
 
 @FUZZ
 @given(st.text(max_size=80))
 def test_proc_addresses(text: str) -> None:
-    raises_only(probe.proc_address, text)
+    raises_only(listeners.proc_address, text)
 
 
 @FUZZ

@@ -310,7 +310,7 @@ def test_nmap_scans_an_ipv6_address_with_its_ipv6_option() -> None:
 def test_a_capture_reads_ipv6_frames_as_it_reads_ipv4_ones() -> None:
     sys.path.insert(0, str(NODE))
     try:
-        import probe as probe_tool  # the node's own portlab-probe
+        import pcap as probe_tool  # the node's own portlab-probe's pcap reader
     finally:
         sys.path.pop(0)
     src, dst = "2001:db8:fe::64", "2001:db8:ad2::14"

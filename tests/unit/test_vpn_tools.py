@@ -32,7 +32,8 @@ def _probe_module() -> ModuleType:
     return module
 
 
-probe_tool = _probe_module()
+_probe_module()
+probe_tool = sys.modules["pcap"]  # the probe's pcap reader, from the tools' own folder
 
 # --- X25519 (RFC 7748) -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ Two layers:
   package mirrors and streamed into `docker import` (rootfs.py). Both read
   the same packages.txt and dpkg-excludes.
 * node, `portlab/node:<hash>`: the base plus portlab's own tools
-  (nodeinit.py, probe.py, serve.py, bashrc), put into a created container of
+  (nodeinit.py, probe.py and its modules, serve.py, bashrc), put into a created container of
   the base and committed (nodelayer.py): about 2 s, no `docker build`.
 
 Each tag is a hash of exactly what goes into it, so `up` rebuilds only what

@@ -29,7 +29,8 @@ from portlab.backend.docker.rootfs import LABEL_IMPORT
 from portlab.errors import RuntimeProblem
 from portlab.progress import Progress
 
-TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "bashrc")
+TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "sockets.py",
+         "listeners.py", "tcpdump.py", "pcap.py", "savefile.py", "probeerror.py", "bashrc")
 LIB = "usr/local/lib/portlab"
 LINKS = {"usr/local/bin/portlab-probe": f"/{LIB}/probe.py",
          "usr/local/bin/portlab-serve": f"/{LIB}/serve.py"}
