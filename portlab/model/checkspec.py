@@ -19,6 +19,7 @@ from portlab.model.probekinds import (
     OneOf,
     PortList,
     PortStates,
+    broken,
     kinds,
     schema,
 )
@@ -70,8 +71,10 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     kind_name = r.text(pspec.get("kind"), ppath + ("kind",))
     spec_of = schema(kind_name)
     if spec_of is None:
+        why = broken().get(kind_name)
         raise r.error(ppath + ("kind",), f"unknown probe kind '{kind_name}'. Kinds: "
-                      f"{', '.join(kinds())}")
+                      f"{', '.join(kinds())}" + (f". A package offers it, but {why}" if why
+                                                 else ""))
     allowed = PROBE_BASE_KEYS + tuple(spec_of.options)
     r.mapping(pspec, ppath, allowed=allowed, required=("kind", "from"))
     source = r.text(pspec["from"], ppath + ("from",))

@@ -1,17 +1,21 @@
-"""The probe kinds of the lab format: which keys a probe of each kind takes, and their types.
+"""The probe kinds of the lab format: the registry of kinds, and the words their schemas use.
 
-This is the format's side of a kind (what a lab file may write); what a kind
-does with real traffic is in `portlab.probes.<kind>`. The two registries name
-the same kinds (a unit test holds them to it). docs/probe-kinds.md documents
-every kind for lab authors.
+A kind is one module: `portlab.probes.<kind>` declares its KIND, with the
+schema the loader validates lab files against (which keys a probe of that kind
+takes, and their types: a KindSchema), the verdict (what it does with real
+traffic) and the node-side tools it runs. `declared()` finds portlab's own
+kinds (BUILTIN) and those that other installed packages register as entry
+points. docs/probe-kinds.md documents every kind for lab authors.
 """
 
 from __future__ import annotations
 
-import re
+import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Protocol
 
 from portlab.model.types import Range  # a whole number from low to high
 
@@ -68,113 +72,96 @@ class KindSchema:
 ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": OneOf(str),
                                   "served_by": OneOf(str), "proxied": bool}
 
-TCP_STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
-# UDP in a scanner's words: a datagram no one answers may have reached a silent server or been
-# dropped by a firewall, and nothing on the wire tells which: "open|filtered".
-UDP_STATES = ("open", "closed", "open|filtered", "unreachable", "not-open")
+# The options of the kinds that send through portlab-probe's sockets. ipv6: `to:` (and
+# `seen_source:`) name an interface's IPv6 address, and the probe goes by IPv6; via: a gateway
+# on the same link (node.iface) the probe's packets go to, whatever the node's routes say (what
+# a neighbour can do: a router must not pass such packets where they should not go)
+SENDS: dict[str, Any] = {"timeout": SECONDS, "device": str, "source_port": PORT, "ipv6": bool,
+                         "via": str}
+DEVICE: dict[str, str | None] = {"device": FROM}
 
 
-def _tcp(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
-    if "state" not in expect and "banner" not in expect and not \
-            any(k in expect for k in ANSWER_EXPECTS):
-        return ("a tcp probe needs expect.state, expect.banner, or what the server's greeting "
-                "should say (token, served_by, seen_source)")
-    return None
+class Declared(Protocol):
+    """What a kind module declares as its KIND, as the lab format sees it (the probes' side,
+    portlab.probes.base.ProbeKind, adds what the kind does)."""
+
+    @property
+    def schema(self) -> KindSchema: ...
+
+    @property
+    def node(self) -> tuple[str, ...]: ...  # portlab-probe's modules it runs on the node
 
 
-# nmap's words for a port, and "not-open" (anything but open)
-NMAP_STATES = ("open", "closed", "filtered", "open|filtered", "closed|filtered", "unfiltered",
-               "not-open")
+# The registry. portlab's own kinds: a module each, whose KIND declares the kind's schema, its
+# verdict and the node-side tools it runs (portlab.probes.base.ProbeKind). Other packages add
+# kinds through entry points in the group ENTRY_POINTS, each naming such a KIND
+# (docs/architecture.md, "Add a probe kind").
+BUILTIN = {kind: f"portlab.probes.{kind}" for kind in (
+    "tcp", "http", "minecraft", "udp", "listening", "capture", "wireguard", "scan")}
+ENTRY_POINTS = "portlab.probe_kinds"
+
+_found: dict[str, Declared] | None = None
+_broken: dict[str, str] = {}  # an entry point that did not load -> why
+_lock = threading.Lock()
 
 
-# A Host header a lab may send: a host name (or address), perhaps a port; never a second header.
-HOST_HEADER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+def declared() -> dict[str, Declared]:
+    """Every probe kind, by name: portlab's own, then those of installed packages. A package's
+    kind that does not load, or that takes the name of a kind already found, is left out (and
+    `broken()` says why): one bad plugin never stops the labs that do not use it."""
+    global _found
+    with _lock:
+        if _found is None:
+            found: dict[str, Declared] = {}
+            for kind, module in BUILTIN.items():
+                found[kind] = importlib.import_module(module).KIND
+            for entry in entry_points(group=ENTRY_POINTS):
+                _add(found, entry)
+            _found = found
+        return _found
 
 
-def _http(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
-    host = options.get("host_header")
-    if isinstance(host, str) and "{" not in host and not HOST_HEADER.match(host):
-        return (f"host_header {host!r} is not a host name (letters, digits, dots and dashes, "
-                "perhaps :PORT)")
-    return None
+def _add(found: dict[str, Declared], entry: EntryPoint) -> None:
+    where = f"{entry.value} (entry point '{entry.name}' in {ENTRY_POINTS})"
+    if entry.name in found:
+        _broken[entry.name] = f"{where}: a kind of that name is already there"
+        return
+    try:
+        kind = entry.load()
+        schema = kind.schema
+    except Exception as exc:  # a plugin's own fault, whatever it is
+        _broken[entry.name] = f"{where} did not load: {type(exc).__name__}: {exc}"
+        return
+    if not isinstance(schema, KindSchema) or schema.kind != entry.name:
+        _broken[entry.name] = f"{where}: its KIND's schema is not a KindSchema named '{entry.name}'"
+        return
+    found[entry.name] = kind
 
 
-def _scan(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
-    if not expect.get("ports"):
-        return "a scan probe needs expect.ports: the state expected on each port"
-    return None
+def broken() -> dict[str, str]:
+    """The entry points of kinds that were left out, and why."""
+    declared()
+    return dict(_broken)
 
 
-def _capture(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
-    if "at" not in options:
-        return "a capture probe needs 'at': the node where the capture runs"
-    if ("tunnel" in expect) != ("tunnel_port" in expect):
-        return "expect.tunnel and expect.tunnel_port go together (address and UDP port)"
-    if "tunnel_from" in expect and "tunnel" not in expect:
-        return "expect.tunnel_from (the tunnel's near end) goes with expect.tunnel"
-    send = options.get("send", "http")
-    if "handshake" in expect and send == "udp":
-        return "expect.handshake is TCP's: UDP has no handshake (send: tcp or http)"
-    if "path" in options and send != "http":
-        return "'path' goes with send: http"
-    return None
-
-
-# ipv6: `to:` (and `seen_source:`) name an interface's IPv6 address, and the probe goes by IPv6;
-# via: a gateway on the same link (node.iface) the probe's packets go to, whatever the node's
-# routes say (what a neighbour can do: a router must not pass such packets where they should
-# not go)
-_SENDS = {"timeout": SECONDS, "device": str, "source_port": PORT, "ipv6": bool, "via": str}
-_DEVICE: dict[str, str | None] = {"device": FROM}
-
-KINDS: dict[str, KindSchema] = {k.kind: k for k in (
-    KindSchema("tcp", "TCP connect: is the port open, closed or filtered from this node?",
-               options=_SENDS, expects={"state": OneOf(TCP_STATES), "banner": str,
-                                        **ANSWER_EXPECTS},
-               interfaces=_DEVICE, validate=_tcp),
-    KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
-               options={"path": str, "host_header": str, **_SENDS},
-               expects={**ANSWER_EXPECTS, "status": Range(100, 599), "contains": str},
-               interfaces=_DEVICE, validate=_http),
-    KindSchema("minecraft",
-               "Minecraft Server List Ping: does a game server answer, and whom did it see?",
-               options=_SENDS, expects=ANSWER_EXPECTS, interfaces=_DEVICE),
-    KindSchema("udp", "UDP datagram: does the server reply, and whom did it see? Or the port's "
-               "state in a scanner's words (open, closed, open|filtered)",
-               options={"payload": str, **_SENDS}, expects={**ANSWER_EXPECTS,
-                                                           "state": OneOf(UDP_STATES)},
-               interfaces=_DEVICE),
-    KindSchema("listening",
-               "Which process listens on this node's own port (from its sockets, no traffic)",
-               options={"proto": ("tcp", "udp")}, expects={"listening": bool, "process": str,
-                                                       "user": str},
-               needs_target=False),
-    KindSchema("capture",
-               "Capture on a node of the path while an HTTP request, a TCP connection or a UDP "
-               "datagram goes by: what could be seen there, and did a TCP handshake cross it?",
-               options={"at": str, "iface": str, "path": str, "timeout": SECONDS,
-                        "send": ("http", "tcp", "udp"), "ipv6": bool},
-               expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str, "tunnel_port": PORT,
-                        "tunnel_from": str, "handshake": bool},
-               interfaces={"iface": "at"}, also=("any",), validate=_capture),
-    KindSchema("scan",
-               "nmap from a node at one address (never a subnet): several ports, each in "
-               "nmap's words (open, closed, filtered, open|filtered)",
-               options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS,
-                        "ipv6": bool},
-               expects={"ports": PortStates(NMAP_STATES)}, needs_port=False, validate=_scan),
-    KindSchema("wireguard",
-               "A node's WireGuard peers (wg show): a recent handshake, from whom, for which "
-               "address",
-               options={"iface": str},
-               expects={"peer": str, "allowed_ip": str, "handshake_within": COUNT},
-               needs_target=False, needs_port=False, interfaces={"iface": None}),
-)}
+def forget() -> None:
+    """Find the kinds again on the next call (after a package was installed: tests)."""
+    global _found
+    with _lock:
+        _found = None
+        _broken.clear()
 
 
 def schema(kind: str) -> KindSchema | None:
-    return KINDS.get(kind)
+    found = declared().get(kind)
+    return found.schema if found is not None else None
 
 
 def kinds() -> list[str]:
-    return sorted(KINDS)
+    return sorted(declared())
+
+
+def node_tools() -> list[str]:
+    """The portlab-probe modules (files of portlab/node) that the kinds run on nodes: the node
+    image ships them."""
+    return sorted({tool for kind in declared().values() for tool in kind.node})

@@ -1,38 +1,34 @@
 """Probes: one module per kind, each sending real traffic (or reading a node's own state).
 
-    base      the outcome (pass / fail / error), a probe's inputs and its result
+    base      the outcome (pass / fail / error), a probe's inputs and its result, and
+              ProbeKind: what a kind module declares
     common    running portlab-probe on a node, and judging servers' answers
-    tcp, http, minecraft, udp, listening, capture, wireguard, scan: the kinds
+    tcp, http, minecraft, udp, listening, capture, wireguard, scan: the kinds, each
+              declaring its KIND (schema, verdict, node-side tools) in its own module
     runner    a lab's checks against a running instance -> a Report
 
-A kind's keys and types in a lab file are the lab format's (portlab.model.probekinds);
-what it does is here. `run_for(kind)` is the registry.
+The registry is portlab.model.probekinds: it finds these modules' KINDs and those
+of installed packages (entry points); `kind(name)` is a kind as this side uses it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
-from portlab.probes.base import ProbeResult, ProbeRun
-
-KIND_MODULES = {
-    "tcp": "portlab.probes.tcp",
-    "http": "portlab.probes.http",
-    "minecraft": "portlab.probes.minecraft",
-    "udp": "portlab.probes.udp",
-    "listening": "portlab.probes.listening",
-    "capture": "portlab.probes.capture",
-    "wireguard": "portlab.probes.wireguard",
-    "scan": "portlab.probes.scan",
-}
+from portlab.model import probekinds
+from portlab.probes.base import ProbeKind, ProbeResult, ProbeRun
 
 
-def run_for(kind: str) -> Callable[[ProbeRun], ProbeResult]:
-    """The function that runs probes of `kind` (the loader has rejected unknown kinds)."""
-    run: Callable[[ProbeRun], ProbeResult] = importlib.import_module(KIND_MODULES[kind]).run
-    return run
+def kind(name: str) -> ProbeKind:
+    """The kind called `name` (the loader has rejected lab files with unknown kinds). Raises
+    LookupError for a kind that is not there or is not a ProbeKind."""
+    found = probekinds.declared().get(name)
+    if not isinstance(found, ProbeKind):
+        raise LookupError(f"no probe kind '{name}' (kinds: {', '.join(probekinds.kinds())})")
+    return found
 
 
-def kinds() -> list[str]:
-    return sorted(KIND_MODULES)
+def run_for(name: str) -> Callable[[ProbeRun], ProbeResult]:
+    """The function that runs probes of kind `name`."""
+    return kind(name).run
+

@@ -16,11 +16,13 @@ A kind raises `CannotObserve` for an ERROR; the runner turns it into the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from portlab.backend.base import NodeRunner
+from portlab.model.probekinds import KindSchema
 from portlab.model.types import Probe
 
 
@@ -89,3 +91,20 @@ class ProbeResult(Judged):
     why: str = ""  # for a failure: what it means; for an error: why nothing could be observed
     data: dict[str, Any] = field(default_factory=dict)  # the raw probe answer
     fix: str = ""  # for an error: what to do about it
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    """A probe kind, declared in one module as its KIND (portlab.model.probekinds finds it):
+
+    * schema: what a lab file may write for it (keys, types, rules), checked at load;
+    * run: the verdict: the probe sent from its node through `ProbeRun.nodes` (the backend
+      seam), what came back judged against `expect:`; CannotObserve when nothing could be;
+    * node: the modules of portlab-probe (files of portlab/node) that it runs on the node,
+      which the node image ships; () for a kind that runs the node's own programs (nmap, wg).
+    """
+
+    schema: KindSchema
+    run: Callable[[ProbeRun], ProbeResult]
+    node: tuple[str, ...] = ()
+

@@ -32,7 +32,8 @@ import random
 from collections import Counter
 from typing import Any
 
-from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
+from portlab.model.probekinds import ANSWER_EXPECTS, PORT, SECONDS, KindSchema
+from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import Heard, endpoint, judge_answer, tool_on
 
 # Local ports below Linux's ephemeral range (32768-60999), so that no other
@@ -80,6 +81,21 @@ def summarise(packets: list[dict[str, Any]]) -> str:
     shown = [f"{n} x {flow}" if n > 1 else flow for flow, n in flows.most_common(6)]
     more = len(flows) - len(shown)
     return "; ".join(shown) + (f"; and {more} other flows" if more > 0 else "")
+
+
+def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if "at" not in options:
+        return "a capture probe needs 'at': the node where the capture runs"
+    if ("tunnel" in expect) != ("tunnel_port" in expect):
+        return "expect.tunnel and expect.tunnel_port go together (address and UDP port)"
+    if "tunnel_from" in expect and "tunnel" not in expect:
+        return "expect.tunnel_from (the tunnel's near end) goes with expect.tunnel"
+    send = options.get("send", "http")
+    if "handshake" in expect and send == "udp":
+        return "expect.handshake is TCP's: UDP has no handshake (send: tcp or http)"
+    if "path" in options and send != "http":
+        return "'path' goes with send: http"
+    return None
 
 
 def run(r: ProbeRun) -> ProbeResult:
@@ -182,3 +198,15 @@ def run(r: ProbeRun) -> ProbeResult:
                        {"request": data, "capture": {k: v for k, v in stopped.items()
                                                      if k != "packets"},
                         "packets": packets[:200]})
+
+
+SCHEMA = KindSchema("capture",
+                    "Capture on a node of the path while an HTTP request, a TCP connection or "
+                    "a UDP datagram goes by: what could be seen there, and did a TCP "
+                    "handshake cross it?",
+                    options={"at": str, "iface": str, "path": str, "timeout": SECONDS,
+                             "send": ("http", "tcp", "udp"), "ipv6": bool},
+                    expects={**ANSWER_EXPECTS, "in_clear": bool, "tunnel": str,
+                             "tunnel_port": PORT, "tunnel_from": str, "handshake": bool},
+                    interfaces={"iface": "at"}, also=("any",), validate=_valid)
+KIND = ProbeKind(SCHEMA, run, node=("tcpdump.py", "pcap.py", "sockets.py"))

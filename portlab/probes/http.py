@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from portlab.errors import printable
-from portlab.probes.base import Outcome, ProbeResult, ProbeRun
+from portlab.model.probekinds import ANSWER_EXPECTS, DEVICE, SENDS, KindSchema
+from portlab.model.types import Range
+from portlab.probes.base import Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import Heard, endpoint, judge_answer, run_tool, source_text
+
+# A Host header a lab may send: a host name (or address), perhaps a port; never a second header.
+HOST_HEADER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+
+
+def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    host = options.get("host_header")
+    if isinstance(host, str) and "{" not in host and not HOST_HEADER.match(host):
+        return (f"host_header {host!r} is not a host name (letters, digits, dots and dashes, "
+                "perhaps :PORT)")
+    return None
 
 
 def run(r: ProbeRun) -> ProbeResult:
@@ -26,3 +42,10 @@ def run(r: ProbeRun) -> ProbeResult:
         outcome, why = Outcome.FAIL, f"the page does not contain {printable(contains)!r}"
     sent = f"HTTP GET {path}" + (f" for host {host}" if host else "")
     return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
+
+
+SCHEMA = KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",
+                    options={"path": str, "host_header": str, **SENDS},
+                    expects={**ANSWER_EXPECTS, "status": Range(100, 599), "contains": str},
+                    interfaces=DEVICE, validate=_valid)
+KIND = ProbeKind(SCHEMA, run, node=("sockets.py",))

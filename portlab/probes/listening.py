@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
+from portlab.model.probekinds import KindSchema
+from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import FRESH, run_tool, source_text
 
 
@@ -82,3 +83,11 @@ def run(r: ProbeRun) -> ProbeResult:
     sent = f"nothing: read {r.source}'s own listening sockets and their processes (like ss -lnp)"
     target = f"{r.source}, {proto.upper()} port {port}"
     return ProbeResult(Outcome.of(passed), sent, source_text(r), target, got, why, data)
+
+
+SCHEMA = KindSchema("listening",
+                    "Which process listens on this node's own port (from its sockets, no "
+                    "traffic)", options={"proto": ("tcp", "udp")},
+                    expects={"listening": bool, "process": str, "user": str},
+                    needs_target=False)
+KIND = ProbeKind(SCHEMA, run, node=("listeners.py",))

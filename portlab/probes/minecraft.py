@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from portlab.probes.base import ProbeResult, ProbeRun
+from portlab.model.probekinds import ANSWER_EXPECTS, DEVICE, SENDS, KindSchema
+from portlab.probes.base import ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import Heard, endpoint, judge_answer, run_tool, source_text
 
 
@@ -15,3 +16,9 @@ def run(r: ProbeRun) -> ProbeResult:
         got += f"; ping {data['latency_ms']} ms"
     return ProbeResult(outcome, "Minecraft status ping (Server List Ping)", source_text(r, data),
                        endpoint(r), got, why, data)
+
+
+SCHEMA = KindSchema("minecraft",
+                    "Minecraft Server List Ping: does a game server answer, and whom did it "
+                    "see?", options=SENDS, expects=ANSWER_EXPECTS, interfaces=DEVICE)
+KIND = ProbeKind(SCHEMA, run, node=("sockets.py",))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portlab.backend.base import NodeRunner
-from portlab.errors import UsageError, printable
+from portlab.errors import PortlabError, UsageError, printable
 from portlab.model.context import Binding
 from portlab.model.types import Check, Lab, Match, Probe
 from portlab.probes import run_for
@@ -89,18 +89,26 @@ def resolve(probe: Probe, binding: Binding, nodes: NodeRunner) -> ProbeRun:
 
 
 def run_probe(run: ProbeRun) -> ProbeResult:
-    """One probe; a probe that could not observe is an ERROR result saying why."""
+    """One probe; a probe that could not observe is an ERROR result saying why, and so is a
+    kind that failed in itself (a bug, perhaps another package's kind): never a verdict, and
+    never a crash of the whole check."""
     try:
         return run_for(run.probe.kind)(run)
-    except CannotObserve as exc:
+    except PortlabError:
+        raise  # the instance or the engine, not this probe: the command says so
+    except Exception as exc:  # noqa: BLE001 (any failure of the kind's own code)
+        why = exc if isinstance(exc, CannotObserve) else CannotObserve(
+            f"the {run.probe.kind} probe kind failed: {type(exc).__name__}: "
+            f"{printable(str(exc))[:300]}",
+            "this is a fault of the probe kind, not of your lab: report it")
         lab, instance = run.context.get("lab", "LAB"), run.context.get("instance", "")
         flag = "" if instance in ("", lab) else f" --instance {instance}"
         fresh = (f"start the lab afresh with `portlab down {lab}{flag}` and `portlab up "
                  f"{lab}{flag}` (changes made on its nodes are lost)")
-        return ProbeResult(Outcome.ERROR, exc.sent or f"a {run.probe.kind} probe",
+        return ProbeResult(Outcome.ERROR, why.sent or f"a {run.probe.kind} probe",
                            f"{run.source} ({run.source_address})", endpoint(run),
-                           "nothing could be observed", exc.reason, exc.data,
-                           exc.fix.replace(FRESH, fresh))
+                           "nothing could be observed", why.reason, why.data,
+                           why.fix.replace(FRESH, fresh))
 
 
 def run_check(check: Check, binding: Binding, nodes: NodeRunner) -> CheckResult:

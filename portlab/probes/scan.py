@@ -16,8 +16,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from portlab.model.probekinds import SECONDS, KindSchema, PortList, PortStates
 from portlab.model.types import Match
-from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
+from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import FRESH, MISSING
 
 DEFAULT_SECONDS = 10.0
@@ -45,6 +46,17 @@ def states_of(report: str) -> dict[int, str]:
 
 def _is(state: str, want: str) -> bool:
     return state != "open" if want == "not-open" else state == want
+
+
+# nmap's words for a port, and "not-open" (anything but open)
+NMAP_STATES = ("open", "closed", "filtered", "open|filtered", "closed|filtered", "unfiltered",
+               "not-open")
+
+
+def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if not expect.get("ports"):
+        return "a scan probe needs expect.ports: the state expected on each port"
+    return None
 
 
 def run(r: ProbeRun) -> ProbeResult:
@@ -85,3 +97,11 @@ def run(r: ProbeRun) -> ProbeResult:
                        {"ports": {str(p): s for p, s in found.items()}, "argv": argv})
 
 
+SCHEMA = KindSchema("scan",
+                    "nmap from a node at one address (never a subnet): several ports, each in "
+                    "nmap's words (open, closed, filtered, open|filtered)",
+                    options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS,
+                             "ipv6": bool},
+                    expects={"ports": PortStates(NMAP_STATES)}, needs_port=False,
+                    validate=_valid)
+KIND = ProbeKind(SCHEMA, run, node=())

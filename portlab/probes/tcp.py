@@ -4,9 +4,12 @@ saw."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from portlab.errors import printable
+from portlab.model.probekinds import ANSWER_EXPECTS, DEVICE, SENDS, KindSchema, OneOf
 from portlab.model.types import Match
-from portlab.probes.base import Outcome, ProbeResult, ProbeRun
+from portlab.probes.base import Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import (
     ANSWER_KEYS,
     Heard,
@@ -18,6 +21,17 @@ from portlab.probes.common import (
 )
 
 WORDS = {"closed-or-filtered": "closed or filtered"}
+
+
+TCP_STATES = ("open", "closed", "filtered", "unreachable", "not-open", "closed-or-filtered")
+
+
+def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if "state" not in expect and "banner" not in expect and not \
+            any(k in expect for k in ANSWER_EXPECTS):
+        return ("a tcp probe needs expect.state, expect.banner, or what the server's greeting "
+                "should say (token, served_by, seen_source)")
+    return None
 
 
 def run(r: ProbeRun) -> ProbeResult:
@@ -62,3 +76,10 @@ def _is(state: str, want: str) -> bool:
     if want == "closed-or-filtered":
         return state in ("closed", "filtered")
     return state == want
+
+
+SCHEMA = KindSchema("tcp", "TCP connect: is the port open, closed or filtered from this node?",
+                    options=SENDS, expects={"state": OneOf(TCP_STATES), "banner": str,
+                                            **ANSWER_EXPECTS},
+                    interfaces=DEVICE, validate=_valid)
+KIND = ProbeKind(SCHEMA, run, node=("sockets.py",))

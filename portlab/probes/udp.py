@@ -9,8 +9,9 @@ which), *unreachable* (no route, or an ICMP host-unreachable or "prohibited").
 from __future__ import annotations
 
 from portlab.errors import printable
+from portlab.model.probekinds import ANSWER_EXPECTS, DEVICE, SENDS, KindSchema, OneOf
 from portlab.model.types import Match
-from portlab.probes.base import Outcome, ProbeResult, ProbeRun
+from portlab.probes.base import Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import (
     ANSWER_KEYS,
     Heard,
@@ -27,6 +28,11 @@ SCANNER = {"answered": "open", "closed": "closed", "filtered": "open|filtered",
 SILENCE = ("no answer came back before the timeout: a silent server or a firewall that drops "
            "it, and nothing on the wire tells which (a scanner would say: open|filtered)")
 CLOSED = "an ICMP port unreachable came back at once (a scanner would say: closed)"
+
+
+# UDP in a scanner's words: a datagram no one answers may have reached a silent server or been
+# dropped by a firewall, and nothing on the wire tells which: "open|filtered".
+UDP_STATES = ("open", "closed", "open|filtered", "unreachable", "not-open")
 
 
 def run(r: ProbeRun) -> ProbeResult:
@@ -64,3 +70,10 @@ def run(r: ProbeRun) -> ProbeResult:
 
 def _is(state: str, want: str) -> bool:
     return state != "open" if want == "not-open" else state == want
+
+
+SCHEMA = KindSchema("udp", "UDP datagram: does the server reply, and whom did it see? Or the "
+                    "port's state in a scanner's words (open, closed, open|filtered)",
+                    options={"payload": str, **SENDS},
+                    expects={**ANSWER_EXPECTS, "state": OneOf(UDP_STATES)}, interfaces=DEVICE)
+KIND = ProbeKind(SCHEMA, run, node=("sockets.py",))

@@ -18,7 +18,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from portlab.probes.base import CannotObserve, Outcome, ProbeResult, ProbeRun
+from portlab.model.probekinds import COUNT, KindSchema
+from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import FRESH, source_text
 
 DEFAULT_WITHIN = 180
@@ -140,3 +141,10 @@ def run(r: ProbeRun) -> ProbeResult:
                                f"{peer_ref} = {peer_ip}", data)
     return ProbeResult(Outcome.PASS, sent, source_text(r), target, got, "", data)
 
+
+SCHEMA = KindSchema("wireguard",
+                    "A node's WireGuard peers (wg show): a recent handshake, from whom, for "
+                    "which address", options={"iface": str},
+                    expects={"peer": str, "allowed_ip": str, "handshake_within": COUNT},
+                    needs_target=False, needs_port=False, interfaces={"iface": None})
+KIND = ProbeKind(SCHEMA, run, node=())

@@ -171,4 +171,4 @@ def test_tags_follow_what_goes_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nodelayer, "RECIPE", nodelayer.RECIPE + " changed")
     assert image.node_tag() != node and image.base_tag() == base
     assert "slim.sh" in image.BASE_FILES  # what the base is trimmed with is part of its tag
-    assert set(nodelayer.TOOLS) <= {p.name for p in image.NODE_DIR.iterdir()}
+    assert set(nodelayer.tools()) <= {p.name for p in image.NODE_DIR.iterdir()}

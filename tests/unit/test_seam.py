@@ -24,7 +24,7 @@ from typing import NoReturn
 
 import pytest
 
-from portlab import backend, core, probes
+from portlab import backend, core
 from portlab.backend.base import (
     Backend,
     EngineFacts,
@@ -38,7 +38,6 @@ from portlab.backend.base import (
     Stream,
 )
 from portlab.errors import PortlabError
-from portlab.model import probekinds
 from portlab.model.plan import Plan
 from portlab.probes.base import Outcome
 from portlab.progress import Progress
@@ -107,12 +106,6 @@ def test_list_and_show_work_where_the_docker_sdk_cannot_be_imported(tmp_path: Pa
         assert proc.returncode == 0, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
     assert "41000" in proc.stdout
-
-
-def test_the_format_and_the_probes_name_the_same_kinds() -> None:
-    assert probekinds.kinds() == probes.kinds()
-    for kind in probes.kinds():
-        assert callable(probes.run_for(kind))
 
 
 # --- a backend that is not Docker -----------------------------------------------------------
@@ -204,8 +197,8 @@ class TableBackend:
         return None
 
 
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> TableBackend:
+def forwarding_table() -> TableBackend:
+    """A table backend holding one forwarding instance whose nodes answer as a solved lab's."""
     lab = core.get_lab("forwarding")
     subnets = lab.preferred_subnets()
     nodes = {n.name: NodeInfo(n.name, f"id-{n.name}", n.name, "running", "Up", "table/node:1")
@@ -217,7 +210,7 @@ def table(monkeypatch: pytest.MonkeyPatch) -> TableBackend:
         return lambda argv: {"nonce": nonce_of(argv), **more,
                              "answer": served(argv, node, client, token="tok42")}
 
-    fake = TableBackend(info, {
+    return TableBackend(info, {
         ("friend", "minecraft"): answer("gamer-pc", "198.51.100.10:40000", state="open",
                                         status={"description": "a server"}),
         ("tv", "http"): answer("gamer-pc", "10.0.0.1:4000", state="open", status=200),
@@ -226,6 +219,11 @@ def table(monkeypatch: pytest.MonkeyPatch) -> TableBackend:
                                           "nonce": nonce_of(argv)},
         ("gamer-pc", "http"): answer("friend", "198.51.100.1:5000", state="open", status=200),
     })
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> TableBackend:
+    fake = forwarding_table()
     _check: Backend = fake  # a Backend by its type: mypy checks the seam here
     monkeypatch.setattr(backend, "_backend", _check)
     return fake

@@ -109,7 +109,7 @@ def managed_repos() -> list[str]:
 
 def node_tag() -> str:
     parts = [base_tag().encode(), nodelayer.RECIPE.encode()]
-    parts += [(NODE_DIR / f).read_bytes() for f in nodelayer.TOOLS]
+    parts += [f.encode() + (NODE_DIR / f).read_bytes() for f in nodelayer.tools()]
     return f"{node_repo()}:{_digest(parts)}"
 
 

@@ -27,10 +27,20 @@ from portlab.backend.docker import client as docker_api
 from portlab.backend.docker.buildlog import BuildLog
 from portlab.backend.docker.rootfs import LABEL_IMPORT
 from portlab.errors import RuntimeProblem
+from portlab.model import probekinds
 from portlab.progress import Progress
 
-TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "sockets.py",
-         "listeners.py", "tcpdump.py", "pcap.py", "savefile.py", "probeerror.py", "bashrc")
+# Every node has these; the probe kinds add the modules of portlab-probe that they run
+# (each kind's KIND.node, portlab.model.probekinds.node_tools).
+BASE_TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "savefile.py",
+              "probeerror.py", "bashrc")
+
+
+def tools() -> tuple[str, ...]:
+    """The files of portlab/node the node image is given."""
+    return BASE_TOOLS + tuple(t for t in probekinds.node_tools() if t not in BASE_TOOLS)
+
+
 LIB = "usr/local/lib/portlab"
 LINKS = {"usr/local/bin/portlab-probe": f"/{LIB}/probe.py",
          "usr/local/bin/portlab-serve": f"/{LIB}/serve.py"}
@@ -42,7 +52,7 @@ CHANGES = ['ENTRYPOINT ["python3", "/usr/local/lib/portlab/nodeinit.py"]', "CMD 
            f'LABEL {LABEL_IMPORT}=""']
 # What the layer is made of besides the files: part of the node tag, so a change here is a
 # new image too.
-RECIPE = f"nodelayer {TOOLS} {LIB} {sorted(LINKS.items())} {DIRS} {CHANGES}"
+RECIPE = f"nodelayer {LIB} {sorted(LINKS.items())} {DIRS} {CHANGES}"
 HOLD_ENV = "PORTLAB_BUILD_HOLD"  # tests: seconds to wait with the build container made
 
 
@@ -65,7 +75,7 @@ def build(tag: str, base: str, node_dir: Path, *, log: BuildLog, progress: Progr
             hold = float(os.environ.get(HOLD_ENV) or 0)
             if hold > 0:
                 time.sleep(hold)
-            say(f"copying {', '.join(TOOLS)} into it")
+            say(f"copying {', '.join(tools())} into it")
             bashrc = _read(container, "/root/.bashrc")
             archive = _archive(node_dir, bashrc)
             if not container.put_archive("/", archive):
@@ -131,7 +141,7 @@ def _archive(node_dir: Path, bashrc: bytes) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in (LIB, *DIRS):
             _dir(tar, d)
-        for name in TOOLS:
+        for name in tools():
             data = (node_dir / name).read_bytes()
             _file(tar, f"{LIB}/{name}", data, 0o755 if name.endswith(".py") else 0o644)
         for link, target in LINKS.items():
