@@ -31,7 +31,7 @@ from portlab.runtime import Instance
 if TYPE_CHECKING:  # what the slower parts return; imported by the functions that use them
     from portlab.demo.walk import StepResult
     from portlab.grading.batch import Batch, Entry
-    from portlab.grading.grade import Grade
+    from portlab.grading.session import Grade
     from portlab.grading.watch import Settings
     from portlab.labtest import LabTest
     from portlab.trace.events import Event
@@ -52,11 +52,6 @@ def catalog() -> catalog_mod.Catalog:
 
 def get_lab(name: str, params: Mapping[str, object] | None = None) -> Lab:
     return catalog_mod.find(name, params)
-
-
-def lab_of(inst: Instance) -> Lab:
-    """The lab an instance runs, with the params it was started with."""
-    return catalog_mod.find(inst.lab, inst.params, strict=False)
 
 
 def _instance_name(instance: str | None) -> str | None:
@@ -81,8 +76,8 @@ def _running(lab: Lab, instance: str | None) -> Instance | None:
         return None
     if instance is not None:
         inst = found.get(instance)
-        return inst if inst is not None and inst.lab == lab.name else None
-    matches = [i for i in found.values() if i.lab == lab.name]
+        return inst if inst is not None and inst.lab_name == lab.name else None
+    matches = [i for i in found.values() if i.lab_name == lab.name]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -105,7 +100,7 @@ def binding(name: str, *, instance: str | None = None,
     lab = get_lab(name, params)
     running = None if params else _running(lab, _instance_name(instance))
     if running is not None:
-        return running.binding(lab_of(running)), running.info.student
+        return running.binding(running.load_lab()), running.info.student
     return Binding.preview(lab), ""
 
 
@@ -152,7 +147,7 @@ def render_kubernetes(name: str, *, instance: str | None = None, image_tag: str 
     """The instance as Kubernetes manifests (docs/scaling.md), with the lab's preferred
     subnets: each instance has bridges of its own there, so instances never clash. The node
     image is `registry/TAG` with a registry, else the local tag. Asks no engine."""
-    from portlab.backend.kubernetes import render as k8s
+    from portlab.backend.kubernetes import manifests as k8s
 
     lab = get_lab(name, params)
     inst = check_instance_name(lab.name if instance is None else instance)
@@ -196,12 +191,13 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
     _asked(name, instance)
     found = runtime.instances()
     matches = [i for i in found.values()
-               if (instance is None or i.name == instance) and (name is None or i.lab == name)]
+               if (instance is None or i.name == instance) and (name is None or i.lab_name == name)]
     if not matches:
         if name is None and instance is None:
             return None  # a plain `portlab down` with nothing up: nothing to do
         what = f"instance '{instance}'" if instance is not None else f"lab '{name}'"
-        up = ", ".join(f"{i.name} ({i.lab})" for i in sorted(found.values(), key=lambda i: i.name))
+        up = ", ".join(f"{i.name} ({i.lab_name})"
+                       for i in sorted(found.values(), key=lambda i: i.name))
         raise UsageError(f"no {what} is up; nothing was removed",
                          hint=f"up now: {up}" if up else "no portlab lab is up at all")
     inst = runtime.find(name, instance)  # more than one: says to pick with --instance
@@ -212,13 +208,14 @@ def status(name: str | None = None, *, instance: str | None = None) -> list[Reco
     _asked(name, instance)
     found = runtime.instances()
     return [runtime.status(inst) for inst in sorted(found.values(), key=lambda i: i.name)
-            if (name is None or inst.lab == name) and (instance is None or inst.name == instance)]
+            if (name is None or inst.lab_name == name)
+            and (instance is None or inst.name == instance)]
 
 
 def check(name: str | None = None, *, instance: str | None = None,
           only: list[str] | None = None) -> Report:
     inst = runtime.find(name, _asked(name, instance))
-    lab = lab_of(inst)
+    lab = inst.load_lab()
     nodes = [n.name for n in lab.nodes]
     inst.require_running(nodes)
     try:
@@ -282,7 +279,7 @@ def trace(name: str | None = None, *, instance: str | None = None,
     from portlab.trace.live import Trace
 
     inst = runtime.find(name, _asked(name, instance))
-    lab = lab_of(inst)
+    lab = inst.load_lab()
     made = Trace(inst, lab, list(nodes), expr=expr, instance=inst.name)
     inst.require_running(made.names)
     return made
@@ -293,7 +290,7 @@ def check_html(report: Report) -> str:
     from portlab.views import html
 
     inst = runtime.find(None, report.instance)
-    return html.check_report(report, inst.binding(lab_of(inst)))
+    return html.check_report(report, inst.binding(inst.load_lab()))
 
 
 def live_page(instance: str, *, mode: str, traced: Sequence[str] = ()) -> str:
@@ -301,7 +298,7 @@ def live_page(instance: str, *, mode: str, traced: Sequence[str] = ()) -> str:
     from portlab.views import html
 
     inst = runtime.find(None, instance)
-    return html.live_page(inst.binding(lab_of(inst)), mode=mode, traced=list(traced))
+    return html.live_page(inst.binding(inst.load_lab()), mode=mode, traced=list(traced))
 
 
 def demo(name: str, *, instance: str | None = None,
@@ -319,10 +316,10 @@ def demo(name: str, *, instance: str | None = None,
     if found is None:
         found = up(name, instance=inst_name, progress=progress)
         started = True
-    elif found.lab != lab.name:
-        raise UsageError(f"instance '{inst_name}' runs lab '{found.lab}', not '{lab.name}'",
+    elif found.lab_name != lab.name:
+        raise UsageError(f"instance '{inst_name}' runs lab '{found.lab_name}', not '{lab.name}'",
                          hint="name another with --instance")
-    lab = lab_of(found)
+    lab = found.load_lab()
     found.require_running([n.name for n in lab.nodes])
     return found, lab, found.binding(lab), started
 
@@ -349,7 +346,7 @@ def solve(name: str | None = None, *, instance: str | None = None,
 
     Returns the instance and what was applied ("solution" or the wrong one's name)."""
     inst = runtime.find(name, _asked(name, instance))
-    lab = lab_of(inst)
+    lab = inst.load_lab()
     where: tuple[str | int, ...]
     if wrong is None:
         scripts, where = lab.solution, ("solution",)
@@ -413,8 +410,8 @@ def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
 
 def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,
           progress: Progress | None = None, settings: Settings | None = None) -> Grade:
-    """Grade one submission folder for a student (portlab.grading.grade.grade)."""
-    from portlab.grading.grade import grade as grade_one
+    """Grade one submission folder for a student (portlab.grading.session.grade)."""
+    from portlab.grading.session import grade as grade_one
 
     return grade_one(name, folder, student_id(student), salt=course_salt(salt),
                      settings=settings, progress=progress)
@@ -479,7 +476,6 @@ class Core:
     labs = staticmethod(labs)
     catalog = staticmethod(catalog)
     get_lab = staticmethod(get_lab)
-    lab_of = staticmethod(lab_of)
     variant = staticmethod(variant)
     binding = staticmethod(binding)
     show = staticmethod(show)

@@ -16,7 +16,7 @@ from portlab.cli.common import core, instance_option
               help="Machine-readable output (format documented in docs/status-json.md).")
 def command(lab: str | None, instance: str | None, as_json: bool) -> None:
     """Show running labs: nodes, interfaces and addresses, WireGuard kind, image, params."""
-    from portlab.runtime.status import STATUS_FORMAT
+    from portlab.runtime.inspect import STATUS_FORMAT
     from portlab.views import status
 
     rows = core().status(lab, instance=instance)

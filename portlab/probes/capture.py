@@ -98,35 +98,35 @@ def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     return None
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    opts = r.probe.options
-    expect = r.probe.expect
+def run(job: ProbeRun) -> ProbeResult:
+    opts = job.probe.options
+    expect = job.probe.expect
     at = str(opts["at"])
     iface = str(opts.get("iface", "any"))
     path = str(opts.get("path", "/"))
     send = str(opts.get("send", "http"))
     proto = "udp" if send == "udp" else "tcp"
-    port = int(r.probe.port or 80)
+    port = int(job.probe.port or 80)
     source_port = random.randint(*SOURCE_PORTS)
     where = f"{at} ({iface})"
     what = {"http": f"HTTP GET {path}", "tcp": "a TCP connection",
             "udp": "one UDP datagram"}[send]
     sent = f"{what} from local port {source_port}, while {at} captured its interface {iface}"
 
-    started = tool_on(r, at, ["capture", "start", iface])
+    started = tool_on(job, at, ["capture", "start", iface])
     if started.get("state") != "capturing" or not started.get("id"):
         raise CannotObserve(f"the capture on {where} did not start: {str(started)[:200]}",
                             f"`portlab-probe capture start {iface}` on {at} shows why",
                             sent=sent, data={"capture": started})
-    argv = [send, str(r.target), str(port), "--source-port", str(source_port)]
+    argv = [send, str(job.target), str(port), "--source-port", str(source_port)]
     argv += {"http": ["--path", path], "tcp": ["--banner"], "udp": []}[send]
     if opts.get("timeout"):
         argv += ["--timeout", str(opts["timeout"])]
     try:
-        data = tool_on(r, r.source, argv)
+        data = tool_on(job, job.source, argv)
     finally:
-        stopped = tool_on(r, at, ["capture", "stop", str(started["id"])])
-    source = f"{r.source} ({r.source_address}:{source_port})"
+        stopped = tool_on(job, at, ["capture", "stop", str(started["id"])])
+    source = f"{job.source} ({job.source_address}:{source_port})"
     if stopped.get("state") != "captured":
         raise CannotObserve(f"the capture on {where} did not end with its packets: "
                             f"{str(stopped)[:200]}", "run `portlab check` again", sent=sent,
@@ -140,7 +140,7 @@ def run(r: ProbeRun) -> ProbeResult:
                             data={"request": data, "capture": stopped})
     packets: list[dict[str, Any]] = stopped.get("packets") or []
 
-    outcome, got, why = judge_answer(r, data, _heard(send, data), {"http": "HTTP", "tcp": "TCP",
+    outcome, got, why = judge_answer(job, data, _heard(send, data), {"http": "HTTP", "tcp": "TCP",
                                                                    "udp": "UDP"}[send])
     passed = outcome is Outcome.PASS
 
@@ -149,10 +149,10 @@ def run(r: ProbeRun) -> ProbeResult:
     # The tunnel's near end: the `from` node itself, or (`tunnel_from`) a router between it and
     # the capture, as in a site-to-site VPN whose two gateways carry the LANs' traffic.
     near_ref = expect.get("tunnel_from")
-    me = r.address_of(str(near_ref)) if near_ref else r.source_address
-    near = f"{near_ref} = {me}" if near_ref else r.source
+    me = job.address_of(str(near_ref)) if near_ref else job.source_address
+    near = f"{near_ref} = {me}" if near_ref else job.source
     tunnel_ref = expect.get("tunnel")
-    tunnel_ip = r.address_of(str(tunnel_ref)) if tunnel_ref else None
+    tunnel_ip = job.address_of(str(tunnel_ref)) if tunnel_ref else None
     tunnel_port = expect.get("tunnel_port")
     between = [p for p in packets if tunnel_ip and {p.get("src"), p.get("dst")} == {me, tunnel_ip}]
     # UDP whose port on the tunnel address's side is the tunnel's port
@@ -194,7 +194,7 @@ def run(r: ProbeRun) -> ProbeResult:
         elif not wrapped:
             passed, why = False, (f"no UDP to {tunnel_ref} = {tunnel_ip}:{tunnel_port} crossed "
                                   f"{at} while the request ran: it did not go through the tunnel")
-    return ProbeResult(Outcome.of(passed), sent, source, endpoint(r), got, why,
+    return ProbeResult(Outcome.of(passed), sent, source, endpoint(job), got, why,
                        {"request": data, "capture": {k: v for k, v in stopped.items()
                                                      if k != "packets"},
                         "packets": packets[:200]})

@@ -43,17 +43,17 @@ def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
     return "; ".join(f"{who} listens on {', '.join(addrs)}" for who, addrs in where.items())
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    proto = r.probe.options.get("proto", "tcp")
-    port = r.probe.port
-    data = run_tool(r, ["listening", proto, str(port)])
-    expect = r.probe.expect
+def run(job: ProbeRun) -> ProbeResult:
+    proto = job.probe.options.get("proto", "tcp")
+    port = job.probe.port
+    data = run_tool(job, ["listening", proto, str(port)])
+    expect = job.probe.expect
     want_listening = expect.get("listening", True)
     want_process = expect.get("process")
     want_user = expect.get("user")
     sockets = data.get("sockets")
     if not isinstance(sockets, list) or (data["state"] == "listening") != bool(sockets):
-        raise CannotObserve(f"portlab-probe on {r.source} gave a list of sockets that does not "
+        raise CannotObserve(f"portlab-probe on {job.source} gave a list of sockets that does not "
                             f"add up: {str(data)[:200]}",
                             f"the node's own tools are broken: {FRESH}", data=data)
     got = describe(data, proto, port)
@@ -73,16 +73,16 @@ def run(r: ProbeRun) -> ProbeResult:
         socks = [s for s in sockets if not want_process
                  or any(want_process in names_of(p) for p in s.get("processes") or [])]
         if not socks or not all("uid" in s for s in socks):
-            raise CannotObserve(f"portlab-probe on {r.source} did not say which user runs the "
+            raise CannotObserve(f"portlab-probe on {job.source} did not say which user runs the "
                                 f"program on {proto.upper()} port {port}",
                                 f"the node's own tools are broken: {FRESH}", data=data)
         users = sorted({str(s.get("user", s["uid"])) for s in socks})
         if want_user not in users:
             passed, why = False, (f"the program listening there runs as {', '.join(users)}, "
                                   f"not as {want_user}")
-    sent = f"nothing: read {r.source}'s own listening sockets and their processes (like ss -lnp)"
-    target = f"{r.source}, {proto.upper()} port {port}"
-    return ProbeResult(Outcome.of(passed), sent, source_text(r), target, got, why, data)
+    sent = f"nothing: read {job.source}'s own listening sockets and their processes (like ss -lnp)"
+    target = f"{job.source}, {proto.upper()} port {port}"
+    return ProbeResult(Outcome.of(passed), sent, source_text(job), target, got, why, data)
 
 
 SCHEMA = KindSchema("listening",

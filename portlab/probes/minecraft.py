@@ -7,15 +7,15 @@ from portlab.probes.base import ProbeKind, ProbeResult, ProbeRun
 from portlab.probes.common import Heard, endpoint, judge_answer, run_tool, source_text
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    data = run_tool(r, ["minecraft", str(r.target), str(r.probe.port)])
+def run(job: ProbeRun) -> ProbeResult:
+    data = run_tool(job, ["minecraft", str(job.target), str(job.probe.port)])
     answered = data.get("state") == "open" and isinstance(data.get("status"), dict)
-    outcome, got, why = judge_answer(r, data, Heard(answered, data.get("answer")),
+    outcome, got, why = judge_answer(job, data, Heard(answered, data.get("answer")),
                                      "Minecraft status")
     if answered and data.get("latency_ms") is not None:
         got += f"; ping {data['latency_ms']} ms"
-    return ProbeResult(outcome, "Minecraft status ping (Server List Ping)", source_text(r, data),
-                       endpoint(r), got, why, data)
+    return ProbeResult(outcome, "Minecraft status ping (Server List Ping)", source_text(job, data),
+                       endpoint(job), got, why, data)
 
 
 SCHEMA = KindSchema("minecraft",

@@ -59,31 +59,33 @@ def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     return None
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    opts, expect = r.probe.options, r.probe.expect
+def run(job: ProbeRun) -> ProbeResult:
+    opts, expect = job.probe.options, job.probe.expect
     wanted: dict[int, Any] = expect["ports"]
     ports = sorted(set(wanted) | set(opts.get("ports") or []))
     proto = str(opts.get("proto", "tcp"))
-    argv = argv_for(ports, proto, float(opts.get("timeout") or DEFAULT_SECONDS), str(r.target))
+    argv = argv_for(ports, proto, float(opts.get("timeout") or DEFAULT_SECONDS), str(job.target))
     sent = f"an nmap {proto.upper()} scan of ports {', '.join(map(str, ports))}"
-    source = f"{r.source} ({r.source_address})"
-    target = f"{r.target_name} = {r.target}" if r.target_name != r.target else str(r.target)
-    done = r.nodes.exec(r.source, argv)
+    source = f"{job.source} ({job.source_address})"
+    target = (f"{job.target_name} = {job.target}" if job.target_name != job.target
+              else str(job.target))
+    done = job.nodes.exec(job.source, argv)
     said = (done.stderr or done.stdout).strip()[-300:]
     if done.exit_code in MISSING:
-        raise CannotObserve(f"nmap could not be run on {r.source} (exit {done.exit_code}: "
+        raise CannotObserve(f"nmap could not be run on {job.source} (exit {done.exit_code}: "
                             f"{said})", f"the node's own tools are missing: {FRESH}", sent=sent)
     try:
         found = states_of(done.stdout)
     except (ET.ParseError, ValueError) as exc:
-        raise CannotObserve(f"nmap on {r.source} gave no report to read ({exc}; exit "
+        raise CannotObserve(f"nmap on {job.source} gave no report to read ({exc}; exit "
                             f"{done.exit_code}: {said})",
-                            f"run it by hand on {r.source}: {' '.join(argv)}", sent=sent) from None
+                            f"run it by hand on {job.source}: {' '.join(argv)}",
+                            sent=sent) from None
     missing = [p for p in ports if p not in found]
     if missing:
         raise CannotObserve(f"nmap's report names no state for port(s) "
                             f"{', '.join(map(str, missing))} (the scan did not finish within "
-                            "its time)", f"run it by hand on {r.source}: {' '.join(argv)}",
+                            "its time)", f"run it by hand on {job.source}: {' '.join(argv)}",
                             sent=sent, data={"ports": found})
     got = ", ".join(f"{p} {found[p]}" for p in ports)
     wrong = []

@@ -34,14 +34,14 @@ def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
     return None
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    expect = r.probe.expect
-    argv = ["tcp", str(r.target), str(r.probe.port)]
+def run(job: ProbeRun) -> ProbeResult:
+    expect = job.probe.expect
+    argv = ["tcp", str(job.target), str(job.probe.port)]
     want_banner = expect.get("banner")
     judged = any(k in expect for k in ANSWER_KEYS)
     if want_banner is not None or judged:
         argv.append("--banner")
-    data = run_tool(r, argv)
+    data = run_tool(job, argv)
     state = data["state"]
     got = describe_state(data)
     raw_banner = data.get("banner")
@@ -62,10 +62,10 @@ def run(r: ProbeRun) -> ProbeResult:
         passed = state == "open" and str(want_banner) in banner
         why = "" if passed else f"expected a first line containing {printable(want_banner)!r}"
     if passed and judged:
-        outcome, got, why = judge_answer(r, data, Heard(state == "open" and bool(banner),
+        outcome, got, why = judge_answer(job, data, Heard(state == "open" and bool(banner),
                                                          data.get("answer")), "TCP greeting")
-        return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
-    return ProbeResult(Outcome.of(passed), sent, source_text(r, data), endpoint(r), got, why,
+        return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
+    return ProbeResult(Outcome.of(passed), sent, source_text(job, data), endpoint(job), got, why,
                        data)
 
 

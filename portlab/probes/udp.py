@@ -35,13 +35,13 @@ CLOSED = "an ICMP port unreachable came back at once (a scanner would say: close
 UDP_STATES = ("open", "closed", "open|filtered", "unreachable", "not-open")
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    argv = ["udp", str(r.target), str(r.probe.port)]
-    payload = r.probe.options.get("payload")
+def run(job: ProbeRun) -> ProbeResult:
+    argv = ["udp", str(job.target), str(job.probe.port)]
+    payload = job.probe.options.get("payload")
     if payload:
         argv += ["--payload", str(payload)]
-    data = run_tool(r, argv)
-    expect = r.probe.expect
+    data = run_tool(job, argv)
+    expect = job.probe.expect
     state = SCANNER.get(str(data.get("state")), "open")
     sent = "one UDP datagram" + (f" ({str(payload)[:40]!r})" if payload else "")
     answered = data.get("state") == "answered"
@@ -58,14 +58,14 @@ def run(r: ProbeRun) -> ProbeResult:
             "something answered on that port, and nothing should" if want == "not-open"
             else f"expected the port {want}, it was {state}")
         if passed and any(k in expect for k in ANSWER_KEYS):
-            outcome, got, why = judge_answer(r, data, heard, "UDP")
-            return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
-        return ProbeResult(Outcome.of(passed), sent, source_text(r, data), endpoint(r),
+            outcome, got, why = judge_answer(job, data, heard, "UDP")
+            return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
+        return ProbeResult(Outcome.of(passed), sent, source_text(job, data), endpoint(job),
                            f"{got} [state: {state}]", why, data)
-    outcome, got, why = judge_answer(r, data, heard, "UDP")
+    outcome, got, why = judge_answer(job, data, heard, "UDP")
     if data.get("state") == "filtered":
         got = SILENCE
-    return ProbeResult(outcome, sent, source_text(r, data), endpoint(r), got, why, data)
+    return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
 
 
 def _is(state: str, want: str) -> bool:

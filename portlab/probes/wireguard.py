@@ -79,42 +79,42 @@ def describe(peer: dict[str, Any], now: int) -> str:
             f"{', '.join(peer['allowed_ips']) or 'none'}): {shake}, received {peer['rx']} bytes")
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    iface = str(r.probe.options.get("iface", "wg0"))
-    expect = r.probe.expect
+def run(job: ProbeRun) -> ProbeResult:
+    iface = str(job.probe.options.get("iface", "wg0"))
+    expect = job.probe.expect
     within = int(expect.get("handshake_within", DEFAULT_WITHIN))
     peer_ref = expect.get("peer")
-    peer_ip = r.address_of(str(peer_ref)) if peer_ref else None
+    peer_ip = job.address_of(str(peer_ref)) if peer_ref else None
     allowed_ip = expect.get("allowed_ip")
-    sent = f"nothing: read `wg show {iface}` on {r.source} (its own view of its peers)"
-    target = f"{r.source}'s WireGuard interface {iface}"
-    res = r.nodes.exec(r.source, ["sh", "-c", SCRIPT, "sh", iface])
+    sent = f"nothing: read `wg show {iface}` on {job.source} (its own view of its peers)"
+    target = f"{job.source}'s WireGuard interface {iface}"
+    res = job.nodes.exec(job.source, ["sh", "-c", SCRIPT, "sh", iface])
     out_lines = res.stdout.strip().split("\n", 1)
     err = (res.stderr or res.stdout).strip()[-300:]
     if res.exit_code in (126, 127):
-        raise CannotObserve(f"`wg` could not be run on {r.source} (exit {res.exit_code}: {err})",
+        raise CannotObserve(f"`wg` could not be run on {job.source} (exit {res.exit_code}: {err})",
                             f"the node's WireGuard tools are missing: {FRESH}", sent=sent)
     if not out_lines[0].strip().isdigit():
-        raise CannotObserve(f"reading `wg show` on {r.source} gave garbage: {res.stdout[:200]!r}",
+        raise CannotObserve(f"reading `wg show` on {job.source} gave garbage: {res.stdout[:200]!r}",
                             f"the node's own tools are broken: {FRESH}", sent=sent)
     if res.exit_code != 0:
         if not any(words in err for words in NO_INTERFACE):
-            raise CannotObserve(f"`wg show {iface} dump` failed on {r.source} (exit "
+            raise CannotObserve(f"`wg show {iface} dump` failed on {job.source} (exit "
                                 f"{res.exit_code}): {err}",
-                                f"run `wg show {iface}` on {r.source} to see why", sent=sent)
-        return ProbeResult(Outcome.FAIL, sent, source_text(r), target,
+                                f"run `wg show {iface}` on {job.source} to see why", sent=sent)
+        return ProbeResult(Outcome.FAIL, sent, source_text(job), target,
                            f"no WireGuard interface {iface} there ({err})",
-                           f"{r.source} has no WireGuard interface {iface} up", {"error": err})
+                           f"{job.source} has no WireGuard interface {iface} up", {"error": err})
     now = int(out_lines[0])
     try:
         info, peers = parse_dump(out_lines[1] if len(out_lines) > 1 else "")
     except ValueError as exc:
-        raise CannotObserve(f"`wg show {iface} dump` on {r.source} printed something it never "
+        raise CannotObserve(f"`wg show {iface} dump` on {job.source} printed something it never "
                             f"prints: {exc}", f"the node's own tools are broken: {FRESH}",
                             sent=sent) from None
     data = {"interface": info, "peers": peers, "now": now}
     if not peers:
-        return ProbeResult(Outcome.FAIL, sent, source_text(r), target,
+        return ProbeResult(Outcome.FAIL, sent, source_text(job), target,
                            f"{iface} has no peers at all",
                            "no peer's public key is registered on this side of the tunnel",
                            data)
@@ -123,23 +123,23 @@ def run(r: ProbeRun) -> ProbeResult:
     if allowed_ip:
         candidates = [p for p in candidates if _covers(p["allowed_ips"], str(allowed_ip))]
         if not candidates:
-            return ProbeResult(Outcome.FAIL, sent, source_text(r), target, got,
+            return ProbeResult(Outcome.FAIL, sent, source_text(job), target, got,
                                f"no peer is allowed the address {allowed_ip}", data)
     fresh = [p for p in candidates
              if p["latest_handshake"] and now - p["latest_handshake"] <= within]
     if not fresh:
-        return ProbeResult(Outcome.FAIL, sent, source_text(r), target, got,
+        return ProbeResult(Outcome.FAIL, sent, source_text(job), target, got,
                            f"no handshake within the last {within} s: the tunnel is not up "
                            "between these two (wrong keys, a wrong endpoint, or nothing sent)",
                            data)
     if peer_ip:
         matching = [p for p in fresh if p["endpoint"].rsplit(":", 1)[0] == peer_ip]
         if not matching:
-            return ProbeResult(Outcome.FAIL, sent, source_text(r), target, got,
+            return ProbeResult(Outcome.FAIL, sent, source_text(job), target, got,
                                f"the fresh handshake came from "
                                f"{fresh[0]['endpoint'] or 'an unknown endpoint'}, expected "
                                f"{peer_ref} = {peer_ip}", data)
-    return ProbeResult(Outcome.PASS, sent, source_text(r), target, got, "", data)
+    return ProbeResult(Outcome.PASS, sent, source_text(job), target, got, "", data)
 
 
 SCHEMA = KindSchema("wireguard",

@@ -21,11 +21,11 @@ from portlab.probes import runner
 from portlab.probes.runner import Report
 from portlab.progress import Progress, Quiet
 from portlab.runtime import lifecycle
+from portlab.runtime.inspect import status
 from portlab.runtime.instance import Instance
 from portlab.runtime.lifecycle import Shape
 from portlab.runtime.ready import wait_ready
 from portlab.runtime.scripts import run_scripts
-from portlab.runtime.status import status
 
 __all__ = ["Instance", "Shape", "down", "down_all", "ensure_image", "find", "instances", "plan",
            "run_checks", "run_scripts", "status", "up", "wait_ready"]
@@ -67,6 +67,6 @@ def down_all(progress: Progress | None = None) -> Removed:
 
 def run_checks(lab: Lab, inst: Instance, only: list[str] | None = None) -> Report:
     """Run the lab's checks on the instance (by real traffic, through the instance's nodes)."""
-    if inst.lab != lab.name:
-        raise UsageError(f"instance '{inst.name}' runs lab '{inst.lab}', not '{lab.name}'")
+    if inst.lab_name != lab.name:
+        raise UsageError(f"instance '{inst.name}' runs lab '{inst.lab_name}', not '{lab.name}'")
     return runner.run_checks(lab, inst.binding(lab), inst, only)

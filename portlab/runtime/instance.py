@@ -30,8 +30,15 @@ class Instance:
         return self.info.name
 
     @property
-    def lab(self) -> str:
+    def lab_name(self) -> str:
+        """The name of the lab it runs (`load_lab()` is the lab itself)."""
         return self.info.lab
+
+    def load_lab(self) -> Lab:
+        """The lab it runs, with the params it was started with."""
+        from portlab.model import catalog
+
+        return catalog.find(self.lab_name, self.params, strict=False)
 
     @property
     def token(self) -> str:
@@ -69,7 +76,7 @@ class Instance:
     def node(self, name: str) -> NodeInfo:
         if name not in self.info.nodes:
             known = ", ".join(sorted(self.info.nodes)) or "(none)"
-            raise UsageError(f"lab '{self.lab}' (instance {self.name}) has no node '{name}'. "
+            raise UsageError(f"lab '{self.lab_name}' (instance {self.name}) has no node '{name}'. "
                              f"Nodes: {known}")
         return self.info.nodes[name]
 
@@ -124,12 +131,12 @@ class Instance:
             return
         what = "; ".join(f"'{node}': {why}" for node, why in down)
         noun = "node is" if len(down) == 1 else "nodes are"
-        raise RuntimeProblem(f"lab '{self.lab}' (instance {self.name}): {len(down)} {noun} not "
-                             f"running ({what})", hint=self.hint())
+        raise RuntimeProblem(f"lab '{self.lab_name}' (instance {self.name}): {len(down)} {noun} "
+                             f"not running ({what})", hint=self.hint())
 
     def hint(self) -> str:
         """How to get this instance back: start it again, or remove it."""
-        flag = "" if self.name == self.lab else f" --instance {self.name}"
-        return (f"`portlab up {self.lab}{flag}` removes what is left and starts the lab again "
-                f"(changes made on its nodes are lost); `portlab down{flag or ' ' + self.lab}` "
-                "removes it")
+        flag = "" if self.name == self.lab_name else f" --instance {self.name}"
+        down = flag or " " + self.lab_name
+        return (f"`portlab up {self.lab_name}{flag}` removes what is left and starts the lab "
+                f"again (changes made on its nodes are lost); `portlab down{down}` removes it")

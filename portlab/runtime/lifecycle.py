@@ -81,13 +81,13 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
         offline: bool | None, early: object | None, shape: Shape) -> Instance:
     existing = instances(backend).get(instance)
     if existing is not None:
-        if existing.lab == lab.name and _whole_and_ready(existing, lab):
+        if existing.lab_name == lab.name and _whole_and_ready(existing, lab):
             raise UsageError(
                 f"lab '{lab.name}' is already up as instance '{instance}'; nothing was changed",
                 hint=f"use it (`portlab shell <node>`), stop it (`portlab down {instance}`), or "
                      "start another with --instance NAME")
-        if existing.lab != lab.name:
-            raise UsageError(f"instance name '{instance}' is taken by lab '{existing.lab}'",
+        if existing.lab_name != lab.name:
+            raise UsageError(f"instance name '{instance}' is taken by lab '{existing.lab_name}'",
                              hint="pick another with --instance NAME")
         progress.note(f"found a half-started instance '{instance}'; removing it first")
         down(backend, instance, progress)
@@ -184,16 +184,16 @@ def find(backend: Backend, lab: str | None = None, instance: str | None = None) 
     """The one running instance matching lab and/or instance name, or a clear error."""
     running = instances(backend)
     matches = [i for i in running.values()
-               if (instance is None or i.name == instance) and (lab is None or i.lab == lab)]
+               if (instance is None or i.name == instance) and (lab is None or i.lab_name == lab)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
         what = f"instance '{instance}'" if instance else (f"lab '{lab}'" if lab else "lab")
         if running:
-            names = ", ".join(f"{i.name} ({i.lab})" for i in running.values())
+            names = ", ".join(f"{i.name} ({i.lab_name})" for i in running.values())
             raise UsageError(f"no running {what}. Running: {names}")
         raise UsageError(f"no running {what}: nothing is up",
                          hint=f"start one with `portlab up {lab or '<lab>'}`")
-    names = ", ".join(f"{i.name} ({i.lab})" for i in matches)
+    names = ", ".join(f"{i.name} ({i.lab_name})" for i in matches)
     raise UsageError(f"more than one instance is running: {names}",
                      hint="say which with --instance NAME")

@@ -8,6 +8,6 @@
     progress    long work, on a terminal or in a log
     layout      one layout model of a lab's network: the terminal drawing and the diagram
     diagram     the network as SVG or PNG (Graphviz)
-    html        the check report and the live page (templates in views/html/)
+    html        the check report and the live page (templates in views/pages/)
     trace, demo `portlab trace` and `portlab demo` in the terminal
 """

@@ -1,4 +1,4 @@
-"""portlab's two web pages, from the Jinja2 templates in portlab/views/html/.
+"""portlab's two web pages, from the Jinja2 templates in portlab/views/pages/.
 
 * the check report (`portlab check --html FILE`): one self-contained file,
   with the lab's diagram, each check's result with what was sent and what
@@ -25,7 +25,7 @@ from portlab.views import report as report_view
 
 
 def _asset(name: str) -> str:
-    folder = resources.files("portlab.views").joinpath("html")
+    folder = resources.files("portlab.views").joinpath("pages")
     return folder.joinpath(name).read_text(encoding="utf-8")
 
 

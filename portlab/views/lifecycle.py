@@ -7,17 +7,17 @@ from portlab.runtime import Instance
 
 
 def up_summary(inst: Instance, seconds: float) -> str:
-    suffix = "" if inst.name == inst.lab else f" --instance {inst.name}"
-    lines = [f"Lab '{inst.lab}' is up as instance '{inst.name}': {len(inst.nodes)} "
+    suffix = "" if inst.name == inst.lab_name else f" --instance {inst.name}"
+    lines = [f"Lab '{inst.lab_name}' is up as instance '{inst.name}': {len(inst.nodes)} "
              f"nodes ready in {seconds:.1f}s."]
     for node, interfaces in inst.interfaces().items():
         addrs = ", ".join(f"{name} {address}" for name, address in interfaces.items())
         lines.append(f"  {node:<10} {addrs}")
     steps = [
-        (f"portlab show {inst.lab}{suffix}", "the story, the network, your tasks"),
+        (f"portlab show {inst.lab_name}{suffix}", "the story, the network, your tasks"),
         (f"portlab shell NODE{suffix}", f"a root shell on a node (e.g. {sorted(inst.nodes)[0]})"),
         (f"portlab check{suffix}", "prove it works, with real traffic"),
-        (f"portlab down {inst.lab}{suffix}", "remove it when you are done"),
+        (f"portlab down {inst.lab_name}{suffix}", "remove it when you are done"),
     ]
     width = max(len(cmd) for cmd, _ in steps) + 3
     lines.append("Next:")

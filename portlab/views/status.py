@@ -1,4 +1,4 @@
-"""`portlab status` for people (the JSON form is runtime.status's own, docs/status-json.md)."""
+"""`portlab status` for people (the JSON form is runtime.inspect.status, docs/status-json.md)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from pytest_docker.plugin import get_docker_services
 
 from portlab import runtime
 from portlab.backend.docker import client as docker_api
-from portlab.backend.docker import compose, create, image, render
+from portlab.backend.docker import compose, create, image, models
 from portlab.model.types import Lab
 from portlab.progress import Quiet
 from portlab.views.progress import TerminalProgress
@@ -72,7 +72,7 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
     def start(lab: Lab, instance: str) -> runtime.Instance:
         plan = runtime.plan(lab, instance, node_image)
         path = tmp_path / f"{instance}.compose.yaml"
-        path.write_text(render.compose(plan))
+        path.write_text(models.compose(plan))
         services = get_docker_services(
             compose.detect().command, str(path), compose.project_name(instance),
             ["up -d"], ["down -v --remove-orphans"])

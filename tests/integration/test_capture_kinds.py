@@ -15,7 +15,7 @@ from portlab.runtime import Instance
 
 def capture(inst: Instance, source: str, target: str, port: int, send: str,
             expect: dict[str, Any]):  # type: ignore[no-untyped-def]
-    lab = core.lab_of(inst)
+    lab = inst.load_lab()
     probe = Probe("capture", source, target, port, {"at": "router", "send": send}, expect,
                   "test")
     return run_for("capture")(resolve(probe, inst.binding(lab), inst))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from portlab import core, runtime
-from portlab.backend.docker import compose, create, render
+from portlab.backend.docker import compose, create, models
 from portlab.progress import Quiet
 from tests.integration.helpers import labelled, portlab
 
@@ -59,7 +59,7 @@ def _one(lab_name: str, name: str, binary: str, image: str, tmp: Path) -> str:
     project = compose.project_name(instance)
     base = [binary, "-p", project, "-f", "-"]
     with PLANNING:
-        text = render.compose(runtime.plan(lab, instance, image))
+        text = models.compose(runtime.plan(lab, instance, image))
         (tmp / f"{instance}.yaml").write_text(text)
         up = ["up", "-d", "--wait"] if name == "v2" else ["up", "-d"]
         proc = subprocess.run([*base, *up], input=text, capture_output=True, text=True,

@@ -18,7 +18,7 @@ from typing import Any
 
 from portlab import core, runtime
 from portlab.backend.docker import client as docker_api
-from portlab.backend.docker import render
+from portlab.backend.docker import models
 from portlab.model.types import Probe
 from portlab.probes import run_for
 from portlab.probes.base import Outcome, ProbeResult
@@ -27,7 +27,7 @@ from portlab.probes.runner import resolve
 
 def _bridges(inst: runtime.Instance) -> dict[str, str]:
     """IPv6 network -> the host's name for its bridge."""
-    lab = core.get_lab(inst.lab)
+    lab = inst.load_lab()
     out = {}
     for name in inst.binding(lab).subnets6:
         found = docker_api.client().networks.get(inst.info.networks[name].engine_name)
@@ -38,7 +38,7 @@ def _bridges(inst: runtime.Instance) -> dict[str, str]:
 def _sealed(bridge: str) -> None:
     link = json.loads(subprocess.run(["ip", "-j", "link", "show", "dev", bridge],
                                      capture_output=True, text=True, check=True).stdout)[0]
-    assert link["mtu"] == render.SEAL_MTU, link
+    assert link["mtu"] == models.SEAL_MTU, link
     assert not os.path.exists(f"/proc/sys/net/ipv6/conf/{bridge}")
     addrs = subprocess.run(["ip", "-6", "addr", "show", "dev", bridge], capture_output=True,
                            text=True, check=True).stdout
@@ -91,7 +91,7 @@ def test_the_rendered_file_seals_the_bridges_and_the_lab_works_over_ipv6(start_l
 def _probe(inst: runtime.Instance, kind: str, port: int | None, options: dict[str, Any],
            expect: dict[str, Any]) -> ProbeResult:
     """A probe from the outsider to the laptop's IPv6 address."""
-    lab = core.get_lab(inst.lab)
+    lab = inst.load_lab()
     probe = Probe(kind, "outsider", "laptop.lan", port, {**options, "ipv6": True}, expect,
                   "test")
     return run_for(kind)(resolve(probe, inst.binding(lab), inst))

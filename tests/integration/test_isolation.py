@@ -66,12 +66,12 @@ def _down(names: list[str]) -> None:
 
 
 def _addresses(inst: runtime.Instance) -> set[str]:
-    lab = core.get_lab(inst.lab)
+    lab = inst.load_lab()
     return set(inst.binding(lab).context["addr"].values())
 
 
 def _addresses6(inst: runtime.Instance) -> set[str]:
-    lab = core.get_lab(inst.lab)
+    lab = inst.load_lab()
     return set(inst.binding(lab).addresses6.values())
 
 
@@ -306,7 +306,7 @@ def test_no_node_reaches_the_host_or_another_instance_over_ipv6(
         others = set().union(*(_addresses6(o) for o in dual.values() if o is not inst))
         for node in inst.containers:
             ifaces = [i for i, net in _node_networks(inst, node).items()
-                      if net in inst.binding(core.get_lab(inst.lab)).subnets6]
+                      if net in inst.binding(inst.load_lab()).subnets6]
             if ifaces:
                 jobs.append((name, inst, node, sorted(set(host_globals) | others), ifaces))
     assert len(jobs) >= 8
@@ -410,7 +410,7 @@ def test_raw_frames_from_a_node_reach_nothing_of_the_host(
     host_globals, _ = _host_addresses6()
     jobs = []
     for inst in every_lab.values():
-        lab = core.get_lab(inst.lab)
+        lab = inst.load_lab()
         binding = inst.binding(lab)
         for net_name, net in inst.info.networks.items():
             bridge = _bridge(net)
@@ -479,7 +479,7 @@ def test_a_node_of_an_ipv4_only_lab_cannot_turn_ipv6_on(
 
 def _node_networks(inst: runtime.Instance, node: str) -> dict[str, str]:
     """node's interfaces -> the lab network each is on."""
-    lab_node = core.get_lab(inst.lab).node(node)
+    lab_node = inst.load_lab().node(node)
     assert lab_node is not None
     return {i.name: i.network for i in lab_node.interfaces}
 
@@ -487,7 +487,7 @@ def _node_networks(inst: runtime.Instance, node: str) -> dict[str, str]:
 def test_every_route_of_every_node_stays_inside_its_lab(
         every_lab: dict[str, runtime.Instance]) -> None:
     for inst in every_lab.values():
-        lab = core.get_lab(inst.lab)
+        lab = inst.load_lab()
         own = _addresses(inst)
         subnets = [ipaddress.ip_network(s) for s in inst.subnets().values()]
         for node in inst.containers:
@@ -514,7 +514,7 @@ def test_every_route_of_every_node_stays_inside_its_lab(
 
 def _routes6_stay_inside(inst: runtime.Instance, node: str) -> None:
     """A dual-stack node's IPv6 routes: to the lab's own /64s, via its own addresses."""
-    binding = inst.binding(core.get_lab(inst.lab))
+    binding = inst.binding(inst.load_lab())
     own = set(binding.addresses6.values())
     subnets6 = list(binding.subnets6.values())
     listed = inst.exec(node, ["ip", "-j", "-6", "route", "show", "table", "all"])

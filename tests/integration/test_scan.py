@@ -12,7 +12,7 @@ from portlab.runtime import Instance
 
 
 def scan(inst: Instance, expect: dict[int, str]):  # type: ignore[no-untyped-def]
-    lab = core.lab_of(inst)
+    lab = inst.load_lab()
     probe = Probe("scan", "attacker", "server.wan", None, {"ports": [4444]},
                   {"ports": expect}, "test")
     return run_for("scan")(resolve(probe, inst.binding(lab), inst))

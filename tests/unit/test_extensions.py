@@ -31,15 +31,15 @@ from portlab.model.probekinds import KindSchema
 from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
 
 
-def run(r: ProbeRun) -> ProbeResult:
-    key = r.probe.options["key"]
+def run(job: ProbeRun) -> ProbeResult:
+    key = job.probe.options["key"]
     path = "/proc/sys/" + key.replace(".", "/")
-    done = r.nodes.exec(r.source, ["cat", path])
+    done = job.nodes.exec(job.source, ["cat", path])
     if done.exit_code != 0:
         raise CannotObserve(f"cannot read {path}: {done.stderr.strip()}")
     value = done.stdout.strip()
-    return ProbeResult(Outcome.of(value == r.probe.expect["value"]), f"read {key}",
-                       r.source, path, f"{key} = {value}")
+    return ProbeResult(Outcome.of(value == job.probe.expect["value"]), f"read {key}",
+                       job.source, path, f"{key} = {value}")
 
 
 KIND = ProbeKind(KindSchema("sysctl", "A kernel setting of the node (no traffic)",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from portlab.backend.docker import render
+from portlab.backend.docker import models
 from portlab.model import allocate
 from portlab.model.context import Binding
 from portlab.model.plan import Plan, hosts, node_config, node_sysctls
@@ -137,8 +137,8 @@ def test_names_resolve_to_both_addresses_on_dual_stack_nodes_only(lab: Lab,
 
 def test_the_compose_file_seals_every_bridge_once_the_nodes_run(first: Binding) -> None:
     plan = Plan(first, "portlab/node:x")
-    rendered = yaml.safe_load(render.compose(plan))
-    seal = rendered["services"][render.SEAL_NAME]
+    rendered = yaml.safe_load(models.compose(plan))
+    seal = rendered["services"][models.SEAL_NAME]
     bridges = {name: net["driver_opts"].get("com.docker.network.bridge.name")
                for name, net in rendered["networks"].items()}
     named = [bridges["internet"], bridges["lan"], bridges["old"]]
@@ -147,7 +147,7 @@ def test_the_compose_file_seals_every_bridge_once_the_nodes_run(first: Binding) 
     assert seal["cap_drop"] == ["ALL"] and seal["cap_add"] == ["NET_ADMIN"]
     # "$$" in a Compose file is a "$" once Compose has read it; each bridge with its ports
     ports = {"internet": 2, "lan": 2, "old": 2}
-    assert seal["entrypoint"] == ["sh", "-c", render.SEAL_SCRIPT.replace("$", "$$"), "seal",
+    assert seal["entrypoint"] == ["sh", "-c", models.SEAL_SCRIPT.replace("$", "$$"), "seal",
                                   *(f"{bridges[n]}:{ports[n]}" for n in
                                     ("internet", "lan", "old"))]
     assert seal["labels"]["portlab.seal"] == "host"
@@ -164,10 +164,10 @@ def test_the_seal_script_fails_unless_the_bridge_has_lost_ipv6(tmp_path: Path) -
         fake.write_text("#!/bin/sh\nexit 0\n")
         fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-    proc = subprocess.run(["sh", "-c", render.SEAL_SCRIPT, "seal", "lo:0"], env=env,
+    proc = subprocess.run(["sh", "-c", models.SEAL_SCRIPT, "seal", "lo:0"], env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "the host still has IPv6 on lo" in proc.stderr
-    none = subprocess.run(["sh", "-c", render.SEAL_SCRIPT, "seal", "pl-nosuchbridge:1"],
+    none = subprocess.run(["sh", "-c", models.SEAL_SCRIPT, "seal", "pl-nosuchbridge:1"],
                           env=env, capture_output=True, text=True)
     assert none.returncode == 1 and "pl-nosuchbridge has 0 of its 1 ports" in none.stderr
 
@@ -182,9 +182,9 @@ def test_every_lab_has_a_seal_and_names_its_bridges(lab: Lab) -> None:
                              "expect": {"listening": False}}]}],
                         "solution": {"legacy": "true"}}, "labs/mini6/lab.yaml")
     plan = Plan(Binding(only4, "x", only4.preferred_subnets(), "t"), "portlab/node:x")
-    seal = render.seal_model(plan)
+    seal = models.seal_model(plan)
     assert seal is not None and seal["after"] == ["legacy"]
-    assert render.SEAL_NAME in render.compose(plan)
+    assert models.SEAL_NAME in models.compose(plan)
 
 
 class NoNodes:

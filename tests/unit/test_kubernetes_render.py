@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from portlab.backend.docker import client as docker_labels
-from portlab.backend.docker import render as compose_render
-from portlab.backend.kubernetes import render as k8s
+from portlab.backend.docker import models as compose_render
+from portlab.backend.kubernetes import manifests as k8s
 from portlab.errors import UsageError
 from portlab.model.catalog import find
 from portlab.model.context import Binding
@@ -334,7 +334,7 @@ def test_readiness_probe_reads_the_file_nodeinit_writes() -> None:
 
 
 def test_the_package_needs_nothing_of_docker() -> None:
-    code = ("import sys, portlab.backend.kubernetes.render; "
+    code = ("import sys, portlab.backend.kubernetes.manifests; "
             "bad = [m for m in sys.modules if m.startswith(('portlab.backend.docker', 'docker'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

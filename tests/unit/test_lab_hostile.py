@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from portlab import core
-from portlab.backend.docker import render
+from portlab.backend.docker import models
 from portlab.cli import cli
 from portlab.errors import LabError, PortlabError, printable
 from portlab.model import allocate, templating
@@ -198,7 +198,7 @@ def assert_renders_safely(lab: Lab) -> None:
     subnets = lab.preferred_subnets()
     plan = Plan(Binding(lab, INSTANCE, subnets, TOKEN), IMAGE)
     try:
-        text = render.compose(plan)
+        text = models.compose(plan)
     except LabError as err:  # a template may fail for this instance only; then say where
         say(f"render: {err}")
         assert_clear(err)

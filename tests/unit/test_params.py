@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from portlab import core
-from portlab.backend.docker import render
+from portlab.backend.docker import models
 from portlab.errors import LabError, UsageError
 from portlab.model import params
 from portlab.model.context import Binding
@@ -65,7 +65,7 @@ def everything(lab: Lab) -> str:
     binding = Binding(lab, lab.name, lab.preferred_subnets(), "tok")
     shown = brief.show(binding, color=False)  # less its header, which names the lab's own values
     parts = ["\n".join(ln for ln in shown.splitlines() if not ln.startswith("params: ")),
-             render.compose(Plan(binding, "portlab/node:x")).replace("$$", "$")]
+             models.compose(Plan(binding, "portlab/node:x")).replace("$$", "$")]
     for node, script in lab.solution.items():
         parts.append(binding.render(("solution", node), script))
     for i, wrong in enumerate(lab.wrong_solutions):

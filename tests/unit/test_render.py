@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from portlab import core
-from portlab.backend.docker import render
+from portlab.backend.docker import models
 from portlab.model.catalog import find
 from portlab.model.context import Binding
 from portlab.model.plan import Plan
@@ -18,14 +18,14 @@ from portlab.model.plan import Plan
 def rendered() -> dict[str, Any]:
     lab = find("forwarding")
     plan = Plan(Binding(lab, "forwarding", lab.preferred_subnets(), "tok123"), "portlab/node:x")
-    return yaml.safe_load(render.compose(plan))
+    return yaml.safe_load(models.compose(plan))
 
 
 def test_services_are_minimal_and_stop_fast(rendered: dict[str, Any]) -> None:
     assert rendered["version"] == "2.4"
     assert "name" not in rendered  # compose v1 rejects a top-level name
     for name, svc in rendered["services"].items():
-        if name == render.SEAL_NAME:  # the one-shot seal, on the host's network
+        if name == models.SEAL_NAME:  # the one-shot seal, on the host's network
             assert svc["network_mode"] == "host" and svc["cap_add"] == ["NET_ADMIN"]
             continue
         assert svc["init"] is True
@@ -61,7 +61,7 @@ def test_addresses_and_routes_come_from_the_lab(rendered: dict[str, Any]) -> Non
 @pytest.mark.parametrize("text", ["plain", "it's \"quoted\"", "$HOME and ${X}", "line\nbreak",
                                   "tab\there", "ünïcode ✓ 🎮", "\u2028sep", "back\\slash", ""])
 def test_yaml_quote_round_trips_through_compose_interpolation(text: str) -> None:
-    quoted = render.yaml_quote(text)
+    quoted = models.yaml_quote(text)
     loaded = yaml.safe_load(f"v: {quoted}")["v"]
     assert loaded.replace("$$", "$") == text  # compose turns $$ back into $
     assert "$" not in text or "$$" in quoted

@@ -81,9 +81,9 @@ class DockerBackend:
         return instances.taken_subnets()
 
     def render(self, plan: Plan) -> str:
-        from portlab.backend.docker import render
+        from portlab.backend.docker import models
 
-        return render.compose(plan)
+        return models.compose(plan)
 
     def early_start(self, instance: str) -> AbstractContextManager[object | None]:
         """With Compose ($PORTLAB_CREATE=compose): Compose itself, started at once; through

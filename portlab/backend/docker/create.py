@@ -1,9 +1,9 @@
 """Create an instance through the Docker API: the same networks and containers as its Compose file.
 
-`render.compose(plan)` is the instance as a Compose file (what `portlab render`
+`models.compose(plan)` is the instance as a Compose file (what `portlab render`
 prints, and what plain Compose starts on its own). Starting it here makes the
-very same objects from the very same models (`render.service_model`,
-`render.network_model`, `render.grader_model`) by API calls, without a Compose
+very same objects from the very same models (`models.service_model`,
+`models.network_model`, `models.grader_model`) by API calls, without a Compose
 process: Compose v1 is a Python program, and its start-up and its own
 bookkeeping cost more CPU than the lab's own creation on a small machine
 (docs/scaling.md has the figures). Objects carry Compose's project and
@@ -20,8 +20,8 @@ import docker.types
 
 from portlab import __version__
 from portlab.backend.base import SubnetTaken
-from portlab.backend.docker import client as d
-from portlab.backend.docker import render
+from portlab.backend.docker import client as docker_api
+from portlab.backend.docker import models
 from portlab.backend.docker.compose import project_name
 from portlab.errors import RuntimeProblem
 from portlab.model.plan import Plan
@@ -41,14 +41,14 @@ def _compose_labels(project: str, service: str | None = None) -> dict[str, str]:
 def create(plan: Plan) -> None:
     """Create and start the plan's networks and containers. Raises SubnetTaken when Docker
     refuses a subnet (someone took it since it was allocated), RuntimeProblem otherwise."""
-    c = d.client()
+    c = docker_api.client()
     project = project_name(plan.instance)
     networks: dict[str, str] = {}  # lab network -> Docker network name
-    with d.guard(f"creating the networks of instance '{plan.instance}'"):
+    with docker_api.guard(f"creating the networks of instance '{plan.instance}'"):
         for lab_net in plan.lab.networks:
             if lab_net.virtual:
                 continue
-            model = render.network_model(plan, lab_net.name)
+            model = models.network_model(plan, lab_net.name)
             name = f"{project}_{lab_net.name}"
             ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
                 subnet=model["subnet"], gateway=model["gateway"])])
@@ -63,24 +63,24 @@ def create(plan: Plan) -> None:
                 raise
             networks[lab_net.name] = name
     ids: dict[str, str] = {}
-    with d.guard(f"creating the nodes of instance '{plan.instance}'"):
+    with docker_api.guard(f"creating the nodes of instance '{plan.instance}'"):
         for node in plan.lab.nodes:
             ids[node.name] = _node(c, plan, node.name, project, networks)
         graders = {g: _grader(c, plan, g, project, ids[g]) for g in plan.graders}
-    with d.guard(f"starting the nodes of instance '{plan.instance}'"), \
+    with docker_api.guard(f"starting the nodes of instance '{plan.instance}'"), \
             ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(c.api.start, ids.values()))
         list(pool.map(c.api.start, graders.values()))
-    seal = render.seal_model(plan)
+    seal = models.seal_model(plan)
     if seal is not None:
-        with d.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
+        with docker_api.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
             _seal(c, plan, seal, project)
 
 
 def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str]) -> str:
     node = plan.lab.node(name)
     assert node is not None
-    model = render.service_model(plan, node)
+    model = models.service_model(plan, node)
     first, *rest = model["networks"]
     endpoint = c.api.create_endpoint_config(ipv4_address=first["address"])
     limits: dict[str, Any] = {}
@@ -106,7 +106,7 @@ def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str])
 
 
 def _seal(c: Any, plan: Plan, seal: dict[str, Any], project: str) -> None:
-    """Run the seal (render.SEAL_SCRIPT) to its end; RuntimeProblem if it did not work."""
+    """Run the seal (models.SEAL_SCRIPT) to its end; RuntimeProblem if it did not work."""
     host = c.api.create_host_config(network_mode="host", cap_add=["NET_ADMIN"],
                                     cap_drop=["ALL"])
     created = c.api.create_container(
@@ -126,11 +126,11 @@ def _a_node_stopped(c: Any, plan: Plan) -> bool:
     """Whether a node of the instance stopped while it started (its setup failed): its ports
     left the bridges, so the seal could not count them. Then the lab fails, saying why, when
     portlab waits for its nodes to be ready; the seal is not what went wrong."""
-    nodes = c.api.containers(all=True, filters=d.scope_filter(
-        **{d.LABEL_INSTANCE: plan.instance}))
+    nodes = c.api.containers(all=True, filters=docker_api.scope_filter(
+        **{docker_api.LABEL_INSTANCE: plan.instance}))
     return any(x.get("State") != "running" for x in nodes
-               if not (x.get("Labels") or {}).get(d.LABEL_SEAL)
-               and not (x.get("Labels") or {}).get(d.LABEL_GRADER))
+               if not (x.get("Labels") or {}).get(docker_api.LABEL_SEAL)
+               and not (x.get("Labels") or {}).get(docker_api.LABEL_GRADER))
 
 
 def sealing_failed(seal: dict[str, Any], said: str) -> RuntimeProblem:
@@ -143,13 +143,13 @@ def sealing_failed(seal: dict[str, Any], said: str) -> RuntimeProblem:
 def wait_seal(plan: Plan) -> None:
     """Compose started the seal (service seal.host) once the nodes ran: wait for its end, and
     raise RuntimeProblem unless it sealed the host off."""
-    seal = render.seal_model(plan)
+    seal = models.seal_model(plan)
     if seal is None:
         return
-    c = d.client()
-    with d.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
-        found = c.api.containers(all=True, filters=d.scope_filter(
-            **{d.LABEL_INSTANCE: plan.instance, d.LABEL_SEAL: "host"}))
+    c = docker_api.client()
+    with docker_api.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
+        found = c.api.containers(all=True, filters=docker_api.scope_filter(
+            **{docker_api.LABEL_INSTANCE: plan.instance, docker_api.LABEL_SEAL: "host"}))
         if not found:
             raise RuntimeProblem("Compose did not start the seal (service seal.host)")
         cid = found[0]["Id"]
@@ -160,7 +160,7 @@ def wait_seal(plan: Plan) -> None:
 
 
 def _grader(c: Any, plan: Plan, node: str, project: str, node_id: str) -> str:
-    model = render.grader_model(plan, node)
+    model = models.grader_model(plan, node)
     host = c.api.create_host_config(
         cap_add=CAPS, network_mode=f"container:{node_id}", pid_mode=f"container:{node_id}",
         read_only=True, tmpfs={"/run": "", "/tmp": ""})

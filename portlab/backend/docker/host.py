@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from portlab.backend.base import AddressPool, EngineFacts, EngineNetwork, NodeProbe
-from portlab.backend.docker import client as d
+from portlab.backend.docker import client as docker_api
 from portlab.errors import PortlabError
 from portlab.names import scope
 
@@ -119,7 +119,7 @@ def networks_of(listed: list[Any]) -> tuple[EngineNetwork, ...]:
                 subnets.append(parsed)
         labels = attrs.get("Labels") or {}
         out.append(EngineNetwork(str(attrs.get("Name") or ""), tuple(subnets),
-                                 d.LABEL_SCOPE in labels))
+                                 docker_api.LABEL_SCOPE in labels))
     return tuple(out)
 
 
@@ -131,12 +131,12 @@ def facts() -> EngineFacts:
 
 def _facts() -> EngineFacts:
     try:
-        c = d.client()
+        c = docker_api.client()
     except PortlabError as exc:
         return EngineFacts(reachable=False, problem=exc.message, hint=exc.hint or "",
                            remote=remote())
     try:
-        with d.guard("asking Docker about itself"):
+        with docker_api.guard("asking Docker about itself"):
             info = c.info()
             version = c.version()
             listed = c.networks.list()
@@ -185,7 +185,8 @@ def _image() -> dict[str, Any]:
         tag = image.node_tag()
         present = image.exists(tag)
         repo = image.node_repo()
-        others = sorted({t for img in d.call("listing images", d.client().images.list, name=repo)
+        listed = docker_api.call("listing images", docker_api.client().images.list, name=repo)
+        others = sorted({t for img in listed
                          for t in img.tags if t.rsplit(":", 1)[0] == repo and t != tag})
         base = image.exists(image.base_tag())
     except PortlabError:
@@ -248,17 +249,18 @@ class _NoTun(Exception):
 
 
 def _run_probe(tag: str, *, tun: bool) -> str:
-    c = d.client()
+    c = docker_api.client()
     api = c.api
     host = api.create_host_config(cap_add=["NET_ADMIN"], network_mode="none",
                                   devices=["/dev/net/tun:/dev/net/tun"] if tun else None)
     created: dict[str, Any] | None = None
     try:
-        with d.guard("starting a throwaway node to look at the kernel"):
+        with docker_api.guard("starting a throwaway node to look at the kernel"):
             try:
                 created = api.create_container(
                     tag, entrypoint=["python3", "-c", PROBE_SCRIPT],
-                    labels={d.LABEL_SCOPE: scope(), LABEL_DOCTOR: "probe"}, host_config=host)
+                    labels={docker_api.LABEL_SCOPE: scope(), LABEL_DOCTOR: "probe"},
+                    host_config=host)
                 api.start(created["Id"])
             except Exception as exc:
                 if tun and "/dev/net/tun" in str(exc):

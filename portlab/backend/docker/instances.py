@@ -21,8 +21,8 @@ from typing import Any
 import docker.errors
 
 from portlab.backend.base import InstanceInfo, NetworkInfo, NodeInfo, Removed, SubnetTaken
-from portlab.backend.docker import client as d
-from portlab.backend.docker import compose, create, render
+from portlab.backend.docker import client as docker_api
+from portlab.backend.docker import compose, create, models
 from portlab.errors import RuntimeProblem
 from portlab.model.plan import Plan
 from portlab.progress import Progress
@@ -39,18 +39,18 @@ def _node(obj: Any) -> NodeInfo:
     """A node from a sparse container listing (no inspect: a container removed meanwhile
     cannot fail the listing)."""
     attrs = obj.attrs
-    labels = d.labels_of(obj)
+    labels = docker_api.labels_of(obj)
     names = attrs.get("Names") or [obj.id[:12]]
     return NodeInfo(
-        name=labels.get(d.LABEL_NODE) or labels.get(d.LABEL_GRADER) or obj.id,
+        name=labels.get(docker_api.LABEL_NODE) or labels.get(docker_api.LABEL_GRADER) or obj.id,
         ref=obj.id,
         engine_name=str(names[0]).lstrip("/"),
         state=str(attrs.get("State") or "unknown"),
         status=str(attrs.get("Status") or ""),
-        image=labels.get(d.LABEL_NODE_IMAGE) or str(attrs.get("Image") or ""),
-        interfaces=_json(labels.get(d.LABEL_INTERFACES), {}),
-        interfaces6=_json(labels.get(d.LABEL_INTERFACES6), {}),
-        vpn=labels.get(d.LABEL_VPN) == "true",
+        image=labels.get(docker_api.LABEL_NODE_IMAGE) or str(attrs.get("Image") or ""),
+        interfaces=_json(labels.get(docker_api.LABEL_INTERFACES), {}),
+        interfaces6=_json(labels.get(docker_api.LABEL_INTERFACES6), {}),
+        vpn=labels.get(docker_api.LABEL_VPN) == "true",
     )
 
 
@@ -66,45 +66,47 @@ def _subnets(raw: str | None) -> dict[str, IPv4Network]:
 
 def instances() -> dict[str, InstanceInfo]:
     """Every portlab instance of this scope Docker knows about, by name."""
-    c = d.client()
-    containers = d.call("listing containers", c.containers.list, all=True, sparse=True,
-                        filters=d.scope_filter())
-    networks = d.call("listing networks", c.networks.list, filters=d.scope_filter())
+    c = docker_api.client()
+    containers = docker_api.call("listing containers", c.containers.list, all=True, sparse=True,
+                                 filters=docker_api.scope_filter())
+    networks = docker_api.call("listing networks", c.networks.list,
+                               filters=docker_api.scope_filter())
     found: dict[str, InstanceInfo] = {}
 
     def instance(labels: dict[str, str]) -> InstanceInfo:
-        name = labels[d.LABEL_INSTANCE]
+        name = labels[docker_api.LABEL_INSTANCE]
         if name not in found:
-            found[name] = InstanceInfo(name, labels.get(d.LABEL_LAB, "?"),
-                                       labels.get(d.LABEL_TOKEN, ""), compose.project_name(name))
+            found[name] = InstanceInfo(name, labels.get(docker_api.LABEL_LAB, "?"),
+                                       labels.get(docker_api.LABEL_TOKEN, ""),
+                                       compose.project_name(name))
         return found[name]
 
     for obj in containers:
-        labels = d.labels_of(obj)
-        if not labels.get(d.LABEL_INSTANCE):
+        labels = docker_api.labels_of(obj)
+        if not labels.get(docker_api.LABEL_INSTANCE):
             continue  # not one of portlab's lab objects (`portlab prune` removes such strays)
-        if labels.get(d.LABEL_SEAL):
+        if labels.get(docker_api.LABEL_SEAL):
             continue  # a one-shot at start (Compose leaves it behind, exited); no node
         inst = instance(labels)
-        if labels.get(d.LABEL_GRADER):
-            inst.graders[labels[d.LABEL_GRADER]] = _node(obj)
+        if labels.get(docker_api.LABEL_GRADER):
+            inst.graders[labels[docker_api.LABEL_GRADER]] = _node(obj)
             continue
         node = _node(obj)
         inst.nodes[node.name] = node
         if not inst.subnets:
-            inst.subnets.update(_subnets(labels.get(d.LABEL_SUBNETS)))
+            inst.subnets.update(_subnets(labels.get(docker_api.LABEL_SUBNETS)))
         if not inst.params:
-            inst.params.update(_json(labels.get(d.LABEL_PARAMS), {}))
-        inst.student = inst.student or labels.get(d.LABEL_STUDENT, "")
-        inst.key_seed = inst.key_seed or labels.get(d.LABEL_KEY_SEED, "")
-        inst.secret = inst.secret or labels.get(d.LABEL_SECRET, "")
+            inst.params.update(_json(labels.get(docker_api.LABEL_PARAMS), {}))
+        inst.student = inst.student or labels.get(docker_api.LABEL_STUDENT, "")
+        inst.key_seed = inst.key_seed or labels.get(docker_api.LABEL_KEY_SEED, "")
+        inst.secret = inst.secret or labels.get(docker_api.LABEL_SECRET, "")
     for net in networks:
         labels = net.attrs.get("Labels") or {}
-        if not labels.get(d.LABEL_INSTANCE):
+        if not labels.get(docker_api.LABEL_INSTANCE):
             continue
         inst = instance(labels)
-        name = labels.get(d.LABEL_NETWORK, net.name)
-        subnet = labels.get(d.LABEL_SUBNET, "")
+        name = labels.get(docker_api.LABEL_NETWORK, net.name)
+        subnet = labels.get(docker_api.LABEL_SUBNET, "")
         inst.networks[name] = NetworkInfo(name, net.id, net.name, subnet)
         if name not in inst.subnets and subnet:
             try:
@@ -116,12 +118,14 @@ def instances() -> dict[str, InstanceInfo]:
 
 def nodes(instance: str) -> dict[str, NodeInfo]:
     """The nodes of one instance, from one fresh listing."""
-    c = d.client()
-    listed = d.call("listing containers", c.containers.list, all=True, sparse=True,
-                    filters=d.scope_filter(**{d.LABEL_INSTANCE: instance}))
+    c = docker_api.client()
+    mine = docker_api.scope_filter(**{docker_api.LABEL_INSTANCE: instance})
+    listed = docker_api.call("listing containers", c.containers.list, all=True, sparse=True,
+                             filters=mine)
     out = {}
     for obj in listed:
-        if d.LABEL_GRADER in d.labels_of(obj) or d.LABEL_SEAL in d.labels_of(obj):
+        labels = docker_api.labels_of(obj)
+        if docker_api.LABEL_GRADER in labels or docker_api.LABEL_SEAL in labels:
             continue  # graders (and the one-shot seal) are no nodes of the lab
         node = _node(obj)
         out[node.name] = node
@@ -130,9 +134,9 @@ def nodes(instance: str) -> dict[str, NodeInfo]:
 
 def taken_subnets() -> list[IPv4Network]:
     """Subnets already used by Docker networks on this daemon, and by the host's own routes."""
-    c = d.client()
+    c = docker_api.client()
     nets: list[IPv4Network] = []
-    for net in d.call("listing networks", c.networks.list):
+    for net in docker_api.call("listing networks", c.networks.list):
         for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
             subnet = cfg.get("Subnet")
             if subnet:
@@ -186,7 +190,7 @@ def start(plan: Plan, early: compose.Ahead | None = None) -> InstanceInfo:
 
 def _compose_up(plan: Plan, early: compose.Ahead | None) -> None:
     project = compose.project_name(plan.instance)
-    proc = compose.run(project, render.compose(plan), compose.UP_ARGS, early=early)
+    proc = compose.run(project, models.compose(plan), compose.UP_ARGS, early=early)
     if proc.returncode == 0:
         return
     said = (proc.stderr or proc.stdout).strip()
@@ -243,11 +247,11 @@ def _remove(instance: str, progress: Progress) -> Removed:
 
 def _remove_pass(instance: str, removed: Removed) -> tuple[bool, str]:
     """One pass of remove. Returns (whether anything was found, the last error)."""
-    c = d.client()
-    label = d.scope_filter(**{d.LABEL_INSTANCE: instance})
-    containers = d.call("listing containers", c.containers.list, all=True, sparse=True,
-                        filters=label)
-    networks = d.call("listing networks", c.networks.list, filters=label)
+    c = docker_api.client()
+    label = docker_api.scope_filter(**{docker_api.LABEL_INSTANCE: instance})
+    containers = docker_api.call("listing containers", c.containers.list, all=True, sparse=True,
+                                 filters=label)
+    networks = docker_api.call("listing networks", c.networks.list, filters=label)
     if not containers and not networks:
         return False, ""
 
@@ -263,12 +267,12 @@ def _remove_pass(instance: str, removed: Removed) -> tuple[bool, str]:
             raise
 
     problem = ""
-    with d.guard(f"removing instance '{instance}'"):
+    with docker_api.guard(f"removing instance '{instance}'"):
         # Graders first: each lives in its node's network namespace, and removing a node
         # while its grader still holds that namespace can leave the node's endpoint behind
         # in Docker's store (moby/moby#17217): a network nobody can remove until the daemon
         # restarts. Then the nodes, side by side.
-        graders = [x for x in containers if d.labels_of(x).get(d.LABEL_GRADER)]
+        graders = [x for x in containers if docker_api.labels_of(x).get(docker_api.LABEL_GRADER)]
         for group in (graders, [x for x in containers if x not in graders]):
             if group:
                 with ThreadPoolExecutor(max_workers=8) as pool:

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import docker.errors
 
 from portlab.backend.base import ExecResult, FileCopy, NodeInfo
-from portlab.backend.docker import client as d
+from portlab.backend.docker import client as docker_api
 from portlab.errors import RuntimeProblem
 
 STREAMS = "/run/portlab/streams"
@@ -59,9 +59,9 @@ class Tail:
 def exec_in(node: NodeInfo, argv: Sequence[str]) -> ExecResult:
     """Run argv in the node's container (no shell on the host side) and collect the end of its
     output (OUTPUT_KEPT bytes of each stream, read as it comes)."""
-    api = d.client().api
+    api = docker_api.client().api
     out, err = Tail(), Tail()
-    with d.guard(f"running {argv[0]} on {node.name}"):
+    with docker_api.guard(f"running {argv[0]} on {node.name}"):
         exec_id = api.exec_create(node.ref, list(argv), stdout=True, stderr=True)["Id"]
         for frame_out, frame_err in api.exec_start(exec_id, stream=True, demux=True):
             out.add(frame_out)
@@ -82,17 +82,17 @@ class DockerStream:
         self._err: list[bytes] = []
         self._code: int | None = None
         self._stopped = False
-        api = d.client().api
+        api = docker_api.client().api
         # The shell writes its pid, then becomes the command (exec): the pid is the command's.
         wrapped = ["sh", "-c", f'mkdir -p {STREAMS} && echo $$ > "$0" && exec "$@"',
                    self._pidfile, *self.argv]
-        with d.guard(f"running {self.argv[0]} on {node.name}"):
+        with docker_api.guard(f"running {self.argv[0]} on {node.name}"):
             self._exec = api.exec_create(node.ref, wrapped, stdout=True, stderr=True)["Id"]
             self._frames: Any = api.exec_start(self._exec, stream=True, demux=True)
 
     def __iter__(self) -> Iterator[str]:
         buf = b""
-        with d.guard(f"reading the output of {self.argv[0]} on {self.node.name}"):
+        with docker_api.guard(f"reading the output of {self.argv[0]} on {self.node.name}"):
             for out, err in self._frames:
                 if err:
                     self._err.append(err)
@@ -108,8 +108,8 @@ class DockerStream:
 
     def _finish(self) -> None:
         if self._code is None:
-            with d.guard(f"looking at {self.argv[0]} on {self.node.name}"):
-                info = d.client().api.exec_inspect(self._exec)
+            with docker_api.guard(f"looking at {self.argv[0]} on {self.node.name}"):
+                info = docker_api.client().api.exec_inspect(self._exec)
             if not info.get("Running"):
                 self._code = info.get("ExitCode")
 
@@ -158,7 +158,7 @@ def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
         if not path.startswith("/") or ".." in path.split("/"):
             raise RuntimeProblem(f"cannot copy to '{path}' on {node.name}: not an absolute path")
         folders.setdefault(posixpath.dirname(path), {})[posixpath.basename(path)] = item
-    api = d.client().api
+    api = docker_api.client().api
     for folder, items in sorted(folders.items()):
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w") as tar:
@@ -168,7 +168,7 @@ def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
                 info.mode = item.mode
                 info.mtime = int(time.time())
                 tar.addfile(info, io.BytesIO(item.content))
-        with d.guard(f"copying files to {folder} on {node.name}"):
+        with docker_api.guard(f"copying files to {folder} on {node.name}"):
             try:
                 api.put_archive(node.ref, folder, archive.getvalue())
             except docker.errors.NotFound:  # the folder is not there yet: make it first
@@ -181,8 +181,8 @@ def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
 
 def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> Iterator[bytes]:
     """The container's log, stdout and stderr as they came; with follow, until it stops."""
-    api = d.client().api
-    with d.guard(f"reading the log of {node.name}"):
+    api = docker_api.client().api
+    with docker_api.guard(f"reading the log of {node.name}"):
         if follow:
             yield from api.logs(node.ref, stdout=True, stderr=True, stream=True, follow=True,
                                 tail="all" if tail is None else tail)
@@ -193,15 +193,15 @@ def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> It
 
 def processes(node: NodeInfo) -> int:
     """The processes of the node's container (`docker top`: the host's ps over its cgroup)."""
-    api = d.client().api
-    with d.guard(f"counting the processes of {node.name}"):
+    api = docker_api.client().api
+    with docker_api.guard(f"counting the processes of {node.name}"):
         return len(api.top(node.ref).get("Processes") or [])
 
 
 def written(node: NodeInfo) -> int:
     """The container's writable layer, in bytes (Docker's SizeRw: `docker ps --size`)."""
-    api = d.client().api
-    with d.guard(f"looking at the disk use of {node.name}"):
+    api = docker_api.client().api
+    with docker_api.guard(f"looking at the disk use of {node.name}"):
         found = api._result(api._get(api._url("/containers/{0}/json", node.ref),
                                      params={"size": 1}), True)
     return int(found.get("SizeRw") or 0)

@@ -30,7 +30,7 @@ import docker.errors
 
 from portlab import locks
 from portlab.backend.base import Pruned
-from portlab.backend.docker import client as d
+from portlab.backend.docker import client as docker_api
 from portlab.backend.docker import image, instances
 from portlab.progress import Progress
 
@@ -40,7 +40,7 @@ def prune(progress: Progress, *, images: bool = False, current: bool = False,
     out = Pruned(dry_run=dry_run)
     _prune_scope(out, progress, dry_run)
     if not dry_run:
-        locks.forget_stale(d.scope())  # lock files of `up`s that were killed outright
+        locks.forget_stale(docker_api.scope())  # lock files of `up`s that were killed outright
     with locks.build_lock():
         repos = image.managed_repos()
         if dry_run:
@@ -61,22 +61,23 @@ def prune(progress: Progress, *, images: bool = False, current: bool = False,
 
 def _prune_scope(out: Pruned, progress: Progress, dry_run: bool) -> None:
     """Every container and network labelled with this scope, by instance first."""
-    c = d.client()
-    scope = d.scope_filter()
-    containers = d.call("listing containers", c.containers.list, all=True, sparse=True,
-                        filters=scope)
-    networks = d.call("listing networks", c.networks.list, filters=scope)
+    c = docker_api.client()
+    scope = docker_api.scope_filter()
+    containers = docker_api.call("listing containers", c.containers.list, all=True, sparse=True,
+                                 filters=scope)
+    networks = docker_api.call("listing networks", c.networks.list, filters=scope)
     out.containers = sorted(_name(x) for x in containers)
     out.networks = sorted(n.name for n in networks)
-    out.instances = sorted({d.labels_of(x).get(d.LABEL_INSTANCE, "") for x in containers}
-                           | {(n.attrs.get("Labels") or {}).get(d.LABEL_INSTANCE, "")
+    out.instances = sorted({docker_api.labels_of(x).get(docker_api.LABEL_INSTANCE, "")
+                            for x in containers}
+                           | {(n.attrs.get("Labels") or {}).get(docker_api.LABEL_INSTANCE, "")
                               for n in networks} - {""})
     if dry_run:
         return
     for name in out.instances:
         instances.remove(name, progress)
     # Strays: labelled with the scope but with no (or an unreadable) instance.
-    with d.guard("removing leftovers"):
+    with docker_api.guard("removing leftovers"):
         for obj in c.containers.list(all=True, sparse=True, filters=scope):
             try:
                 obj.remove(force=True)
@@ -96,14 +97,14 @@ def _name(container: Any) -> str:
 
 def unused_images(*, keep_current: bool = True) -> list[str]:
     """Tags in portlab's repositories whose image no container (of any scope) uses."""
-    c = d.client()
+    c = docker_api.client()
     in_use = {row.get("ImageID") for row in
-              d.call("listing containers", c.api.containers, all=True)}
+              docker_api.call("listing containers", c.api.containers, all=True)}
     keep = {image.node_tag(), image.base_tag()} if keep_current else set()
     tags: list[str] = []
     for repo in image.managed_repos():  # node before base: children go first
-        for img in d.call("listing images", c.images.list, name=repo):
-            if img.id in in_use or d.LABEL_IMAGE not in (img.labels or {}):
+        for img in docker_api.call("listing images", c.images.list, name=repo):
+            if img.id in in_use or docker_api.LABEL_IMAGE not in (img.labels or {}):
                 continue
             tags += sorted(t for t in img.tags if t.rsplit(":", 1)[0] == repo and t not in keep)
     return tags

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from portlab import __version__
-from portlab.backend.docker import client as d
+from portlab.backend.docker import client as docker_api
 from portlab.backend.docker.compose import project_name
 from portlab.model.plan import LOG_FILES, LOG_MAX_MIB, Plan, hosts, node_config, node_sysctls
 from portlab.model.types import Node
@@ -72,34 +72,34 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
     env = {"PORTLAB_NODE": _json(config)}
     devices = []
     labels = {
-        d.LABEL_SCOPE: scope(),
-        d.LABEL_LAB: lab.name,
-        d.LABEL_INSTANCE: plan.instance,
-        d.LABEL_NODE: node.name,
-        d.LABEL_TOKEN: plan.token,
-        d.LABEL_SECRET: plan.secret,
-        d.LABEL_INTERFACES: _json({i["name"]: f"{i['address']}/{i['prefix']}"
+        docker_api.LABEL_SCOPE: scope(),
+        docker_api.LABEL_LAB: lab.name,
+        docker_api.LABEL_INSTANCE: plan.instance,
+        docker_api.LABEL_NODE: node.name,
+        docker_api.LABEL_TOKEN: plan.token,
+        docker_api.LABEL_SECRET: plan.secret,
+        docker_api.LABEL_INTERFACES: _json({i["name"]: f"{i['address']}/{i['prefix']}"
                                    for i in config["interfaces"]}),
-        d.LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),
-        d.LABEL_PARAMS: _json(lab.params),
-        d.LABEL_NODE_IMAGE: plan.image,
+        docker_api.LABEL_SUBNETS: _json({k: str(v) for k, v in plan.subnets.items()}),
+        docker_api.LABEL_PARAMS: _json(lab.params),
+        docker_api.LABEL_NODE_IMAGE: plan.image,
         "portlab.version": __version__,
     }
     six = {i["name"]: f"{i['address6']}/{i['prefix6']}" for i in config["interfaces"]
            if "address6" in i}
     if six:
-        labels[d.LABEL_INTERFACES6] = _json(six)
+        labels[docker_api.LABEL_INTERFACES6] = _json(six)
     if node.vpn:
         devices.append("/dev/net/tun:/dev/net/tun")
         # wg-quick uses the kernel module when it loads and only then falls back to
         # wireguard-go, which insists on this variable before it runs on Linux.
         env["WG_QUICK_USERSPACE_IMPLEMENTATION"] = "wireguard-go"
         env["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1"
-        labels[d.LABEL_VPN] = "true"
+        labels[docker_api.LABEL_VPN] = "true"
     if plan.student:
-        labels[d.LABEL_STUDENT] = plan.student
+        labels[docker_api.LABEL_STUDENT] = plan.student
     if plan.binding.key_seed:
-        labels[d.LABEL_KEY_SEED] = plan.binding.key_seed
+        labels[docker_api.LABEL_KEY_SEED] = plan.binding.key_seed
     limits = None
     if plan.limits is not None:
         limits = {"pids": plan.limits.pids, "memory": f"{plan.limits.memory_mib}m",
@@ -120,12 +120,12 @@ def service_model(plan: Plan, node: Node) -> dict[str, Any]:
 
 def grader_model(plan: Plan, node: str) -> dict[str, Any]:
     labels = {
-        d.LABEL_SCOPE: scope(),
-        d.LABEL_LAB: plan.lab.name,
-        d.LABEL_INSTANCE: plan.instance,
-        d.LABEL_GRADER: node,
-        d.LABEL_TOKEN: plan.token,
-        d.LABEL_NODE_IMAGE: plan.image,
+        docker_api.LABEL_SCOPE: scope(),
+        docker_api.LABEL_LAB: plan.lab.name,
+        docker_api.LABEL_INSTANCE: plan.instance,
+        docker_api.LABEL_GRADER: node,
+        docker_api.LABEL_TOKEN: plan.token,
+        docker_api.LABEL_NODE_IMAGE: plan.image,
     }
     return {"name": f"{GRADER_PREFIX}{node}", "node": node, "labels": labels}
 
@@ -202,8 +202,9 @@ def seal_model(plan: Plan) -> dict[str, Any] | None:
     if not ports:
         return None
     specs = [f"{bridge_name(plan, net)}:{count}" for net, count in ports.items()]
-    labels = {d.LABEL_SCOPE: scope(), d.LABEL_LAB: plan.lab.name,
-              d.LABEL_INSTANCE: plan.instance, d.LABEL_SEAL: "host", d.LABEL_TOKEN: plan.token}
+    labels = {docker_api.LABEL_SCOPE: scope(), docker_api.LABEL_LAB: plan.lab.name,
+              docker_api.LABEL_INSTANCE: plan.instance, docker_api.LABEL_SEAL: "host",
+              docker_api.LABEL_TOKEN: plan.token}
     return {"name": SEAL_NAME, "bridges": [s.split(":")[0] for s in specs], "labels": labels,
             "entrypoint": ["sh", "-c", SEAL_SCRIPT, "seal", *specs],
             "after": [n.name for n in plan.lab.nodes]}
@@ -222,12 +223,12 @@ def network_model(plan: Plan, name: str) -> dict[str, Any]:
         # inhibit_ipv4 the host never takes it, so the host is not on any lab network.
         "gateway": str(subnet.broadcast_address - 1),
         "labels": {
-            d.LABEL_SCOPE: scope(),
-            d.LABEL_LAB: plan.lab.name,
-            d.LABEL_INSTANCE: plan.instance,
-            d.LABEL_NETWORK: name,
-            d.LABEL_SUBNET: str(subnet),
-            d.LABEL_TOKEN: plan.token,
+            docker_api.LABEL_SCOPE: scope(),
+            docker_api.LABEL_LAB: plan.lab.name,
+            docker_api.LABEL_INSTANCE: plan.instance,
+            docker_api.LABEL_NETWORK: name,
+            docker_api.LABEL_SUBNET: str(subnet),
+            docker_api.LABEL_TOKEN: plan.token,
         },
     }
 

@@ -46,7 +46,7 @@ def status(inst: Instance) -> dict[str, Any]:
     images = sorted({str(n["image"]) for n in nodes})
     return {
         "instance": inst.name,
-        "lab": inst.lab,
+        "lab": inst.lab_name,
         "project": inst.info.project,
         "state": overall,
         "image": images[0] if len(images) == 1 else images,
