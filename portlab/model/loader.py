@@ -213,112 +213,138 @@ def _prefer6(r: Reader, spec: dict[str, Any], path: KeyPath, ipv6: bool,
 
 
 def _nodes(r: Reader, value: Any, networks: tuple[Network, ...]) -> tuple[Node, ...]:
+    """The nodes: each read on its own, then their routes and start order, which name other
+    nodes."""
     raw = r.names(value, ("nodes",), NODE_NAME, "node")
     nets = {n.name: n for n in networks}
-    used: dict[tuple[str, int], str] = {}
+    used: dict[tuple[str, int], str] = {}  # (network, host number) -> "node.iface"
     out = []
     for name, spec in raw.items():
         path: KeyPath = ("nodes", name)
         spec = r.mapping(spec if spec is not None else {}, path, allowed=NODE_KEYS,
                          required=("interfaces",))
-        ifaces = []
-        raw_ifaces = r.names(spec["interfaces"], path + ("interfaces",), IFACE_NAME, "interface")
-        seen_nets: dict[str, str] = {}
-        for iname, ispec in raw_ifaces.items():
-            ipath = path + ("interfaces", iname)
-            if RESERVED_IFACES.match(iname):
-                raise r.error(ipath, f"'{iname}' is reserved (Docker's or the kernel's own "
-                              "names); pick a name that says what the link is, like wan or lan")
-            ispec = r.mapping(ispec, ipath, allowed=IFACE_KEYS, required=("network", "host"))
-            net_name = r.text(ispec["network"], ipath + ("network",))
-            if net_name not in nets:
-                raise r.error(ipath + ("network",),
-                              f"no network called '{net_name}'. Networks: {', '.join(nets)}")
-            net = nets[net_name]
-            if net.virtual:
-                raise r.error(ipath + ("network",), f"'{net_name}' is virtual (it exists only "
-                              "inside nodes, like a VPN tunnel); nodes cannot be wired to it")
-            if net_name in seen_nets:
-                raise r.error(ipath + ("network",), f"node already has interface "
-                              f"'{seen_nets[net_name]}' on network '{net_name}'")
-            seen_nets[net_name] = iname
-            size = 2 ** (32 - net.prefix)
-            host = r.integer(ispec["host"], ipath + ("host",), low=1, high=size - 3)
-            if (net_name, host) in used:
-                raise r.error(ipath + ("host",), f"address .{host} on '{net_name}' is already "
-                              f"used by {used[(net_name, host)]}")
-            used[(net_name, host)] = f"{name}.{iname}"
-            ifaces.append(Interface(iname, net_name, host, ipv6=net.ipv6))
-        services = []
-        for i, sspec in enumerate(r.seq(spec.get("services"), path + ("services",))):
-            spath = path + ("services", i)
-            sspec = r.mapping(sspec, spath, allowed=SERVICE_KEYS, required=("name", "run"))
-            ready = r.mapping(sspec.get("ready") or {}, spath + ("ready",), allowed=READY_KEYS)
-            services.append(Service(
-                name=r.text(sspec["name"], spath + ("name",), pattern=ID_NAME, what="service name"),
-                run=r.text(sspec["run"], spath + ("run",)),
-                ready_tcp=(r.integer(ready["tcp"], spath + ("ready", "tcp"), low=1, high=65535)
-                           if "tcp" in ready else None),
-                ready_udp=(r.integer(ready["udp"], spath + ("ready", "udp"), low=1, high=65535)
-                           if "udp" in ready else None),
-            ))
-        files = spec.get("files") or {}
-        if not isinstance(files, dict):
-            raise r.error(path + ("files",), "expected a mapping of absolute paths to contents")
-        for fpath, content in files.items():
-            if not fpath.startswith("/") or ".." in fpath.split("/"):
-                raise r.error(path + ("files", fpath), "must be an absolute path without '..'")
-            r.text(content, path + ("files", fpath))
         out.append(Node(
             name=name,
             role=r.text(spec.get("role"), path + ("role",), optional=True),
-            interfaces=tuple(ifaces),
+            interfaces=_interfaces(r, spec["interfaces"], path, nets, used),
             routes=(),  # filled below, once all nodes are known
             forwarding=r.boolean(spec.get("forwarding"), path + ("forwarding",)),
             vpn=r.boolean(spec.get("vpn"), path + ("vpn",)),
             setup=r.text(spec.get("setup"), path + ("setup",), optional=True),
-            files=dict(files),
-            services=tuple(services),
+            files=_files(r, spec.get("files"), path),
+            services=_services(r, spec.get("services"), path),
         ))
     by_name = {n.name: n for n in out}
     final = []
     for node in out:
         path = ("nodes", node.name)
-        routes = []
-        for i, rspec in enumerate(r.seq(raw[node.name].get("routes"), path + ("routes",))):
-            rpath = path + ("routes", i)
-            rspec = r.mapping(rspec, rpath, allowed=ROUTE_KEYS, required=("to", "via"))
-            to = r.text(rspec["to"], rpath + ("to",))
-            v6 = r.boolean(rspec.get("ipv6"), rpath + ("ipv6",))
-            family, example = ("IPv6", "2001:db8:1::/64") if v6 else ("IPv4", "10.0.0.0/24")
-            if to != "default" and to not in nets:
-                try:
-                    (IPv6Network if v6 else IPv4Network)(to)
-                except ValueError:
-                    raise r.error(rpath + ("to",), "expected 'default', a network name or an "
-                                  f"{family} subnet like {example}") from None
-            elif v6 and to in nets and not nets[to].ipv6:
-                raise r.error(rpath + ("to",), f"network '{to}' has no IPv6 (add `ipv6: true` "
-                              "to it)")
-            via = r.text(rspec["via"], rpath + ("via",))
-            gw_node, _, gw_iface = via.partition(".")
-            gw = by_name.get(gw_node)
-            gw_if = gw.interface(gw_iface) if gw else None
-            if gw is None or gw_if is None:
-                raise r.error(rpath + ("via",), f"'{via}' is not a node.interface of this lab "
-                              "(like router.lan)")
-            if gw_if.network not in {i.network for i in node.interfaces}:
-                raise r.error(rpath + ("via",), f"'{via}' is on network '{gw_if.network}', "
-                              f"which {node.name} is not attached to")
-            if v6 and not gw_if.ipv6:
-                raise r.error(rpath + ("via",), f"'{via}' has no IPv6 address: its network "
-                              f"'{gw_if.network}' is not an IPv6 network")
-            routes.append(Route(to, via, ipv6=v6))
-        final.append(Node(**{**node.__dict__, "routes": tuple(routes),
+        final.append(Node(**{**node.__dict__,
+                             "routes": _routes(r, raw[node.name].get("routes"), path, node,
+                                               nets, by_name),
                              "after": _after(r, raw[node.name].get("after"), path, node.name,
                                              by_name)}))
     _no_cycle(r, {n.name: n.after for n in final})
     return tuple(final)
+
+
+def _interfaces(r: Reader, value: Any, path: KeyPath, nets: dict[str, Network],
+                used: dict[tuple[str, int], str]) -> tuple[Interface, ...]:
+    """A node's interfaces: each on a real network of the lab, at a host number no other
+    interface there has (`used`, shared by all nodes)."""
+    ifaces = []
+    raw_ifaces = r.names(value, path + ("interfaces",), IFACE_NAME, "interface")
+    seen_nets: dict[str, str] = {}
+    for iname, ispec in raw_ifaces.items():
+        ipath = path + ("interfaces", iname)
+        if RESERVED_IFACES.match(iname):
+            raise r.error(ipath, f"'{iname}' is reserved (Docker's or the kernel's own "
+                          "names); pick a name that says what the link is, like wan or lan")
+        ispec = r.mapping(ispec, ipath, allowed=IFACE_KEYS, required=("network", "host"))
+        net_name = r.text(ispec["network"], ipath + ("network",))
+        if net_name not in nets:
+            raise r.error(ipath + ("network",),
+                          f"no network called '{net_name}'. Networks: {', '.join(nets)}")
+        net = nets[net_name]
+        if net.virtual:
+            raise r.error(ipath + ("network",), f"'{net_name}' is virtual (it exists only "
+                          "inside nodes, like a VPN tunnel); nodes cannot be wired to it")
+        if net_name in seen_nets:
+            raise r.error(ipath + ("network",), f"node already has interface "
+                          f"'{seen_nets[net_name]}' on network '{net_name}'")
+        seen_nets[net_name] = iname
+        size = 2 ** (32 - net.prefix)
+        host = r.integer(ispec["host"], ipath + ("host",), low=1, high=size - 3)
+        if (net_name, host) in used:
+            raise r.error(ipath + ("host",), f"address .{host} on '{net_name}' is already "
+                          f"used by {used[(net_name, host)]}")
+        used[(net_name, host)] = f"{path[-1]}.{iname}"
+        ifaces.append(Interface(iname, net_name, host, ipv6=net.ipv6))
+    return tuple(ifaces)
+
+
+def _services(r: Reader, value: Any, path: KeyPath) -> tuple[Service, ...]:
+    services = []
+    for i, sspec in enumerate(r.seq(value, path + ("services",))):
+        spath = path + ("services", i)
+        sspec = r.mapping(sspec, spath, allowed=SERVICE_KEYS, required=("name", "run"))
+        ready = r.mapping(sspec.get("ready") or {}, spath + ("ready",), allowed=READY_KEYS)
+        services.append(Service(
+            name=r.text(sspec["name"], spath + ("name",), pattern=ID_NAME, what="service name"),
+            run=r.text(sspec["run"], spath + ("run",)),
+            ready_tcp=(r.integer(ready["tcp"], spath + ("ready", "tcp"), low=1, high=65535)
+                       if "tcp" in ready else None),
+            ready_udp=(r.integer(ready["udp"], spath + ("ready", "udp"), low=1, high=65535)
+                       if "udp" in ready else None),
+        ))
+    return tuple(services)
+
+
+def _files(r: Reader, value: Any, path: KeyPath) -> dict[str, str]:
+    files = value or {}
+    if not isinstance(files, dict):
+        raise r.error(path + ("files",), "expected a mapping of absolute paths to contents")
+    for fpath, content in files.items():
+        if not fpath.startswith("/") or ".." in fpath.split("/"):
+            raise r.error(path + ("files", fpath), "must be an absolute path without '..'")
+        r.text(content, path + ("files", fpath))
+    return dict(files)
+
+
+def _routes(r: Reader, value: Any, path: KeyPath, node: Node, nets: dict[str, Network],
+            by_name: dict[str, Node]) -> tuple[Route, ...]:
+    """A node's static routes: to a network of the lab, a subnet or the default, via a
+    gateway interface on a network the node is attached to."""
+    routes = []
+    for i, rspec in enumerate(r.seq(value, path + ("routes",))):
+        rpath = path + ("routes", i)
+        rspec = r.mapping(rspec, rpath, allowed=ROUTE_KEYS, required=("to", "via"))
+        to = r.text(rspec["to"], rpath + ("to",))
+        v6 = r.boolean(rspec.get("ipv6"), rpath + ("ipv6",))
+        family, example = ("IPv6", "2001:db8:1::/64") if v6 else ("IPv4", "10.0.0.0/24")
+        if to != "default" and to not in nets:
+            try:
+                (IPv6Network if v6 else IPv4Network)(to)
+            except ValueError:
+                raise r.error(rpath + ("to",), "expected 'default', a network name or an "
+                              f"{family} subnet like {example}") from None
+        elif v6 and to in nets and not nets[to].ipv6:
+            raise r.error(rpath + ("to",), f"network '{to}' has no IPv6 (add `ipv6: true` "
+                          "to it)")
+        via = r.text(rspec["via"], rpath + ("via",))
+        gw_node, _, gw_iface = via.partition(".")
+        gw = by_name.get(gw_node)
+        gw_if = gw.interface(gw_iface) if gw else None
+        if gw is None or gw_if is None:
+            raise r.error(rpath + ("via",), f"'{via}' is not a node.interface of this lab "
+                          "(like router.lan)")
+        if gw_if.network not in {i.network for i in node.interfaces}:
+            raise r.error(rpath + ("via",), f"'{via}' is on network '{gw_if.network}', "
+                          f"which {node.name} is not attached to")
+        if v6 and not gw_if.ipv6:
+            raise r.error(rpath + ("via",), f"'{via}' has no IPv6 address: its network "
+                          f"'{gw_if.network}' is not an IPv6 network")
+        routes.append(Route(to, via, ipv6=v6))
+    return tuple(routes)
 
 
 def _after(r: Reader, value: Any, path: KeyPath, name: str, nodes: dict[str, Node]
