@@ -64,13 +64,32 @@ def get() -> Backend:
     global _backend
     with _lock:
         if _backend is None:
-            name = os.environ.get("PORTLAB_BACKEND", "") or DEFAULT
+            name = chosen()
             offered = _offered()
             if name not in offered:
                 raise UsageError(f"PORTLAB_BACKEND='{printable(name)}' is not a backend "
                                  f"portlab has. Backends: {', '.join(sorted(offered))}")
             _backend = _load(name, offered[name])()
         return _backend
+
+
+def chosen() -> str:
+    """The backend's name as $PORTLAB_BACKEND gives it (not checked, nothing loaded)."""
+    return os.environ.get("PORTLAB_BACKEND", "") or DEFAULT
+
+
+def engine_checks() -> dict[str, str]:
+    """The doctor's checks about the chosen backend's engine alone (its ENGINE_CHECKS), read
+    from its class: no engine is asked. Empty if it cannot be loaded."""
+    offered = _offered()
+    name = chosen()
+    if name not in offered:
+        return {}
+    try:
+        found = _load(name, offered[name])
+    except RuntimeProblem:
+        return {}
+    return dict(getattr(found, "ENGINE_CHECKS", {}))
 
 
 def forget() -> None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import Enum
 from ipaddress import IPv4Network
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import TYPE_CHECKING, ClassVar, NoReturn, Protocol
 
 from portlab.errors import PortlabError, RuntimeProblem
 from portlab.model.types import ParamValue
@@ -131,6 +132,39 @@ class EngineNetwork:
     portlab: bool  # carries portlab's labels (of any scope)
 
 
+class Status(str, Enum):
+    """A doctor's finding: ok, or what is wrong and how much."""
+
+    OK = "ok"
+    WARN = "warn"  # labs run, but something is slower, weaker or surprising
+    FAIL = "fail"  # labs (or some of them) cannot run
+
+    @property
+    def rank(self) -> int:
+        return {"ok": 0, "warn": 1, "fail": 2}[self.value]
+
+
+Figure = str | int | float | bool | None | list[str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One of `portlab doctor`'s checks, done. `id` is stable (kebab-case); `what` says what
+    was found, with its figures; `fix` (for warn and fail) is a command or a config line;
+    `figures` the same numbers for machines. A backend makes those about its engine itself
+    (EngineFacts.findings); the doctor makes the rest."""
+
+    id: str
+    status: Status
+    what: str
+    fix: str = ""
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "status": self.status.value, "what": self.what,
+                "fix": self.fix or None, "figures": dict(self.figures)}
+
+
 @dataclass(frozen=True)
 class EngineFacts:
     """What the engine says about itself and the machine it runs on, for `portlab doctor`.
@@ -142,12 +176,15 @@ class EngineFacts:
     reachable: bool
     problem: str = ""
     hint: str = ""
+    engine: str = ""  # its name for people: "Docker"
+    # what the backend judged about its engine itself, one Finding per id of the backend's
+    # ENGINE_CHECKS, in that order (Docker: its Compose, its storage driver)
+    findings: tuple[Finding, ...] = ()
     remote: bool = False  # the engine runs on another machine (its host facts are not ours)
     version: str = ""
     api_version: str = ""
     operating_system: str = ""
     kernel: str = ""
-    storage_driver: str = ""
     root_dir: str = ""  # where the engine keeps images and containers
     rootless: bool = False
     cgroup_driver: str = ""
@@ -158,8 +195,6 @@ class EngineFacts:
     address_pools: tuple[AddressPool, ...] = ()
     pools_from: str = ""  # where address_pools come from (the engine, a config file, defaults)
     networks: tuple[EngineNetwork, ...] = ()
-    compose: str = ""  # the Compose command that is installed, "" if none
-    compose_version: str = ""
     image: str = ""  # the node image this portlab uses
     image_present: bool | None = None
     image_others: tuple[str, ...] = ()  # other tags of its repository (older portlab versions)
@@ -228,6 +263,11 @@ class Backend(Protocol):
     """What portlab needs from a container engine. The only code that talks to one."""
 
     name: str
+    # The doctor's checks about this engine alone (id -> what it is for), whose findings
+    # facts() makes: a class attribute, so `portlab doctor --help` lists them without an engine.
+    ENGINE_CHECKS: ClassVar[dict[str, str]]
+    # Where the engine keeps images unless it says otherwise (the error path's disk check)
+    data_root: str
 
     # --- the node image ---
     def image_tag(self) -> str:
@@ -297,8 +337,9 @@ class Backend(Protocol):
 
     # --- the host (portlab doctor) ---
     def facts(self) -> EngineFacts:
-        """The engine's version, storage, cgroups, address pools and networks, Compose, and
-        whether the node image is there. Never raises; an unreachable engine is a fact."""
+        """The engine's version, cgroups, address pools and networks, whether the node image
+        is there, and its findings about itself (ENGINE_CHECKS). Never raises; an unreachable
+        engine is a fact."""
 
     def probe_node(self) -> NodeProbe:
         """Start a throwaway node (no network, removed afterwards) and find out there what the

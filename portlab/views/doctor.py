@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from portlab.doctor.findings import Finding, Report, Status
+from portlab.backend.base import Finding, Status
+from portlab.doctor.findings import Report
 
 MARKS = {Status.OK: ("OK", "green"), Status.WARN: ("WARN", "yellow"),
          Status.FAIL: ("FAIL", "red")}

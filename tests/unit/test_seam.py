@@ -117,6 +117,8 @@ class TableBackend:
     """A Backend whose one instance is a table: nodes answer portlab-probe from `answers`."""
 
     name = "table"
+    ENGINE_CHECKS: dict[str, str] = {}  # a table has no engine of its own to judge
+    data_root = ""
 
     def __init__(self, info: InstanceInfo, answers: dict[tuple[str, str], Answer]):
         self.info = info

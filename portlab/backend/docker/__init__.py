@@ -32,6 +32,7 @@ from portlab.backend.base import (
     Removed,
     Stream,
 )
+from portlab.backend.docker import doctor as engine_doctor
 from portlab.errors import PortlabError
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 class DockerBackend:
     name = "docker"
+    ENGINE_CHECKS = engine_doctor.CHECKS
+    data_root = engine_doctor.DEFAULT_ROOT
 
     # --- the node image ---
     def image_tag(self) -> str:

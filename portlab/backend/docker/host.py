@@ -24,6 +24,7 @@ from typing import Any
 
 from portlab.backend.base import AddressPool, EngineFacts, EngineNetwork, NodeProbe
 from portlab.backend.docker import client as docker_api
+from portlab.backend.docker import doctor
 from portlab.errors import PortlabError
 from portlab.names import scope
 
@@ -124,17 +125,19 @@ def networks_of(listed: list[Any]) -> tuple[EngineNetwork, ...]:
 
 
 def facts() -> EngineFacts:
-    found = _facts()
+    found, driver = _facts()
     command, version = _compose()
-    return replace(found, compose=command, compose_version=version)
+    return replace(found, engine="Docker", findings=(
+        doctor.compose(command, version), doctor.storage_driver(driver, found.root_dir)))
 
 
-def _facts() -> EngineFacts:
+def _facts() -> tuple[EngineFacts, str | None]:
+    """The facts, and the storage driver (None: Docker did not answer)."""
     try:
         c = docker_api.client()
     except PortlabError as exc:
         return EngineFacts(reachable=False, problem=exc.message, hint=exc.hint or "",
-                           remote=remote())
+                           remote=remote()), None
     try:
         with docker_api.guard("asking Docker about itself"):
             info = c.info()
@@ -142,7 +145,7 @@ def _facts() -> EngineFacts:
             listed = c.networks.list()
     except PortlabError as exc:
         return EngineFacts(reachable=False, problem=exc.message, hint=exc.hint or "",
-                           remote=remote())
+                           remote=remote()), None
     rootless = any("rootless" in str(opt) for opt in info.get("SecurityOptions") or [])
     pools, pools_from = address_pools(info, rootless=rootless)
     return EngineFacts(
@@ -151,7 +154,6 @@ def _facts() -> EngineFacts:
         api_version=str(version.get("ApiVersion") or ""),
         operating_system=str(info.get("OperatingSystem") or ""),
         kernel=str(info.get("KernelVersion") or ""),
-        storage_driver=str(info.get("Driver") or ""),
         root_dir=str(info.get("DockerRootDir") or ""),
         rootless=rootless,
         cgroup_driver=str(info.get("CgroupDriver") or ""),
@@ -159,7 +161,7 @@ def _facts() -> EngineFacts:
         pids_limit=_flag(info, "PidsLimit"), memory_limit=_flag(info, "MemoryLimit"),
         swap_limit=_flag(info, "SwapLimit"),
         address_pools=pools, pools_from=pools_from, networks=networks_of(listed),
-        **_image())
+        **_image()), str(info.get("Driver") or "")
 
 
 def _flag(info: dict[str, Any], key: str) -> bool | None:
