@@ -402,10 +402,18 @@ def test_lab(name: str, *, jobs: int | None = None, only: Sequence[str] = (),
              progress: Progress | None = None, mutants: bool = True) -> LabTest:
     """`portlab test`: every case of the lab, mutants too, on fresh instances
     (portlab.labtest.run)."""
+    [result] = test_labs([name], jobs=jobs, only=only, progress=progress, mutants=mutants)
+    return result
+
+
+def test_labs(names: Sequence[str], *, jobs: int | None = None, only: Sequence[str] = (),
+              progress: Progress | None = None, mutants: bool = True) -> list[LabTest]:
+    """`portlab test` of several labs (none: every lab that loads): their cases in one pool,
+    `jobs` at a time (portlab.labtest.run_many)."""
     from portlab import labtest
 
-    return labtest.run(get_lab(name), jobs=jobs, only=only, progress=progress,
-                       mutants=mutants)
+    chosen = [get_lab(name) for name in names] if names else labs()
+    return labtest.run_many(chosen, jobs=jobs, only=only, progress=progress, mutants=mutants)
 
 
 def grade(name: str, folder: Path, *, student: str | None = None, salt: str | None = None,
@@ -503,6 +511,7 @@ class Core:
     image_build = staticmethod(image_build)
     doctor = staticmethod(doctor)
     test_lab = staticmethod(test_lab)
+    test_labs = staticmethod(test_labs)
     grade = staticmethod(grade)
     grade_class = staticmethod(grade_class)
     classroom_init = staticmethod(classroom_init)

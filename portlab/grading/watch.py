@@ -21,6 +21,7 @@ LOOK_MORE = 10  # how many more: 2 s in all
 DISK_AFTER = 1.0  # a file's command has run this long: look at the disk ...
 DISK_BUSY = 1.5  # ... this often while it runs,
 DISK_IDLE = 5.0  # and this often otherwise
+PROCESSES_EVERY = 1.0  # seconds between counts of the touched nodes' processes, all along
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,22 @@ class Watch:
         # DISK_AFTER seconds, then every DISK_BUSY; otherwise every DISK_IDLE. A grade that
         # takes its usual few seconds pays nothing for it.
         cap = self.settings.disk_mib * 2**20
-        last = time.monotonic()
+        last = counted = time.monotonic()
         while not self._done.wait(self.settings.watch_every):
             now = time.monotonic()
             if now > self.deadline:
                 self.stop_grade(f"the grade took longer than {self.settings.time_limit:g} s")
                 return
+            if now - counted >= PROCESSES_EVERY:
+                # A fork bomb's processes rise to the node's limit and may die back (a fork
+                # refused, a shell gives up) before the look after its file, on a busy
+                # machine: counted all along, its peak is seen (`docker top`: no exec).
+                counted = now
+                for name in self.nodes:
+                    reason, _ = self._forked(name)
+                    if reason:
+                        self.stop_grade(reason)
+                        return
             since = self._busy_since
             due = DISK_BUSY if since is not None and now - since > DISK_AFTER else DISK_IDLE
             if now - last < due:
@@ -146,7 +157,7 @@ class Watch:
         if used > cap:
             return (f"the submission wrote more than {self.settings.disk_mib} MiB to the disk "
                     f"of {name} ({used // 2**20} MiB)")
-        return ""  # processes: `look` counts them after each step (an exec costs the node)
+        return ""  # processes: counted apart (`_forked`), all along and after each step
 
     def _forked(self, name: str) -> tuple[str, int]:
         """Why the node is running processes without end (a fork bomb, hundreds of busy

@@ -26,6 +26,7 @@ from portlab.model.types import Lab
 from portlab.progress import Quiet
 from portlab.views.progress import TerminalProgress
 from tests.integration.helpers import Running
+from tests.integration.labpool import LabPool
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,6 +34,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.docker)
+    # test_labs.py reads what the lab pool (labpool.py) did meanwhile: last of the
+    # integration tests, so that the pool has their whole time
+    labs = [i for i in items if Path(str(i.fspath)) == here / "test_labs.py"]
+    if labs:
+        rest = [i for i in items if i not in labs]
+        after = [k for k, i in enumerate(rest) if here in Path(str(i.fspath)).parents]
+        at = after[-1] + 1 if after else len(rest)
+        items[:] = rest[:at] + labs + rest[at:]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_pool(request: pytest.FixtureRequest) -> Iterator[LabPool | None]:
+    """The cases of every lab, started at the first integration test when test_labs.py is
+    part of the run (labpool.py)."""
+    here = Path(__file__).parent
+    if not any(Path(str(i.fspath)) == here / "test_labs.py" for i in request.session.items):
+        yield None
+        return
+    request.getfixturevalue("node_image")
+    pool = LabPool()
+    pool.start()
+    try:
+        yield pool
+    finally:
+        pool.stop()
 
 
 @pytest.fixture(scope="session")

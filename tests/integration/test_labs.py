@@ -5,33 +5,36 @@ Each lab declares in its lab.yaml which checks fail when untouched
 (`wrong_solutions[].fails`); the solution passes every check; and every mutant of the
 battery (the solution plus one mistake or cheat) fails a check, or the lab says why it may
 pass. These tests hold every lab to its word, so a new lab is covered the moment it is
-added. The cases of all labs run in one pool, each on a fresh instance, two per core: a
-case mostly waits (for its nodes, for a probe's timeout), so that many keep both cores busy.
+added. The cases of all labs run as one `portlab test --all`, each on a fresh instance,
+started at the beginning of the session beside the other tests (labpool.py); these tests,
+the last of the integration tests, read its results.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import pytest
 
 from portlab import core, labtest
-from portlab.views import labtest as view
+from tests.integration.labpool import LabPool, describe
 
 LABS = core.labs()
-JOBS = 2 * (os.cpu_count() or 1)
 
 
 @pytest.fixture(scope="module")
-def tested(node_image: str) -> dict[str, labtest.LabTest]:
-    return {t.lab: t for t in labtest.run_many(LABS, jobs=JOBS)}
+def tested(lab_pool: LabPool | None) -> dict[str, dict[str, Any]]:
+    assert lab_pool is not None, "the lab pool starts whenever test_labs.py runs"
+    return lab_pool.results()
 
 
 @pytest.mark.parametrize("lab_name", [lab.name for lab in LABS])
-def test_lab_does_what_it_declares(tested: dict[str, labtest.LabTest], lab_name: str) -> None:
+def test_lab_does_what_it_declares(tested: dict[str, dict[str, Any]], lab_name: str) -> None:
     lab = core.get_lab(lab_name)
     assert lab.untouched_fails, "every lab declares which checks fail before any work"
     assert len(lab.wrong_solutions) >= 2, "every lab has at least two known wrong solutions"
     result = tested[lab_name]
-    assert [r.case.name for r in result.results] == [c.name for c in labtest.cases(lab)]
-    assert result.ok, view.table(result, color=False)
+    ran = [c["case"] for c in result["cases"]] + [labtest.MUTANT + m["mutant"]
+                                                  for m in result["mutants"]]
+    assert ran == [c.name for c in labtest.cases(lab)]
+    assert result["ok"], describe(result)

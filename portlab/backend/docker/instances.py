@@ -245,6 +245,20 @@ def _remove(instance: str, progress: Progress) -> Removed:
     return removed
 
 
+def _disconnect_all(c: Any, network_id: str) -> None:
+    """Take every container off the network, one after the other (forced: a stopped or
+    half-removed container's endpoint goes too)."""
+    try:
+        attached = list(c.api.inspect_network(network_id).get("Containers") or {})
+    except docker.errors.NotFound:
+        return
+    for container_id in attached:
+        try:
+            c.api.disconnect_container_from_network(container_id, network_id, force=True)
+        except docker.errors.APIError:
+            pass  # gone meanwhile, or no longer attached: what was wanted
+
+
 def _remove_pass(instance: str, removed: Removed) -> tuple[bool, str]:
     """One pass of remove. Returns (whether anything was found, the last error)."""
     c = docker_api.client()
@@ -273,10 +287,20 @@ def _remove_pass(instance: str, removed: Removed) -> tuple[bool, str]:
         # in Docker's store (moby/moby#17217): a network nobody can remove until the daemon
         # restarts. Then the nodes, side by side.
         graders = [x for x in containers if docker_api.labels_of(x).get(docker_api.LABEL_GRADER)]
-        for group in (graders, [x for x in containers if x not in graders]):
-            if group:
-                with ThreadPoolExecutor(max_workers=8) as pool:
-                    removed.containers += sum(pool.map(kill, group))
+        if graders:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                removed.containers += sum(pool.map(kill, graders))
+        # Then each node's endpoints, one at a time: Docker counts a network's endpoints in
+        # its store, and endpoints of one network deleted at once (nodes removed side by side)
+        # can lose a decrement, which leaves a network that "has active endpoints" with none
+        # (moby/moby#42119) until the daemon restarts. With no endpoints left, the nodes'
+        # removals, the slow part, go side by side again.
+        for net in networks:
+            _disconnect_all(c, net.id)
+        nodes = [x for x in containers if x not in graders]
+        if nodes:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                removed.containers += sum(pool.map(kill, nodes))
         for net in networks:
             try:
                 net.remove()
