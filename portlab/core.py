@@ -196,8 +196,7 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
         if name is None and instance is None:
             return None  # a plain `portlab down` with nothing up: nothing to do
         what = f"instance '{instance}'" if instance is not None else f"lab '{name}'"
-        up = ", ".join(f"{i.name} ({i.lab_name})"
-                       for i in sorted(found.values(), key=lambda i: i.name))
+        up = ", ".join(f"{found[n].name} ({found[n].lab_name})" for n in sorted(found))
         raise UsageError(f"no {what} is up; nothing was removed",
                          hint=f"up now: {up}" if up else "no portlab lab is up at all")
     inst = runtime.find(name, instance)  # more than one: says to pick with --instance
@@ -207,9 +206,9 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
 def status(name: str | None = None, *, instance: str | None = None) -> list[Record]:
     _asked(name, instance)
     found = runtime.instances()
-    return [runtime.status(inst) for inst in sorted(found.values(), key=lambda i: i.name)
-            if (name is None or inst.lab_name == name)
-            and (instance is None or inst.name == instance)]
+    return [runtime.status(found[n]) for n in sorted(found)
+            if (name is None or found[n].lab_name == name)
+            and (instance is None or found[n].name == instance)]
 
 
 def check(name: str | None = None, *, instance: str | None = None,

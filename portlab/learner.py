@@ -29,7 +29,7 @@ def state_file() -> Path:
     return Path(root) / "portlab" / "progress.json"
 
 
-def solved() -> dict[str, dict[str, Any]]:
+def solved() -> dict[str, dict[str, object]]:
     """Lab name -> when it was solved (and on which instance); {} for a missing or broken
     file."""
     try:

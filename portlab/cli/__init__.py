@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, NoReturn
+from types import FrameType
+from typing import NoReturn
 
 import click
 
@@ -41,7 +42,7 @@ from portlab.errors import ExitCode, PortlabError, untrusted
 class PortlabGroup(click.Group):
     """Turns portlab's errors into one message and an exit code (a traceback with --debug)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> object:
         debug = bool(ctx.params.get("debug")) or os.environ.get("PORTLAB_DEBUG") == "1"
         try:
             return super().invoke(ctx)
@@ -110,7 +111,7 @@ def _explained(exc: Exception) -> PortlabError | None:
         return None
 
 
-def _sigterm(signum: int, frame: Any) -> NoReturn:
+def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
 

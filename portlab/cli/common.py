@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -99,7 +99,10 @@ def web_bind(address: str, port: int, allow_remote: bool) -> tuple[str, int]:
     return address, port
 
 
-def page_options(command: Callable[..., Any]) -> Callable[..., Any]:
+Command = TypeVar("Command", bound=Callable[..., object])  # a click command's function
+
+
+def page_options(command: Command) -> Command:
     """--port, --bind and --allow-remote: where a live page (`--web`) listens. Checked by
     web_bind."""
     command = click.option("--allow-remote", is_flag=True,

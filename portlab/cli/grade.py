@@ -7,12 +7,13 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from portlab.cli.common import color, core, progress, salt_option
 from portlab.errors import ExitCode, PortlabError, UsageError
+
+Runners = dict[str, dict[str, object]]  # GitHub Classroom runner id -> its result (views.grade)
 
 
 def _writable(path: str | None, what: str) -> Path | None:
@@ -94,7 +95,7 @@ def command(lab: str, folder: Path | None, class_folder: Path | None, student: s
 
     sent: list[bool] = []
 
-    def send(runners: dict[str, Any]) -> None:
+    def send(runners: Runners) -> None:
         _classroom(runners)
         sent.append(True)
 
@@ -126,13 +127,13 @@ def _checks_of(lab: str) -> list[tuple[str, str, int]]:
 
 def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out: str | None,
          junit: str | None, gradescope: str | None, csv_out: str | None, parallel: int | None,
-         classroom: Callable[[dict[str, Any]], None] | None) -> None:
+         classroom: Callable[[Runners], None] | None) -> None:
     if csv_out or parallel:
         raise UsageError("--csv and --parallel go with --submissions (a class)")
     outputs = {what: _writable(path, what) for what, path in
                (("JSON file", json_out), ("JUnit file", junit),
                 ("Gradescope file", gradescope))}
-    from portlab.grading.session import Status
+    from portlab.grading.session import Grade, Status
     from portlab.views import grade as view
 
     who, where = core().find_student(student)
@@ -140,9 +141,9 @@ def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out
         click.echo(f"portlab: the student is {who}, from {where}", err=True)
     result = core().grade(lab, folder, student=who, salt=salt, progress=progress())
     click.echo(view.terminal(result, color=color()))
-    writers: dict[str, Any] = {"JSON file": view.as_json, "JUnit file": view.junit,
-                               "Gradescope file": lambda g: json.dumps(view.gradescope(g),
-                                                                       indent=2)}
+    writers: dict[str, Callable[[Grade], str]] = {
+        "JSON file": view.as_json, "JUnit file": view.junit,
+        "Gradescope file": lambda g: json.dumps(view.gradescope(g), indent=2)}
     if classroom is not None:
         classroom(view.classroom(result, core().check_list(lab)))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -165,7 +166,7 @@ def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out
                   Status.ERROR: ExitCode.RUNTIME}[result.status]))
 
 
-def _classroom(runners: dict[str, Any]) -> None:
+def _classroom(runners: Runners) -> None:
     """The reporter's runners, a `RUNNER=payload` line each, to $GITHUB_OUTPUT (or stdout)."""
     from portlab.views import grade as view
 

@@ -15,7 +15,7 @@ from portlab.runtime.instance import Instance
 STATUS_FORMAT = 1
 
 
-def status(inst: Instance) -> dict[str, Any]:
+def status(inst: Instance) -> dict[str, object]:
     """The documented status of one instance."""
     backend = inst.backend
     fresh = backend.nodes(inst.name)  # states now, not as they were when it was found
