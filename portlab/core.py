@@ -31,7 +31,7 @@ from portlab.runtime import Instance
 if TYPE_CHECKING:  # what the slower parts return; imported by the functions that use them
     from portlab.demo.walk import StepResult
     from portlab.grading.batch import Batch, Entry
-    from portlab.grading.session import Grade
+    from portlab.grading.result import Grade
     from portlab.grading.watch import Settings
     from portlab.labtest import LabTest
     from portlab.trace.events import Event

@@ -133,7 +133,7 @@ def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out
     outputs = {what: _writable(path, what) for what, path in
                (("JSON file", json_out), ("JUnit file", junit),
                 ("Gradescope file", gradescope))}
-    from portlab.grading.session import Grade, Status
+    from portlab.grading.result import Grade, Status
     from portlab.views import grade as view
 
     who, where = core().find_student(student)
@@ -192,7 +192,7 @@ def _batch(lab: str, root: Path, salt: str | None, json_dir: str | None, csv_out
         out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = _writable(csv_out, "CSV file")
     from portlab.grading.batch import Entry
-    from portlab.grading.session import Status
+    from portlab.grading.result import Status
     from portlab.views import grade as view
 
     def done(entry: Entry) -> None:

@@ -17,7 +17,9 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from portlab.errors import PortlabError, RuntimeProblem, UsageError, printable
-from portlab.grading.session import Grade, Settings, grade, not_run
+from portlab.grading.result import Grade
+from portlab.grading.session import grade, not_run
+from portlab.grading.watch import Settings
 from portlab.model.variant import student_id, variant_lab
 from portlab.progress import Progress, Quiet
 

@@ -15,105 +15,21 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from portlab import runtime
-from portlab.backend.base import ExecResult, FileCopy, Stream
 from portlab.errors import PortlabError, RuntimeProblem
 from portlab.grading import submission as sub
+from portlab.grading.apply import apply, broken, healthy, is_empty
+from portlab.grading.graders import GraderRunner
+from portlab.grading.result import CheckGrade, Grade, Status
 from portlab.grading.shape import shape
 from portlab.grading.watch import Settings, Stopped, Watch
 from portlab.model.types import Lab
 from portlab.model.variant import Variant, variant_lab
-from portlab.probes.base import Outcome, ProbeResult
 from portlab.probes.runner import run_checks
 from portlab.progress import Progress, Quiet
 from portlab.runtime import Instance
-
-WORK = "/run/portlab/submission"  # where a submitted script is put on its node
-OUTPUT_KEPT = 2000  # characters of each file's output kept for feedback
-
-
-class Status(str, Enum):
-    PASSED = "passed"  # the pass mark was met
-    FAILED = "failed"  # it was not (the submission's doing)
-    ERROR = "error"  # grading could not run: no score, never blamed on the student
-
-
-@dataclass
-class FileRun:
-    """What applying one submitted file did."""
-
-    file: str
-    node: str
-    command: str
-    exit_code: int | None  # None: it did not end by itself (stopped at its time limit)
-    output: str
-    seconds: float
-    timed_out: bool = False
-
-
-@dataclass
-class CheckGrade:
-    id: str
-    title: str
-    outcome: Outcome | None  # None: not run (the grade failed before the checks)
-    points: int  # earned
-    max_points: int
-    probes: list[ProbeResult] = field(default_factory=list)
-    hint: str = ""
-    message: str = ""  # why, in one line, for reports that have room for one
-
-    @property
-    def credited(self) -> bool:
-        """It passed and earned all its points: what CI formats show as passed. A check that
-        holds on an untouched lab earns nothing for an empty submission, and is a failure
-        there, never a green mark beside 0 points."""
-        return self.outcome is Outcome.PASS and self.points == self.max_points
-
-
-@dataclass
-class Grade:
-    lab: str
-    student: str
-    variant: Variant
-    status: Status
-    score: int
-    max_score: int
-    pass_mark: int
-    files: list[FileRun] = field(default_factory=list)
-    checks: list[CheckGrade] = field(default_factory=list)
-    message: str = ""  # the grade's own story: why it failed outright, or could not run
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.status is Status.PASSED
-
-
-class GraderRunner:
-    """Runs probes: on the grader beside a node the submission ran on, on the node itself
-    elsewhere (NodeRunner)."""
-
-    def __init__(self, inst: Instance) -> None:
-        self.inst = inst
-
-    def exec(self, node: str, argv: Sequence[str]) -> ExecResult:
-        grader = self.inst.info.graders.get(node)
-        if grader is None:
-            return self.inst.exec(node, argv)
-        return self.inst.backend.exec(grader, argv)
-
-    def stream(self, node: str, argv: Sequence[str]) -> Stream:
-        grader = self.inst.info.graders.get(node)
-        if grader is None:
-            return self.inst.stream(node, argv)
-        return self.inst.backend.stream(grader, argv)
 
 
 def grade(name: str, folder: Path, student: str, *, salt: str = "",
@@ -158,9 +74,9 @@ def _judge(lab: Lab, variant: Variant, files: list[sub.Submitted], inst: Instanc
         touched = {f.entry.node for f in files}
         with progress.phase(f"applying {len(files)} submitted file(s)"):
             for item in files:
-                result.files.append(_apply(inst, lab, item, settings, watch))
+                result.files.append(apply(inst, lab, item, settings, watch))
             watch.look(touched)
-        _healthy(inst, touched)
+        healthy(inst, touched)
         watch.disk(touched)  # before any check, every time: a breach fails the grade
         with progress.phase("checking, by real traffic"):
             binding = inst.binding(lab)
@@ -173,7 +89,7 @@ def _judge(lab: Lab, variant: Variant, files: list[sub.Submitted], inst: Instanc
     except PortlabError as exc:
         if watch.reason:  # the watch stopped it (removing the instance made this fail)
             return _failed(result, inst, lab, watch.reason, started)
-        broke = _broken(inst, {f.entry.node for f in files})
+        broke = broken(inst, {f.entry.node for f in files})
         if broke:
             return _failed(result, inst, lab, broke, started)
         if isinstance(exc, RuntimeProblem):
@@ -209,12 +125,6 @@ def _judge(lab: Lab, variant: Variant, files: list[sub.Submitted], inst: Instanc
     return result
 
 
-def is_empty(content: bytes) -> bool:
-    """A file that holds nothing but blank lines and comments (a starter file, untouched)."""
-    return all(not line.strip() or line.lstrip().startswith(("#", ";"))
-               for line in content.decode("utf-8", "replace").splitlines())
-
-
 def _unjudged(inst: Instance, lab: Lab, reason: str) -> list[CheckGrade]:
     """Every check of the lab, none judged, each saying why: what a grade that stopped
     before its checks still shows, check by check (CI formats have a line per check)."""
@@ -230,71 +140,3 @@ def _failed(result: Grade, inst: Instance, lab: Lab, reason: str, started: float
     result.checks = _unjudged(inst, lab, reason)
     result.seconds = time.monotonic() - started
     return result
-
-
-def _apply(inst: Instance, lab: Lab, item: sub.Submitted, settings: Settings,
-           watch: Watch) -> FileRun:
-    entry = item.entry
-    # The largest file any process may write is the node's own limit (Limits.file_mib, set
-    # by the engine on every process of the node, RLIMIT_FSIZE): nothing to raise here.
-    if entry.path is None:
-        target = f"{WORK}/{entry.file.replace('/', '_')}"
-        command = f"sh {target}"
-        argv = ["sh", "-c", f'cd {WORK} && exec sh "$0"', target]
-        mode = entry.mode
-    else:
-        target = entry.path
-        command = inst.binding(lab).render(("submission", lab.submission.index(entry), "run"),
-                                           entry.run)
-        argv = ["sh", "-c", command] if command else []
-        mode = entry.mode
-    inst.copy(entry.node, {target: FileCopy(item.content, mode)})
-    if not argv:
-        return FileRun(entry.file, entry.node, "", 0, "", 0.0)
-    limit = entry.timeout
-    start = time.monotonic()
-    # `timeout` stops the command and everything in its process group on the node; the
-    # wait here is the backstop (a submission that broke `timeout` itself).
-    run = ["timeout", "-k", "2", f"{limit:g}", *argv]
-    watch.running(True)
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(inst.exec, entry.node, run)
-        try:
-            got = future.result(timeout=limit + 10)
-        except FutureTimeout:
-            watch.stop_grade(f"{entry.file} did not finish within {limit:g} s on {entry.node}")
-            raise Stopped(watch.reason) from None
-        finally:
-            watch.running(False)
-    seconds = time.monotonic() - start
-    output = (got.stdout + got.stderr)[-OUTPUT_KEPT:]
-    if got.exit_code in (124, 137) and seconds >= limit:
-        raise Stopped(f"{entry.file} did not finish within {limit:g} s on {entry.node} (it was "
-                      "stopped)")
-    return FileRun(entry.file, entry.node, command, got.exit_code, output, seconds)
-
-
-def _broken(inst: Instance, touched: set[str]) -> str:
-    """What the submission stopped, in words, or "" when its nodes and graders still run."""
-    try:
-        info = inst.backend.instances().get(inst.name)
-    except PortlabError:
-        return ""
-    if info is None:
-        return ""
-    for node in sorted(touched):
-        now = info.nodes.get(node)
-        if now is None or not now.running:
-            why = now.why_not_running() if now is not None else "it is gone"
-            return f"the submission stopped node {node} ({why})"
-        grader = info.graders.get(node)
-        if grader is not None and not grader.running:
-            return f"the submission stopped the grader's probes beside {node}"
-    return ""
-
-
-def _healthy(inst: Instance, touched: set[str]) -> None:
-    broke = _broken(inst, touched)
-    if broke:
-        raise Stopped(broke)
-    inst.info = inst.backend.instances().get(inst.name) or inst.info  # graders' state now

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from portlab.errors import untrusted
-from portlab.grading.session import CheckGrade, Grade, Status
+from portlab.grading.result import CheckGrade, Grade, Status
 from portlab.probes.base import Outcome
 from portlab.views.report import MARKS, _wrap
 

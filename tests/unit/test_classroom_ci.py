@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from portlab import core
-from portlab.grading.session import CheckGrade, Status
+from portlab.grading.result import CheckGrade, Status
 from portlab.probes.base import Outcome
 from portlab.views import grade as view
 from tests.formats import classroom as reporter

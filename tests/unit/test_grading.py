@@ -24,7 +24,8 @@ import yaml
 from portlab import core
 from portlab.errors import UsageError
 from portlab.grading import submission as sub
-from portlab.grading.session import CheckGrade, FileRun, Grade, Status, is_empty
+from portlab.grading.apply import is_empty
+from portlab.grading.result import CheckGrade, FileRun, Grade, Status
 from portlab.model import allocate
 from portlab.model.types import Range
 from portlab.model.variant import course_salt, derive, find_student, student_id

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portlab.errors import untrusted
-from portlab.grading.session import CheckGrade, FileRun, Grade, Status
+from portlab.grading.result import CheckGrade, FileRun, Grade, Status
 from portlab.model.variant import Variant
 from portlab.probes.base import Outcome, ProbeResult
 from portlab.probes.runner import CheckResult, Report
