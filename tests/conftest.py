@@ -24,4 +24,4 @@ def pytest_configure(config: pytest.Config) -> None:
     state = tempfile.mkdtemp(prefix="portlab-test-state-")
     os.environ["XDG_STATE_HOME"] = state
     config.add_cleanup(lambda: shutil.rmtree(state, ignore_errors=True))
-    os.environ.setdefault("PORTLAB_NO_COLOR", "1")
+    os.environ.setdefault("NO_COLOR", "1")  # no-color.org: no styles, whatever the output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -37,9 +38,12 @@ def early_start(lab: str, instance: str | None) -> AbstractContextManager[object
         return nullcontext()  # `up` says what is wrong with the name
 
 
-def color() -> bool | None:
-    """Styles on a terminal only (click strips them from pipes anyway)."""
-    return None if sys.stdout.isatty() else False
+def color() -> bool:
+    """Styles on a terminal, unless NO_COLOR is set (no-color.org) or the terminal is dumb;
+    never into a pipe or a file."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()
 
 
 def progress(quiet: bool = False, verbose: bool = False) -> TerminalProgress:

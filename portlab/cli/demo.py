@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from portlab.cli.common import core, instance_option, page_options, progress, web_bind
+from portlab.cli.common import color, core, instance_option, page_options, progress, web_bind
 from portlab.errors import ExitCode
 
 
@@ -74,7 +74,7 @@ def command(lab: str, instance: str | None, auto: bool, delay: float, web: bool,
 
     address = web_bind(bind, port, allow_remote) if web else None
     inst, the_lab, bound, started = core().demo(lab, instance=instance, progress=progress())
-    color = sys.stdout.isatty()
+    styled = color()
     pace = _Pace(delay if auto else None, web)
     server = None
     if address is not None:
@@ -96,7 +96,7 @@ def command(lab: str, instance: str | None, auto: bool, delay: float, web: bool,
                 pace.wait()
             words = core().demo_texts(bound, index)
             step = the_lab.demo[index]
-            click.echo(view.intro(index, total, words, step.node, color=color))
+            click.echo(view.intro(index, total, words, step.node, color=styled))
             if server is not None:
                 server.hub.publish("step", {"index": index, "total": total, **words,
                                             "command": words["run"], "node": step.node,
@@ -105,7 +105,7 @@ def command(lab: str, instance: str | None, auto: bool, delay: float, web: bool,
                 inst, the_lab, bound, index,
                 on_event=None if server is None else
                 (lambda e: server.hub.publish(e.type, e.to_json())))
-            click.echo(view.outcome(result, color=color))
+            click.echo(view.outcome(result, color=styled))
             if server is not None:
                 server.hub.publish("step", {**view.step_json(result), "done": True})
             if result.report is not None:

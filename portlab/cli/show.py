@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from portlab.cli.common import (
+    color,
     core,
     instance_option,
     param_option,
@@ -48,5 +48,5 @@ def command(lab: str, instance: str | None, params: tuple[str, ...], student: st
         click.echo(f"wrote the {lab} network as {fmt.upper()} to {diagram}")
         return
     click.echo(core().show(lab, instance=instance, params=parse_params(params),
-                           student=student, salt=salt, color=bool(sys.stdout.isatty())),
+                           student=student, salt=salt, color=color()),
                nl=False)

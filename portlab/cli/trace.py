@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from portlab.cli.common import core, instance_option, page_options, web_bind
+from portlab.cli.common import color, core, instance_option, page_options, web_bind
 
 
 @click.command("trace")
@@ -69,7 +69,7 @@ def command(lab: str | None, instance: str | None, nodes: tuple[str, ...], expr:
                 if server is not None:
                     server.hub.publish(event.type, event.to_json())
                 click.echo(view.json_line(event) if as_json else
-                           view.line(event, label=label, width=width, color=sys.stdout.isatty()))
+                           view.line(event, label=label, width=width, color=color()))
                 sys.stdout.flush()
     except KeyboardInterrupt:
         click.echo(f"trace stopped: nothing of it runs on {', '.join(made.names)} any more",

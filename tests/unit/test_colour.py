@@ -1,0 +1,45 @@
+"""Colour on a terminal: PASS and FAIL are styled on a TTY, never under NO_COLOR, a dumb
+terminal, or into a pipe (no-color.org)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from portlab.cli import common
+from portlab.probes.base import Outcome, ProbeResult
+from portlab.probes.runner import CheckResult, Report
+from portlab.views import report as view
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("tty", "env", "styled"), [
+    (True, {}, True),
+    (True, {"NO_COLOR": "1"}, False),
+    (True, {"TERM": "dumb"}, False),
+    (False, {}, False),
+])
+def test_colour_follows_the_terminal_and_no_color(
+        monkeypatch: pytest.MonkeyPatch, tty: bool, env: dict[str, str], styled: bool) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("sys.stdout", Tty() if tty else io.StringIO())
+    assert common.color() is styled
+
+
+def test_pass_and_fail_carry_colour_when_styled() -> None:
+    probe = ProbeResult(Outcome.FAIL, "a ping", "a (10.0.0.1)", "b = 10.0.0.2:80", "nothing")
+    report = Report("lab", "lab", [
+        CheckResult("one", "the first", "", Outcome.PASS, [], "", 0.1),
+        CheckResult("two", "the second", "", Outcome.FAIL, [probe], "", 0.1)])
+    styled = view.terminal(report, color=True)
+    plain = view.terminal(report, color=False)
+    assert "\x1b[" in styled and "\x1b[" not in plain
+    assert "PASS" in plain and "FAIL" in plain
