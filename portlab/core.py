@@ -363,11 +363,22 @@ def solve(name: str | None = None, *, instance: str | None = None,
     return inst, applied
 
 
-def attach(node: str, argv: Sequence[str], *, name: str | None = None,
+def attach(node: str | None, argv: Sequence[str], *, name: str | None = None,
            instance: str | None = None, tty: bool,
            env: Mapping[str, str] | None = None) -> NoReturn:
-    """Become argv on a node of a running lab (a shell, `portlab exec`)."""
+    """Become argv on a node of a running lab (a shell, `portlab exec`). Without a node, a
+    UsageError names the lab's nodes, the ones the learner works on first."""
     inst = runtime.find(name, _asked(name, instance))
+    if node is None:
+        lab = inst.load_lab()
+        mine = [n.name for n in lab.nodes if n.name in lab.solution]
+        listed = ", ".join(f"{n.name}" + (f" ({n.role})" if n.role else "")
+                           + (" - you work here" if n.name in mine else "")
+                           for n in [*(n for n in lab.nodes if n.name in mine),
+                                     *(n for n in lab.nodes if n.name not in mine)])
+        first = mine[0] if mine else lab.nodes[0].name
+        raise UsageError(f"which node? The nodes of lab '{inst.lab_name}': {listed}",
+                         hint=f"for example `portlab shell {first}`")
     info = inst.node(node)
     if not info.running:
         inst.require_running([node])

@@ -92,6 +92,7 @@ class InstanceInfo:
 class Removed:
     containers: int = 0
     networks: int = 0
+    instances: dict[str, str] = field(default_factory=dict)  # instance -> its lab (portlab's)
 
 
 @dataclass

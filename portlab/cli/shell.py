@@ -11,11 +11,12 @@ from portlab.cli.common import core, instance_option, lab_option
 
 
 @click.command()
-@click.argument("node")
+@click.argument("node", required=False)
 @lab_option
 @instance_option
-def shell(node: str, lab: str | None, instance: str | None) -> None:
-    """Open an interactive root shell on a node of a running lab."""
+def shell(node: str | None, lab: str | None, instance: str | None) -> None:
+    """Open an interactive root shell on a node of a running lab (without NODE: the lab's
+    nodes, the ones you work on first)."""
     core().attach(node, ["bash"], name=lab, instance=instance, tty=sys.stdin.isatty(),
                   env={"TERM": os.environ.get("TERM", "xterm")})
 

@@ -9,6 +9,7 @@ reports in full.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ def find(name: str, params: Mapping[str, Any] | None = None, *, strict: bool = T
     labs = available()
     if name not in labs:
         known = ", ".join(sorted(labs)) or "(none found)"
-        raise UsageError(f"there is no lab called '{printable(name)}'. Labs: {known}",
+        close = difflib.get_close_matches(name, list(labs), n=1, cutoff=0.6)
+        guess = f" Did you mean '{close[0]}'?" if close else ""
+        raise UsageError(f"there is no lab called '{printable(name)}'.{guess} Labs: {known}",
                          hint="`portlab list` shows them with a line each")
     return load_file(labs[name], params, strict=strict)

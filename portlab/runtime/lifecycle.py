@@ -150,8 +150,10 @@ def _whole_and_ready(inst: Instance, lab: Lab) -> bool:
 
 def down(backend: Backend, instance: str, progress: Progress) -> Removed:
     """Remove every object of the instance, and its lock file."""
+    info = backend.instances().get(instance)
     removed = backend.remove(instance, progress)
     locks.forget_stale(scope(), instance)
+    removed.instances = {instance: info.lab if info is not None else "?"}
     return removed
 
 
@@ -161,7 +163,7 @@ def down_all(backend: Backend, progress: Progress) -> Removed:
     names each one left and what the others removed."""
     total = Removed()
     failed: list[tuple[str, PortlabError]] = []
-    for name in sorted(backend.instances()):
+    for name, info in sorted(backend.instances().items()):
         try:
             got = backend.remove(name, progress)
         except PortlabError as exc:
@@ -169,6 +171,7 @@ def down_all(backend: Backend, progress: Progress) -> Removed:
             continue
         total.containers += got.containers
         total.networks += got.networks
+        total.instances[name] = info.lab
     locks.forget_stale(scope())
     if failed:
         first = failed[0][1]

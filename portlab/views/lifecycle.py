@@ -26,9 +26,12 @@ def up_summary(inst: Instance, seconds: float) -> str:
 
 
 def down_summary(removed: Removed | None, seconds: float) -> str:
-    if removed is None:
+    """What `down` removed, by name: the same words for `down` and `down --all`."""
+    if removed is None or not (removed.instances or removed.containers or removed.networks):
         return "Nothing to remove: no portlab lab is up."
-    return (f"Removed {count(removed.containers, 'container')} and "
+    labs = ", ".join(f"lab '{lab}'" + (f" (instance {name})" if name != lab else "")
+                     for name, lab in sorted(removed.instances.items()))
+    return (f"Removed {labs or 'the lab'}: {count(removed.containers, 'container')} and "
             f"{count(removed.networks, 'network')} in {seconds:.1f}s.")
 
 

@@ -267,7 +267,8 @@ def test_down_all_removes_only_portlab_objects(bystanders: dict[str, Any]) -> No
         proc = portlab("down", "--all", check_rc=0)
     finally:
         portlab("down", "--instance", "all-1")
-    assert "Removed 4 containers and 2 networks" in proc.stdout
+    assert "Removed lab 'forwarding' (instance all-1): 4 containers and 2 networks" in \
+        proc.stdout
     assert remains("all-1") == NOTHING
     for key in ("plain_box", "plain_net", "other_box", "other_net"):
         assert exists(bystanders[key]), f"`down --all` removed the bystander {key}"

@@ -24,9 +24,16 @@ def test_up_prints_nodes_and_next_steps(node_image: str) -> None:
         assert "is up as instance 'cli-up'" in proc.stdout
         assert "router     wan" in proc.stdout and "portlab check" in proc.stdout
         assert "waiting until every node is ready" in proc.stderr
+        which = portlab("shell", "--instance", "cli-up", check_rc=2)
+        assert "which node? The nodes of lab 'forwarding': router" in which.stderr
+        assert "you work here" in which.stderr and "portlab shell router" in which.stderr
+        inside = portlab("exec", "--instance", "cli-up", "router", "--", "portlab", "check",
+                         check_rc=127)  # typed in a node's shell: where to run it instead
+        assert "portlab runs on your own computer, not on a lab node" in inside.stderr
     finally:
         down = portlab("down", "--instance", "cli-up", check_rc=0)
-    assert "Removed 4 containers and 2 networks" in down.stdout
+    assert "Removed lab 'forwarding' (instance cli-up): 4 containers and 2 networks" in \
+        down.stdout
     assert labelled("cli-up") == {"containers": [], "networks": []}
 
 

@@ -436,7 +436,8 @@ def test_daemon_lost_mid_check_then_the_way_back(proxy: DockerProxy, labs_env: d
         proc = portlab("check", "--instance", instance, "--only", "closed", env=env)
         assert proc.returncode == 1 and "FAIL  closed" in proc.stdout, proc.stderr
         proc = portlab("down", SLOW_CHECK, "--instance", instance, env=env, check_rc=0)
-        assert proc.stdout.startswith("Removed 2 containers and 1 network in")
+        assert proc.stdout.startswith(f"Removed lab '{SLOW_CHECK}' (instance {instance}): 2 "
+                                      "containers and 1 network in"), proc.stdout
         assert labelled(instance) == NOTHING
     finally:
         cleanup(instance)

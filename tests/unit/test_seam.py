@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Network
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NoReturn
 
 import pytest
@@ -254,7 +255,7 @@ def test_down_all_goes_on_past_an_instance_it_cannot_remove(
 
     class Stub:
         def instances(self) -> dict[str, object]:
-            return {"a": object(), "b": object(), "c": object()}
+            return {name: SimpleNamespace(lab="x") for name in "abc"}
 
         def remove(self, name: str, progress: object) -> Removed:
             tried.append(name)

@@ -33,7 +33,7 @@ from portlab.progress import Progress
 # Every node has these; the probe kinds add the modules of portlab-probe that they run
 # (each kind's KIND.node, portlab.model.probekinds.node_tools).
 BASE_TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "savefile.py",
-              "probeerror.py", "bashrc")
+              "probeerror.py", "portlab.sh", "bashrc")
 
 
 def tools() -> tuple[str, ...]:
@@ -42,7 +42,8 @@ def tools() -> tuple[str, ...]:
 
 
 LIB = "usr/local/lib/portlab"
-LINKS = {"usr/local/bin/portlab-probe": f"/{LIB}/probe.py",
+LINKS = {"usr/local/bin/portlab": f"/{LIB}/portlab.sh",  # says to run portlab at home
+         "usr/local/bin/portlab-probe": f"/{LIB}/probe.py",
          "usr/local/bin/portlab-serve": f"/{LIB}/serve.py"}
 DIRS = ("run/sshd",)
 LABEL_BUILDING = "portlab.building"  # on a node build's container, until it is committed
@@ -143,7 +144,7 @@ def _archive(node_dir: Path, bashrc: bytes) -> bytes:
             _dir(tar, d)
         for name in tools():
             data = (node_dir / name).read_bytes()
-            _file(tar, f"{LIB}/{name}", data, 0o755 if name.endswith(".py") else 0o644)
+            _file(tar, f"{LIB}/{name}", data, 0o755 if name.endswith((".py", ".sh")) else 0o644)
         for link, target in LINKS.items():
             info = tarfile.TarInfo(link)
             info.type = tarfile.SYMTYPE

@@ -1,5 +1,6 @@
-"""Colour on a terminal: PASS and FAIL are styled on a TTY, never under NO_COLOR, a dumb
-terminal, or into a pipe (no-color.org)."""
+"""What a learner sees at the terminal: colour on a TTY (PASS and FAIL styled, never under
+NO_COLOR, a dumb terminal, or into a pipe: no-color.org), a "did you mean" for a mistyped
+lab, and `down` naming what it removed."""
 
 from __future__ import annotations
 
@@ -43,3 +44,26 @@ def test_pass_and_fail_carry_colour_when_styled() -> None:
     plain = view.terminal(report, color=False)
     assert "\x1b[" in styled and "\x1b[" not in plain
     assert "PASS" in plain and "FAIL" in plain
+
+
+def test_a_mistyped_lab_gets_a_did_you_mean() -> None:
+    from portlab.errors import UsageError
+    from portlab.model import catalog
+
+    with pytest.raises(UsageError, match="Did you mean 'forwarding'"):
+        catalog.find("fowarding")
+    with pytest.raises(UsageError) as err:
+        catalog.find("zzzzzz")
+    assert "Did you mean" not in err.value.message
+
+
+def test_down_says_what_it_removed_by_name() -> None:
+    from portlab.backend.base import Removed
+    from portlab.views.lifecycle import down_summary
+
+    assert down_summary(None, 0.1) == down_summary(Removed(), 0.1) == \
+        "Nothing to remove: no portlab lab is up."
+    one = down_summary(Removed(4, 2, {"forwarding": "forwarding"}), 1.25)
+    assert one == "Removed lab 'forwarding': 4 containers and 2 networks in 1.2s."
+    two = down_summary(Removed(5, 3, {"a": "nat", "b": "ports"}), 2.0)
+    assert two.startswith("Removed lab 'nat' (instance a), lab 'ports' (instance b): 5 ")
