@@ -122,8 +122,7 @@ class Connection:
         if self.nat == "dnat":
             return f"NAT  {proto} {o} becomes {ARROW} {t.destination()}  (destination rewritten)"
         if self.nat == "snat":
-            return (f"NAT  {proto} {o} becomes {t.source()} {ARROW}  (source rewritten: "
-                    "masquerade)")
+            return f"NAT  {proto} {o} becomes {t}  (source rewritten: masquerade)"
         if self.nat == "both":
             return f"NAT  {proto} {o} becomes {t}  (source and destination rewritten)"
         return f"new {proto} connection {o} (not translated)"

@@ -81,7 +81,8 @@ def test_masquerade_is_snat_and_a_refused_connection_is_not_translated() -> None
     masq = ev.connection(CONNTRACK[2], "router")
     assert masq is not None and masq.nat == "snat"
     assert masq.text() == ("NAT  UDP 10.0.0.10:40000 → 198.51.100.10:53 becomes "
-                           "198.51.100.1:40000 →  (source rewritten: masquerade)")
+                           "198.51.100.1:40000 → 198.51.100.10:53  (source rewritten: "
+                           "masquerade)")  # the whole connection: no arrow left dangling
     ping = ev.connection(CONNTRACK[3], "router")
     assert ping is not None and ping.proto == "icmp" and ping.nat == "snat"
     assert (ping.original.sport, ping.translated.src) == (None, "198.51.100.1")
