@@ -105,13 +105,14 @@ def binding(name: str, *, instance: str | None = None,
 
 
 def show(name: str, *, instance: str | None = None, params: Mapping[str, object] | None = None,
-         student: str | None = None, salt: str | None = None, color: bool = False) -> str:
+         student: str | None = None, salt: str | None = None, color: bool = False,
+         width: int = 0) -> str:
     """The brief; of the running instance (its addresses, keys and params) if one is up; of a
-    student's variant with `student`."""
+    student's variant with `student`. Its drawing fits `width` columns where it can (0: any)."""
     from portlab.views import brief
 
     bound, who = binding(name, instance=instance, params=params, student=student, salt=salt)
-    return brief.show(bound, color=color, student=who)
+    return brief.show(bound, color=color, student=who, width=width)
 
 
 def diagram(name: str, path: Path, *, instance: str | None = None,

@@ -9,7 +9,9 @@ interrupted.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sys
 from types import FrameType
 from typing import NoReturn
 
@@ -73,7 +75,15 @@ class PortlabGroup(click.Group):
 
 def _say(message: str) -> None:
     # a message may quote what a node said (a script's stderr): shown, never interpreted
-    click.echo(click.style("portlab: ", fg="red", bold=True) + untrusted(message), err=True)
+    tty = sys.stderr.isatty()
+    styled = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    head = click.style("portlab: ", fg="red", bold=True) if styled else "portlab: "
+    text = head + untrusted(message)
+    if tty:
+        from portlab.views import screen
+
+        text = screen.fit(text, shutil.get_terminal_size().columns)
+    click.echo(text, err=True, color=styled)
 
 
 # The verbs whose runtime errors end with what `portlab doctor` knows about them.
@@ -123,8 +133,13 @@ def main() -> None:
 @click.group(cls=PortlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portlab")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("--no-pager", is_flag=True,
+              help="Print long output at once, never through a pager (also PORTLAB_PAGER=cat).")
+def cli(debug: bool, no_pager: bool) -> None:
     """Learn ports, NAT, port forwarding, firewalls and VPNs on real Linux containers.
+
+    On a terminal, text is wrapped to its width, and output longer than the
+    screen goes through a pager (PORTLAB_PAGER, else PAGER, else `less -FRX`).
 
     \b
     A first session:
@@ -135,6 +150,8 @@ def cli(debug: bool) -> None:
       portlab check                prove your work with real traffic
       portlab down forwarding      remove everything the lab started
     """
+    if no_pager:
+        os.environ["PORTLAB_PAGER"] = "cat"
 
 
 for _command in (list_.command, show.command, up.command, down.command, prune.command,

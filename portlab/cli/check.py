@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from portlab.cli.common import color, core, instance_option
+from portlab.cli.common import color, core, instance_option, say
 from portlab.errors import ExitCode, UsageError
 
 
@@ -53,7 +53,7 @@ def command(lab: str | None, instance: str | None, as_json: bool, junit_file: st
     if as_json:
         click.echo(report.as_json(result))
     else:
-        click.echo(report.terminal(result, color=color(), verbose=verbose))
+        say(report.terminal(result, color=color(), verbose=verbose))
     sys.exit(int(exit_codes[result.outcome]))
 
 

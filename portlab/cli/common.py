@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -44,6 +46,48 @@ def color() -> bool:
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     return sys.stdout.isatty()
+
+
+def terminal_width() -> int:
+    """The terminal's columns, or 0 (any) when the output is not a terminal."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
+
+
+def say(text: str, *, nl: bool = True) -> None:
+    """Text for people, to standard output. On a terminal: wrapped to its width (views.screen)
+    and, when longer than the screen, through a pager, as git does; into a pipe or a file: as
+    it is."""
+    if not sys.stdout.isatty():
+        click.echo(text, nl=nl)
+        return
+    from portlab.views import screen
+
+    size = shutil.get_terminal_size()
+    text = screen.fit(text, size.columns)
+    lines = text.count("\n") + (1 if nl else 0)
+    pager = os.environ.get("PORTLAB_PAGER", os.environ.get("PAGER", ""))
+    if not pager and shutil.which("less"):
+        pager = "less"
+    if lines < size.lines or pager.strip() in ("", "cat") or not _paged(pager, text):
+        click.echo(text, nl=nl)
+
+
+def _paged(pager: str, text: str) -> bool:
+    """Show `text` through the pager command; False if it could not be started."""
+    env = {**os.environ}
+    env.setdefault("LESS", "FRX")  # quit if one screen, keep colours, leave it on screen
+    try:
+        proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text.encode() + b"\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit early: what they did not read is not needed
+    proc.wait()
+    return proc.returncode != 127  # the shell's "not found": print it plainly
 
 
 def progress(quiet: bool = False, verbose: bool = False) -> TerminalProgress:

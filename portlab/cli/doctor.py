@@ -6,7 +6,7 @@ import textwrap
 
 import click
 
-from portlab.cli.common import color, core
+from portlab.cli.common import color, core, say
 from portlab.doctor.checks import every_check
 
 HELP = """Check this machine for what labs need, say what was found, and give the fix.
@@ -37,5 +37,5 @@ def command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(doctor.as_json(report))
     else:
-        click.echo(doctor.terminal(report, color=color()), nl=False)
+        say(doctor.terminal(report, color=color()), nl=False)
     ctx.exit(report.exit_code)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from portlab.cli.common import color, core, progress, salt_option
+from portlab.cli.common import color, core, progress, salt_option, say
 from portlab.errors import ExitCode, PortlabError, UsageError
 
 Runners = dict[str, dict[str, object]]  # GitHub Classroom runner id -> its result (views.grade)
@@ -140,7 +140,7 @@ def _one(lab: str, folder: Path, student: str | None, salt: str | None, json_out
     if where != "given":
         click.echo(f"portlab: the student is {who}, from {where}", err=True)
     result = core().grade(lab, folder, student=who, salt=salt, progress=progress())
-    click.echo(view.terminal(result, color=color()))
+    say(view.terminal(result, color=color()))
     writers: dict[str, Callable[[Grade], str]] = {
         "JSON file": view.as_json, "JUnit file": view.junit,
         "Gradescope file": lambda g: json.dumps(view.gradescope(g), indent=2)}
@@ -205,6 +205,6 @@ def _batch(lab: str, root: Path, salt: str | None, json_dir: str | None, csv_out
     rows = [(e.student, e.grade, e.problem) for e in batch.entries]
     if csv_path is not None:
         _write(csv_path, view.csv_text(rows, ids), "CSV file")
-    click.echo(view.class_table(batch), nl=False)
+    say(view.class_table(batch), nl=False)
     broken = [e for e in batch.entries if e.grade is not None and e.grade.status is Status.ERROR]
     sys.exit(int(ExitCode.RUNTIME if broken else ExitCode.OK))

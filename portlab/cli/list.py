@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from portlab.cli.common import core
+from portlab.cli.common import core, say
 
 
 @click.command("list")
@@ -22,7 +22,6 @@ def command() -> None:
 
     path = core().path()
     found, done = path.catalog, path.solved
-    click.echo(listing.labs(found.labs, done), nl=False)
-    click.echo(listing.summary(found.labs, done, path.next), nl=False)
+    say(listing.labs(found.labs, done) + listing.summary(found.labs, done, path.next), nl=False)
     if found.broken:
         click.echo(listing.broken(found.broken), nl=False, err=True)

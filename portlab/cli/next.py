@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from portlab.cli.common import core
+from portlab.cli.common import core, say
 
 
 @click.command("next")
@@ -18,4 +18,4 @@ def command() -> None:
     from portlab.views import listing
 
     path = core().path()
-    click.echo(listing.suggestion(path.next, path.catalog.labs, path.solved), nl=False)
+    say(listing.suggestion(path.next, path.catalog.labs, path.solved), nl=False)

@@ -13,7 +13,9 @@ from portlab.cli.common import (
     param_option,
     parse_params,
     salt_option,
+    say,
     student_option,
+    terminal_width,
 )
 
 
@@ -47,6 +49,5 @@ def command(lab: str, instance: str | None, params: tuple[str, ...], student: st
                              student=student, salt=salt)
         click.echo(f"wrote the {lab} network as {fmt.upper()} to {diagram}")
         return
-    click.echo(core().show(lab, instance=instance, params=parse_params(params),
-                           student=student, salt=salt, color=color()),
-               nl=False)
+    say(core().show(lab, instance=instance, params=parse_params(params), student=student,
+                    salt=salt, color=color(), width=terminal_width()), nl=False)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from portlab.cli.common import core, instance_option
+from portlab.cli.common import core, instance_option, say
 
 
 @click.command("status")
@@ -23,4 +23,4 @@ def command(lab: str | None, instance: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"format": STATUS_FORMAT, "instances": rows}, indent=2))
     else:
-        click.echo(status.text(rows), nl=False)
+        say(status.text(rows), nl=False)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from portlab.cli.common import color, core, progress
+from portlab.cli.common import color, core, progress, say
 from portlab.errors import ExitCode, UsageError
 
 
@@ -72,7 +72,7 @@ def command(labs: tuple[str, ...], every: bool, only: tuple[str, ...], no_mutant
                 {"ok": all(t.ok for t in found), "labs": [view.as_json(t) for t in found]})
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo("\n\n".join(view.table(t, color=color()) for t in found))
+        say("\n\n".join(view.table(t, color=color()) for t in found))
     if all(t.ok for t in found):
         sys.exit(int(ExitCode.OK))
     if any(r.problem or r.errors for t in found for r in t.results):

@@ -14,6 +14,7 @@ from portlab.cli.common import (
     parse_params,
     progress,
     salt_option,
+    say,
     student_option,
     verbose_option,
 )
@@ -51,4 +52,4 @@ def command(lab: str, instance: str | None, params: tuple[str, ...], student: st
     with early_start(lab, instance) as early:
         inst = core().up(lab, instance=instance, progress=progress(quiet, verbose), offline=offline,
                          early=early, params=parse_params(params), student=student, salt=salt)
-    click.echo(lifecycle.up_summary(inst, time.monotonic() - start))
+    say(lifecycle.up_summary(inst, time.monotonic() - start))

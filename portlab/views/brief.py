@@ -12,7 +12,7 @@ from portlab.views import layout, topology
 from portlab.views.markdown import markdown
 
 
-def show(binding: Binding, *, color: bool, student: str = "") -> str:
+def show(binding: Binding, *, color: bool, student: str = "", width: int = 0) -> str:
     lab = binding.lab
 
     def text(path: KeyPath, template: str) -> str:
@@ -42,7 +42,7 @@ def show(binding: Binding, *, color: bool, student: str = "") -> str:
         parts += [head("The story"), md(("story",), lab.story), ""]
     where = (f"running as instance '{binding.instance}'" if binding.running
              else "addresses as they will be on `portlab up` of a first instance")
-    parts += [head("The network") + f"  ({where})", topology.draw(layout.of(binding)), ""]
+    parts += [head("The network") + f"  ({where})", topology.draw(layout.of(binding), width), ""]
     for node in lab.nodes:
         six = binding.addresses6
         ifaces = ", ".join(f"{i.name} {binding.addresses[node.name + '.' + i.name]}"

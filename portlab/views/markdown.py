@@ -8,6 +8,8 @@ import textwrap
 
 import click
 
+from portlab.views.screen import protect_code, release_code
+
 FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
 
 
@@ -37,8 +39,10 @@ def _prose(text: str, color: bool) -> str:
         first = next((k for k, ln in enumerate(lines) if ITEM.match(ln)), len(lines))
         blocks = []
         if first:
-            blocks.append(textwrap.fill(" ".join(ln.strip() for ln in lines[:first]), width=78,
-                                        initial_indent="  ", subsequent_indent="  "))
+            blocks.append(release_code(textwrap.fill(
+                protect_code(" ".join(ln.strip() for ln in lines[:first])), width=78,
+                initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False,
+                break_long_words=False)))
         if first < len(lines):
             blocks.append("\n".join(_fill_item(ln) for ln in _join_items(lines[first:])))
         out.append("\n".join(blocks))
@@ -65,5 +69,6 @@ def _join_items(lines: list[str]) -> list[str]:
 
 def _fill_item(item: str) -> str:
     marker = item.split(" ", 1)[0]
-    return textwrap.fill(item, width=78, initial_indent="  ",
-                         subsequent_indent="  " + " " * (len(marker) + 1))
+    return release_code(textwrap.fill(protect_code(item), width=78, initial_indent="  ",
+                                      subsequent_indent="  " + " " * (len(marker) + 1),
+                                      break_on_hyphens=False, break_long_words=False))

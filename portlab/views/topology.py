@@ -20,7 +20,16 @@ from __future__ import annotations
 from portlab.views.layout import Layout
 
 
-def draw(layout: Layout) -> str:
+def draw(layout: Layout, width: int = 0) -> str:
+    """The drawing; no wider than `width` (0: any) where it can be: the interfaces' labels
+    then show each address's last part (".10"), which the list below the drawing spells out."""
+    full = _draw(layout, short=False)
+    if width and max((len(line) for line in full.splitlines()), default=0) > width:
+        return _draw(layout, short=True)
+    return full
+
+
+def _draw(layout: Layout, *, short: bool) -> str:
     nets = [n for n in layout.networks if not n.virtual]
     names = {n.name for n in nets}
     order = [n.name for n in layout.nodes if n.home in names]
@@ -33,6 +42,8 @@ def draw(layout: Layout) -> str:
 
     def label(node: str, net: str) -> str:
         link = next(lk for lk in layout.node(node).links if lk.network == net)
+        if short and "." in link.address:
+            return f"{link.iface} .{link.address.rsplit('.', 1)[1]}"
         return f"{link.iface} {link.address}"
 
     width = max([len(f"[{n}]") for n in order] +
