@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from portlab.cli.pager import paged
 from portlab.views.progress import TerminalProgress
 
 if TYPE_CHECKING:
@@ -68,26 +68,8 @@ def say(text: str, *, nl: bool = True) -> None:
     pager = os.environ.get("PORTLAB_PAGER", os.environ.get("PAGER", ""))
     if not pager and shutil.which("less"):
         pager = "less"
-    if lines < size.lines or pager.strip() in ("", "cat") or not _paged(pager, text):
+    if lines < size.lines or pager.strip() in ("", "cat") or not paged(pager, text):
         click.echo(text, nl=nl)
-
-
-def _paged(pager: str, text: str) -> bool:
-    """Show `text` through the pager command; False if it could not be started."""
-    env = {**os.environ}
-    env.setdefault("LESS", "FRX")  # quit if one screen, keep colours, leave it on screen
-    try:
-        proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
-    except OSError:
-        return False
-    assert proc.stdin is not None
-    try:
-        proc.stdin.write(text.encode() + b"\n")
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass  # the reader quit early: what they did not read is not needed
-    proc.wait()
-    return proc.returncode != 127  # the shell's "not found": print it plainly
 
 
 def progress(quiet: bool = False, verbose: bool = False) -> TerminalProgress:

@@ -8,7 +8,8 @@
     portlab-probe listening tcp|udp PORT
     portlab-probe capture start IFACE [--filter BPF]  /  portlab-probe capture stop ID
 
-Every result has "state": one of
+On a terminal it says what happened in words; into a pipe (or with --json) it prints
+one JSON object, what portlab reads. Every result has "state": one of
     open / answered   the other side answered
     closed            a TCP reset or ICMP port unreachable came back (a scanner says "closed")
     filtered          nothing came back before the timeout, or this node's own firewall
@@ -61,6 +62,7 @@ import listeners  # noqa: E402
 import savefile  # noqa: E402
 import sockets  # noqa: E402
 import tcpdump  # noqa: E402
+import words  # noqa: E402
 from probeerror import PROBE_ERROR, CannotProbe  # noqa: E402
 
 
@@ -69,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--save", metavar="FILE",
                         help="also write the JSON answer to FILE (replaced atomically)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true",
+                       help="print the result as JSON (the default when the output is not a "
+                            "terminal: what portlab reads)")
+    shown.add_argument("--words", action="store_true",
+                       help="print the result in words (the default on a terminal)")
     sub = parser.add_subparsers(dest="kind", required=True)
     for kind in ("tcp", "http", "minecraft", "udp"):
         p = sub.add_parser(kind)
@@ -129,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     out = json.dumps(result)
     if args.save:
         savefile.save(args.save, out)
-    print(out)
+    plain = args.words or (not args.json and sys.stdout.isatty())
+    try:
+        print(words.say(result) if plain else out)
+    except BrokenPipeError:  # the reader went away: nobody is left to tell
+        pass
     return code
 
 

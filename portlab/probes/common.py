@@ -89,7 +89,7 @@ def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
     """
     saved = f"{ANSWERS}/{uuid.uuid4().hex}.json"
     argv = nonced(argv)
-    result = run.nodes.exec(node, ["portlab-probe", "--save", saved, *argv])
+    result = run.nodes.exec(node, ["portlab-probe", "--save", saved, *argv])  # no TTY: JSON
     said = (result.stderr or result.stdout).strip()[-300:]
     if result.exit_code in MISSING:
         raise CannotObserve(

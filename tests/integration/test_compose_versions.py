@@ -58,12 +58,19 @@ def _one(lab_name: str, name: str, binary: str, image: str, tmp: Path) -> str:
     instance = f"cv-{name}-{lab_name}"
     project = compose.project_name(instance)
     base = [binary, "-p", project, "-f", "-"]
-    with PLANNING:
-        text = models.compose(runtime.plan(lab, instance, image))
-        (tmp / f"{instance}.yaml").write_text(text)
-        up = ["up", "-d", "--wait"] if name == "v2" else ["up", "-d"]
-        proc = subprocess.run([*base, *up], input=text, capture_output=True, text=True,
-                              timeout=300, cwd=tmp)
+    up = ["up", "-d", "--wait"] if name == "v2" else ["up", "-d"]
+    for _ in range(3):
+        with PLANNING:
+            text = models.compose(runtime.plan(lab, instance, image))
+            (tmp / f"{instance}.yaml").write_text(text)
+            proc = subprocess.run([*base, *up], input=text, capture_output=True, text=True,
+                                  timeout=300, cwd=tmp)
+        if proc.returncode == 0 or "overlaps" not in proc.stderr:
+            break
+        # Another lab (the lab pool runs meanwhile) took a subnet between the plan and the
+        # start: as `portlab up` does, plan again and start afresh
+        subprocess.run([*base, "down", "-v", "--remove-orphans", "-t", "1"], input=text,
+                       capture_output=True, text=True, timeout=300, cwd=tmp)
     try:
         if proc.returncode != 0:
             return f"{lab_name}: {name} up failed: {proc.stderr[-1500:]}"

@@ -90,3 +90,17 @@ def test_probe_saves_its_answer_and_sweeps_old_ones(tmp_path: Path) -> None:
     assert json.loads(saved.read_text()) == printed
     assert printed["state"] == "closed"
     assert not old.exists()
+
+
+def test_a_person_gets_words_and_a_program_gets_json() -> None:
+    port = str(free_port())
+    said = subprocess.run([sys.executable, str(NODE / "probe.py"), "--words", "tcp",
+                           "127.0.0.1", port, "--timeout", "1"], capture_output=True, text=True,
+                          timeout=30).stdout
+    assert said.startswith(f"tcp 127.0.0.1:{port}: closed: refused at once"), said
+    assert "{" not in said
+    assert probe("tcp", "127.0.0.1", port, "--timeout", "1")["state"] == "closed"  # a pipe: JSON
+    with_json = subprocess.run([sys.executable, str(NODE / "probe.py"), "--json", "tcp",
+                                "127.0.0.1", port, "--timeout", "1"], capture_output=True,
+                               text=True, timeout=30).stdout
+    assert json.loads(with_json)["state"] == "closed"

@@ -33,7 +33,7 @@ from portlab.progress import Progress
 # Every node has these; the probe kinds add the modules of portlab-probe that they run
 # (each kind's KIND.node, portlab.model.probekinds.node_tools).
 BASE_TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "savefile.py",
-              "probeerror.py", "portlab.sh", "bashrc")
+              "probeerror.py", "words.py", "portlab.sh", "bashrc")
 
 
 def tools() -> tuple[str, ...]:
