@@ -201,7 +201,9 @@ def down(name: str | None = None, *, instance: str | None = None, everything: bo
         raise UsageError(f"no {what} is up; nothing was removed",
                          hint=f"up now: {up}" if up else "no portlab lab is up at all")
     inst = runtime.find(name, instance)  # more than one: says to pick with --instance
-    return runtime.down(inst.name, progress)
+    removed = runtime.down(inst.name, progress)
+    removed.instances = {inst.name: inst.lab_name}
+    return removed
 
 
 def status(name: str | None = None, *, instance: str | None = None) -> list[Record]:

@@ -150,10 +150,8 @@ def _whole_and_ready(inst: Instance, lab: Lab) -> bool:
 
 def down(backend: Backend, instance: str, progress: Progress) -> Removed:
     """Remove every object of the instance, and its lock file."""
-    info = backend.instances().get(instance)
     removed = backend.remove(instance, progress)
     locks.forget_stale(scope(), instance)
-    removed.instances = {instance: info.lab if info is not None else "?"}
     return removed
 
 
