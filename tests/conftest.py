@@ -25,3 +25,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_STATE_HOME"] = state
     config.add_cleanup(lambda: shutil.rmtree(state, ignore_errors=True))
     os.environ.setdefault("NO_COLOR", "1")  # no-color.org: no styles, whatever the output
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With workers (pytest-xdist, `-n`): every Docker integration test on one worker, one
+    after another in their order (they share the daemon, its preferred subnets and the
+    session's fixtures; the lab pool runs beside them: tests/integration/labpool.py), and
+    every other test on whichever worker is free."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DockerApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "docker" if nodeid.startswith("tests/integration/") else nodeid
+
+    return DockerApart(config, log)

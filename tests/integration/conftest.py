@@ -34,9 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.docker)
-            # one worker runs them all, in order (they share the daemon's preferred subnets
-            # and a session's fixtures); the unit tests go to the other workers meanwhile
-            item.add_marker(pytest.mark.xdist_group("docker"))
     # test_labs.py reads what the lab pool (labpool.py) did meanwhile: last of the
     # integration tests, so that the pool has their whole time
     labs = [i for i in items if Path(str(i.fspath)) == here / "test_labs.py"]
