@@ -177,11 +177,19 @@ def source_text(run: ProbeRun, data: dict[str, Any] | None = None) -> str:
     return f"{run.source} ({addr})"
 
 
+SILENT = ("the connection was accepted, but nothing this probe understands came back before "
+          "the timeout: another kind of server listens there, or one that says nothing")
+
+
 def describe_state(data: dict[str, Any]) -> str:
+    """What came back, in words, each thing said once."""
     state = data.get("state", "error")
+    said = data.get("error")
+    if state == "error" and isinstance(said, str) and said.endswith("timed out"):
+        return SILENT  # accepted, then silence: "something answered" would be untrue
     text = STATE_WORDS.get(state, state)
-    if data.get("error") and state in ("error", "unreachable"):
-        text += f" [{data['error']}]"
+    if said and state in ("error", "unreachable"):
+        text += f" [{said}]"
     return text
 
 

@@ -67,3 +67,15 @@ def test_down_says_what_it_removed_by_name() -> None:
     assert one == "Removed lab 'forwarding': 4 containers and 2 networks in 1.2s."
     two = down_summary(Removed(5, 3, {"a": "nat", "b": "ports"}), 2.0)
     assert two.startswith("Removed lab 'nat' (instance a), lab 'ports' (instance b): 5 ")
+
+
+def test_got_says_each_thing_once_and_never_contradicts_itself() -> None:
+    from portlab.probes.common import describe_state
+
+    silent = describe_state({"state": "error",
+                             "error": "not a Minecraft status answer: timed out"})
+    assert silent.startswith("the connection was accepted, but nothing this probe understands")
+    assert "something answered" not in silent and "[" not in silent
+    odd = describe_state({"state": "error", "error": "not an HTTP answer: bad status line"})
+    assert odd == ("something answered, but not what this probe speaks [not an HTTP answer: "
+                   "bad status line]")
