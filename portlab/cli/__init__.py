@@ -38,6 +38,7 @@ from portlab.cli import (
     up,
 )
 from portlab.cli import list as list_
+from portlab.cli.common import color
 from portlab.errors import ExitCode, PortlabError, untrusted
 
 
@@ -76,7 +77,7 @@ class PortlabGroup(click.Group):
 def _say(message: str) -> None:
     # a message may quote what a node said (a script's stderr): shown, never interpreted
     tty = sys.stderr.isatty()
-    styled = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    styled = color(sys.stderr)
     head = click.style("portlab: ", fg="red", bold=True) if styled else "portlab: "
     text = head + untrusted(message)
     if tty:

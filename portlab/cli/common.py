@@ -7,7 +7,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
 
@@ -40,12 +40,12 @@ def early_start(lab: str, instance: str | None) -> AbstractContextManager[object
         return nullcontext()  # `up` says what is wrong with the name
 
 
-def color() -> bool:
-    """Styles on a terminal, unless NO_COLOR is set (no-color.org) or the terminal is dumb;
-    never into a pipe or a file."""
+def color(stream: TextIO | None = None) -> bool:
+    """Styles on a terminal (standard output, or `stream`), unless NO_COLOR is set
+    (no-color.org) or the terminal is dumb; never into a pipe or a file."""
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return sys.stdout.isatty()
+    return (stream or sys.stdout).isatty()
 
 
 def terminal_width() -> int:
