@@ -215,13 +215,19 @@ def status(name: str | None = None, *, instance: str | None = None) -> list[Reco
 
 
 def check(name: str | None = None, *, instance: str | None = None,
-          only: list[str] | None = None) -> Report:
+          only: list[str] | None = None, reveal: bool = False) -> Report:
+    """A learner's check: every check (or `only` these) by real traffic; a failed one with the
+    hint for what its probe saw and, where its lab names them, the learner's own rules. The
+    solution's commands come only from the learner.REVEAL_AFTER-th failure in a row (or at
+    once with `reveal`)."""
+    from portlab import learner
+
     inst = runtime.find(name, _asked(name, instance))
     lab = inst.load_lab()
     nodes = [n.name for n in lab.nodes]
     inst.require_running(nodes)
     try:
-        report = runtime.run_checks(lab, inst, only)
+        report = runtime.run_checks(lab, inst, only, explained=True)
     except BackendUnreachable:
         raise  # the daemon went away: asking it which node stopped cannot work
     except RuntimeProblem:
@@ -229,9 +235,11 @@ def check(name: str | None = None, *, instance: str | None = None,
         raise
     # A node killed mid-check makes probes fail for the wrong reason: say so instead.
     inst.require_running(nodes)
+    judged = {r.id: r.passed for r in report.results if not r.errored}
+    tries = learner.count_tries(lab.name, inst.name, inst.token, judged)
+    for r in report.results:
+        r.hold_commands(tries.get(r.id, 0), 0 if reveal else learner.REVEAL_AFTER)
     if only is None and report.results and report.passed:
-        from portlab import learner
-
         learner.record_solved(lab.name, inst.name)  # the learner's path (portlab next)
     return report
 
@@ -274,14 +282,16 @@ def demo_texts(bound: Binding, index: int) -> dict[str, str]:
 
 
 def trace(name: str | None = None, *, instance: str | None = None,
-          nodes: Sequence[str] = (), expr: str = "") -> Trace:
+          nodes: Sequence[str] = (), expr: str = "", every: bool = False) -> Trace:
     """A live trace (portlab.trace.live.Trace, not started yet: use it as a context manager)
     of `nodes` of a running instance (default: the nodes that forward), with a tcpdump
-    filter `expr`."""
+    filter `expr` (default: the lab's own, `trace: {filter: ...}`, unless `every` packet)."""
     from portlab.trace.live import Trace
 
     inst = runtime.find(name, _asked(name, instance))
     lab = inst.load_lab()
+    if not expr and not every and lab.trace_filter:
+        expr = inst.binding(lab).render(("trace", "filter"), lab.trace_filter)
     made = Trace(inst, lab, list(nodes), expr=expr, instance=inst.name)
     inst.require_running(made.names)
     return made

@@ -36,6 +36,7 @@ from portlab import runtime
 from portlab.errors import PortlabError, RuntimeProblem, UsageError
 from portlab.model.types import Lab
 from portlab.mutants import Mutant, NotApplicable, battery
+from portlab.probes.runner import Report
 from portlab.progress import Progress, Quiet
 
 UNTOUCHED = "untouched"
@@ -52,6 +53,7 @@ class Case:
     stretch_optional: bool = False  # a wrong solution: unnamed stretch checks do not count
     mutant: Mutant | None = None  # a mutant: applied after `scripts`; killed by any failure
     survives: str = ""  # a mutant the lab declares to survive: why
+    says: dict[str, str] = field(default_factory=dict)  # check -> words its feedback must hold
 
 
 @dataclass
@@ -62,6 +64,7 @@ class CaseResult:
     ignored: list[str] = field(default_factory=list)  # stretch checks failed, not counted
     problem: str = ""  # why the case could not run at all (the lab did not start, ...)
     not_applicable: str = ""  # a mutant that cannot be made on the solved instance: why
+    unsaid: list[str] = field(default_factory=list)  # "CHECK: words" its feedback lacked
     seconds: float = 0.0
 
     @property
@@ -70,7 +73,7 @@ class CaseResult:
             return False
         if self.case.mutant is not None:
             return self.killed or bool(self.case.survives) or bool(self.not_applicable)
-        return tuple(self.failed) == self.case.expected
+        return tuple(self.failed) == self.case.expected and not self.unsaid
 
     @property
     def killed(self) -> bool:
@@ -131,7 +134,8 @@ def cases(lab: Lab, only: Sequence[str] = (), mutants: bool = True) -> list[Case
 
     every = [Case(UNTOUCHED, {}, in_order(lab.untouched_fails)),
              Case(SOLUTION, dict(lab.solution), ())]
-    every += [Case(WRONG + w.name, dict(w.apply), in_order(w.fails), stretch_optional=True)
+    every += [Case(WRONG + w.name, dict(w.apply), in_order(w.fails), stretch_optional=True,
+                   says=dict(w.says))
               for w in lab.wrong_solutions]
     if mutants or only:
         every += mutant_cases(lab)
@@ -183,8 +187,13 @@ def run_case(lab: Lab, case: Case, *, instance: str | None = None,
             except NotApplicable as exc:
                 result.not_applicable = str(exc)
                 return result
-        report = runtime.run_checks(lab, inst)
+        report = runtime.run_checks(lab, inst, explained=bool(case.says))
         failed, result.errors = report.failed_ids(), report.errored_ids()
+        says = {check: inst.binding(lab).render(("wrong_solutions",), words)
+                for check, words in case.says.items()}
+        result.unsaid = [f"{check}: {words!r}; {_last(report, check)}"
+                         for check, words in says.items()
+                         if check in failed and _plain(words) not in feedback(report, check)]
         if case.stretch_optional:
             optional = stretch_checks(lab) - set(case.expected)
             result.ignored = [c for c in failed if c in optional]
@@ -199,6 +208,30 @@ def run_case(lab: Lab, case: Case, *, instance: str | None = None,
             result.problem = result.problem or f"could not remove instance {name}: {exc.message}"
         result.seconds = time.monotonic() - begin
     return result
+
+
+def feedback(report: Report, check: str) -> str:
+    """All a failed check tells the learner, in plain lower-case words: what came back and what
+    it means, the hint for what was seen, and the learner's rules it shows."""
+    r = report.result(check)
+    parts = [r.hint, *(p.got for p in r.probes), *(p.why for p in r.probes)]
+    if r.explanation is not None:
+        for chain in r.explanation.chains:
+            parts += [rule.text for rule in chain.rules]
+            parts += [f"matched rule {rule.number} of {chain.table} {chain.name}"
+                      for rule in chain.rules if rule.matched]
+    return _plain(" ".join(parts))
+
+
+def _last(report: Report, check: str) -> str:
+    """What the check's failing probe sent and saw, for a mismatch's message."""
+    probe = report.result(check).probes[-1]
+    return f"its {probe.sent} to {probe.target} got: {probe.got[:200]}; so: {probe.why[:200]}"
+
+
+def _plain(text: str) -> str:
+    """Lower case, one space between words, no backticks (inline code reads the same)."""
+    return " ".join(text.lower().replace("`", "").split())
 
 
 def _mutate(inst: runtime.Instance, lab: Lab, mutant: Mutant) -> None:

@@ -12,6 +12,7 @@ portlab wrote is treated as empty and written anew: never an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any
 from portlab.model.types import Lab
 
 VERSION = 1
+REVEAL_AFTER = 3  # a check's hint gives the solution's commands from its third failure in a row
 
 
 def state_file() -> Path:
@@ -29,35 +31,70 @@ def state_file() -> Path:
     return Path(root) / "portlab" / "progress.json"
 
 
-def solved() -> dict[str, dict[str, object]]:
-    """Lab name -> when it was solved (and on which instance); {} for a missing or broken
-    file."""
+def _load() -> dict[str, Any]:
+    """The whole record; {} for a missing or broken file."""
     try:
         data = json.loads(state_file().read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get("solved"), dict):
+    return data if isinstance(data, dict) else {}
+
+
+def _part(data: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    part = data.get(key)
+    if not isinstance(part, dict):
         return {}
-    return {str(k): v for k, v in data["solved"].items() if isinstance(v, dict)}
+    return {str(k): v for k, v in part.items() if isinstance(v, dict)}
 
 
-def record_solved(lab: str, instance: str) -> Path | None:
-    """Remember that `lab` was solved now. Returns the file, or None when it could not be
-    written (a read-only home): the check's verdict stands either way."""
-    entries = solved()
-    first = entries.get(lab, {}).get("first") or _now()
-    entries[lab] = {"first": first, "last": _now(), "instance": instance}
+def _save(data: dict[str, Any]) -> Path | None:
+    """Write the record whole, or not at all (two checks may end at once); None when it could
+    not be written (a read-only home): a verdict stands either way."""
     path = state_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".progress.", dir=path.parent)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"version": VERSION, "solved": entries}, fh, indent=2, sort_keys=True)
+            json.dump({**data, "version": VERSION}, fh, indent=2, sort_keys=True)
             fh.write("\n")
-        os.replace(tmp, path)  # whole or not at all, even if two checks end at once
+        os.replace(tmp, path)
     except OSError:
         return None
     return path
+
+
+def solved() -> dict[str, dict[str, object]]:
+    """Lab name -> when it was solved (and on which instance); {} for a missing or broken
+    file."""
+    return dict(_part(_load(), "solved"))
+
+
+def record_solved(lab: str, instance: str) -> Path | None:
+    """Remember that `lab` was solved now. Returns the file, or None when it could not be
+    written (a read-only home): the check's verdict stands either way."""
+    data = _load()
+    entries = _part(data, "solved")
+    first = entries.get(lab, {}).get("first") or _now()
+    entries[lab] = {"first": first, "last": _now(), "instance": instance}
+    return _save({**data, "solved": entries})
+
+
+def count_tries(lab: str, instance: str, token: str, outcomes: dict[str, bool]) -> dict[str, int]:
+    """How many times in a row each check (id -> passed now?) has failed on this instance,
+    this time included; a passed check starts again from 0. An instance started afresh (a new
+    token) starts from 0 too. Hints give the solution's commands only after a few tries."""
+    data = _load()
+    tries = _part(data, "tries")
+    key = f"{lab}/{instance}"
+    life = hashlib.sha256(token.encode()).hexdigest()[:16]  # the token itself stays secret
+    entry = tries.get(key, {})
+    old = entry.get("checks") if entry.get("life") == life else None
+    counts = {str(k): v for k, v in (old or {}).items() if isinstance(v, int)}
+    for check, passed in outcomes.items():
+        counts[check] = 0 if passed else min(counts.get(check, 0), 1000) + 1
+    tries[key] = {"life": life, "checks": counts}
+    _save({**data, "tries": dict(list(tries.items())[-50:])})  # the last 50 instances
+    return {check: counts[check] for check in outcomes}
 
 
 def next_lab(labs: list[Lab], done: dict[str, Any]) -> Lab | None:

@@ -23,12 +23,17 @@ from portlab.errors import ExitCode, UsageError
               "diagram, each check with what was sent and what came back, and the hints.")
 @click.option("--only", multiple=True, metavar="CHECK", help="Run only this check (repeatable).")
 @click.option("--verbose", "-v", is_flag=True, help="Show the traffic of passed checks too.")
+@click.option("--reveal", is_flag=True, help="Show the commands that solve each failed check "
+              "now (otherwise they come from its third failure in a row).")
 def command(lab: str | None, instance: str | None, as_json: bool, junit_file: str | None,
-            html_file: str | None, only: tuple[str, ...], verbose: bool) -> None:
+            html_file: str | None, only: tuple[str, ...], verbose: bool, reveal: bool) -> None:
     """Check a running lab by sending real traffic through it.
 
     Prints a line per check; for a failure, what was sent, from where, to
-    where, what came back, and a hint. A check portlab could not observe (a
+    where, what came back, and a hint for what was seen. Where the lab names
+    them, your own firewall rules are shown too, in order, marked where the
+    probe's packets matched. The commands that solve a check come from its
+    third failure in a row (or at once with --reveal). A check portlab could not observe (a
     node's tool missing, an interface gone) is an ERROR, with what to do: it
     is never counted as passed.
 
@@ -45,7 +50,7 @@ def command(lab: str | None, instance: str | None, as_json: bool, junit_file: st
     for what, path in (("JUnit file", junit_file), ("HTML report", html_file)):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UsageError(f"cannot write the {what} {path}: its directory does not exist")
-    result = core().check(lab, instance=instance, only=list(only) or None)
+    result = core().check(lab, instance=instance, only=list(only) or None, reveal=reveal)
     if junit_file:
         _write(junit_file, "JUnit file", report.junit(result))
     if html_file:

@@ -17,8 +17,11 @@ from portlab.cli.common import color, core, instance_option, page_options, web_b
                    "(routers, where NAT and firewalls are).")
 @click.option("--filter", "-f", "expr", default="", metavar="EXPR",
               help="Only packets matching this tcpdump expression, e.g. 'tcp port 25565' "
-                   "(default: every IPv4 packet; in a lab with IPv6, every IPv6 one too but "
-                   "neighbour discovery's).")
+                   "(default: the lab's own, the traffic its task is about, where it has one; "
+                   "else every packet).")
+@click.option("--every-packet", "every", is_flag=True,
+              help="Every IPv4 packet (in a lab with IPv6, every IPv6 one too but neighbour "
+                   "discovery's), not only the lab's own filter.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON event per line, for tools (docs/trace-json.md).")
 @click.option("--web", is_flag=True,
@@ -26,7 +29,8 @@ from portlab.cli.common import color, core, instance_option, page_options, web_b
                    "diagram, whose links light up as packets cross them.")
 @page_options
 def command(lab: str | None, instance: str | None, nodes: tuple[str, ...], expr: str,
-            as_json: bool, web: bool, port: int, bind: str, allow_remote: bool) -> None:
+            every: bool, as_json: bool, web: bool, port: int, bind: str,
+            allow_remote: bool) -> None:
     """Watch real traffic at a lab's nodes, in words: one line per packet, and
     on a router each connection it tracks, with its NAT translation.
 
@@ -44,13 +48,16 @@ def command(lab: str | None, instance: str | None, nodes: tuple[str, ...], expr:
 
     \b
       portlab trace                          the routers of the lab that is up
+      portlab trace --every-packet           every packet, not only the lab's own
       portlab trace --node router --node gamer-pc --filter 'tcp port 25565'
       portlab trace vpn --node isp --json    one JSON object per event
     """
     from portlab.views import trace as view
 
     address = web_bind(bind, port, allow_remote) if web else None
-    made = core().trace(lab, instance=instance, nodes=nodes, expr=expr)
+    if every and expr:
+        raise click.UsageError("--every-packet and --filter say opposite things: give one")
+    made = core().trace(lab, instance=instance, nodes=nodes, expr=expr, every=every)
     label = len(made.names) > 1
     width = max(len(n) for n in made.names)
     forwarding = [n.name for n in made.lab.nodes if n.forwarding]
@@ -62,7 +69,8 @@ def command(lab: str | None, instance: str | None, nodes: tuple[str, ...], expr:
         server = LiveServer(page, address).start()
     try:
         with made:
-            click.echo(view.started(made.names, forwarding, made.expr), err=True)
+            own = not expr and not every and bool(made.lab.trace_filter)
+            click.echo(view.started(made.names, forwarding, made.expr, own), err=True)
             if server is not None:
                 click.echo(f"live page: {server.url}  (open it in a browser)", err=True)
             for event in made.events():

@@ -24,12 +24,15 @@ from portlab.model.probekinds import (
     schema,
 )
 from portlab.model.reader import Reader, kind
-from portlab.model.types import Check, Match, Node, Probe, Range
+from portlab.model.types import SEEN, Check, Explain, Hint, Match, Node, Probe, Range
 from portlab.model.yamlsrc import Path as KeyPath
 from portlab.model.yamlsrc import dotted
 
 ID_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
-CHECK_KEYS = ("id", "title", "task", "probes", "hint", "stretch")
+CHECK_KEYS = ("id", "title", "task", "probes", "hint", "stretch", "explain")
+HINT_KEYS = (*SEEN, "otherwise", "commands")
+TABLES = ("filter", "nat", "mangle", "raw")
+CHAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,28}$")  # iptables' own limit is 28 characters
 PROBE_BASE_KEYS = ("kind", "from", "to", "port", "expect")
 # Interfaces a node has beyond the lab's own: loopback, and tunnels its scripts bring up.
 RUNTIME_IFACES = re.compile(r"^(lo|wg\d{1,4}|tun\d{1,4}|tap\d{1,4})$")
@@ -58,10 +61,44 @@ def read(r: Reader, value: Any, nodes: tuple[Node, ...], task_ids: set[str],
         probes = tuple(_probe(r, pspec, path + ("probes", j), nodes)
                        for j, pspec in enumerate(raw_probes))
         out.append(Check(cid, r.text(spec["title"], path + ("title",)), task, probes,
-                         r.text(spec.get("hint"), path + ("hint",), optional=True),
+                         _hint(r, spec.get("hint"), path + ("hint",)),
                          r.boolean(spec.get("stretch"), path + ("stretch",))
-                         or task in stretch_tasks))
+                         or task in stretch_tasks,
+                         _explain(r, spec.get("explain"), path + ("explain",), nodes)))
     return tuple(out)
+
+
+def _hint(r: Reader, value: Any, path: KeyPath) -> Hint:
+    """`hint:` as one text (shown on any failure), or a mapping: a text for each thing a
+    failing probe may have seen (SEEN's words), `otherwise`, and `commands`."""
+    if value is None or isinstance(value, str):
+        return Hint(r.text(value, path, optional=True))
+    spec = r.mapping(value, path, allowed=HINT_KEYS)
+    texts = {k: r.text(v, path + (k,)) for k, v in spec.items()}
+    return Hint(texts.pop("otherwise", ""), tuple((k, v) for k, v in texts.items()
+                                                 if k != "commands"),
+                texts.get("commands", ""), mapping=True)
+
+
+def _explain(r: Reader, value: Any, path: KeyPath, nodes: tuple[Node, ...]) -> Explain | None:
+    """`explain: {node: router, rules: [nat PREROUTING, filter FORWARD]}`: the iptables chains
+    a failing check shows, with the rules its probe matched."""
+    if value is None:
+        return None
+    spec = r.mapping(value, path, allowed=("node", "rules"), required=("node", "rules"))
+    node = r.text(spec["node"], path + ("node",))
+    if node not in {n.name for n in nodes}:
+        raise r.error(path + ("node",), f"no node '{node}'")
+    chains = []
+    for i, item in enumerate(r.seq(spec["rules"], path + ("rules",), optional=False)):
+        words = r.text(item, path + ("rules", i)).split()
+        if len(words) != 2 or words[0] not in TABLES or not CHAIN_NAME.match(words[1]):
+            raise r.error(path + ("rules", i), "expected 'TABLE CHAIN' (a table of "
+                          f"{', '.join(TABLES)}, then a chain), like 'nat PREROUTING'")
+        chains.append((words[0], words[1]))
+    if not chains:
+        raise r.error(path + ("rules",), "name at least one chain")
+    return Explain(node, tuple(chains))
 
 
 def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Probe:

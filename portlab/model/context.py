@@ -183,9 +183,12 @@ def template_fields(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             yield base + ("files", fpath), content
         for j, svc in enumerate(node.services):
             yield base + ("services", j, "run"), svc.run
+    if lab.trace_filter:
+        yield ("trace", "filter"), lab.trace_filter
     for i, check in enumerate(lab.checks):
         yield ("checks", i, "title"), check.title
-        yield ("checks", i, "hint"), check.hint
+        for key, text in check.hint.texts():
+            yield ("checks", i, "hint") + ((key,) if key else ()), text
         for j, probe in enumerate(check.probes):
             if probe.target:
                 yield ("checks", i, "probes", j, "to"), probe.target

@@ -48,7 +48,7 @@ UNUSABLE = {IPv4Network("0.0.0.0/8"): '"this network"', IPv4Network("127.0.0.0/8
 TOP_KEYS = ("name", "title", "summary", "difficulty", "concepts", "story", "access", "params",
             "networks", "nodes", "tasks", "checks", "solution", "wrong_solutions", "untouched",
             "submission", "points", "pass_mark", "vary", "demo", "order", "hidden_params",
-            "survives")
+            "survives", "trace")
 NETWORK_KEYS = ("kind", "prefix", "prefer", "label", "virtual", "ipv6", "prefer6")
 NODE_KEYS = ("role", "interfaces", "routes", "forwarding", "vpn", "setup", "files", "services",
              "after")
@@ -57,7 +57,7 @@ ROUTE_KEYS = ("to", "via", "ipv6")
 SERVICE_KEYS = ("name", "run", "ready")
 READY_KEYS = ("tcp", "udp")
 TASK_KEYS = ("id", "title", "text", "stretch")
-WRONG_KEYS = ("name", "description", "apply", "fails")
+WRONG_KEYS = ("name", "description", "apply", "fails", "says")
 UNTOUCHED_KEYS = ("fails",)
 
 
@@ -123,6 +123,7 @@ def parse(text: str, file: str, directory: Path | None = None,
                r.integer(top["order"], ("order",), low=0, high=1000)),
         hidden_params=_hidden(r, top.get("hidden_params"), defaults),
         survives=_survives(r, top.get("survives")),
+        trace_filter=_trace(r, top.get("trace")),
     )
     try:
         sample = context.Binding.sample(lab)
@@ -435,6 +436,23 @@ def _scripts(r: Reader, value: Any, path: KeyPath, nodes: tuple[Node, ...]) -> d
     return {node: r.text(script, path + (node,)) for node, script in raw.items()}
 
 
+def _trace(r: Reader, value: Any) -> str:
+    """`trace: {filter: EXPR}`: what `portlab trace` shows by default (a tcpdump expression, a
+    template): the traffic the lab's task is about, so that its NAT lines stay on screen."""
+    if value is None:
+        return ""
+    spec = r.mapping(value, ("trace",), allowed=("filter",), required=("filter",))
+    return r.text(spec["filter"], ("trace", "filter"))
+
+
+def _says(r: Reader, value: Any, path: KeyPath, fails: Any) -> dict[str, str]:
+    """`says: {CHECK: words}`: for a check the wrong solution fails, words its feedback holds."""
+    if value is None:
+        return {}
+    spec = r.mapping(value, path, allowed=tuple(fails) if isinstance(fails, list) else ())
+    return {str(k): r.text(v, path + (k,)) for k, v in spec.items()}
+
+
 def _wrong(r: Reader, value: Any, nodes: tuple[Node, ...],
            checks: tuple[Check, ...]) -> tuple[WrongSolution, ...]:
     out = []
@@ -449,5 +467,6 @@ def _wrong(r: Reader, value: Any, nodes: tuple[Node, ...],
             description=r.text(spec.get("description"), path + ("description",), optional=True),
             apply=_scripts(r, spec["apply"], path + ("apply",), nodes),
             fails=checkspec.check_ids(r, spec["fails"], path + ("fails",), checks),
+            says=_says(r, spec.get("says"), path + ("says",), spec["fails"]),
         ))
     return tuple(out)

@@ -104,14 +104,75 @@ class Probe:
     path: tuple[str | int, ...] = ()  # the same as a key path, for errors naming the line
 
 
+# What a failing probe saw, in the words a check's hints are chosen by (`hint:` as a mapping);
+# each probe kind says it (portlab.probes.base.ProbeResult.observed).
+SEEN = {
+    "refused": "the connection was refused at once (the port is closed)",
+    "timed-out": "nothing came back: the packets were dropped on the way (filtered)",
+    "unreachable": "no route, or an ICMP unreachable came back",
+    "silent": "the connection was accepted, then nothing this probe understands came back",
+    "wrong-answer": "an answer came back, but not the one expected (another server or "
+                    "protocol, another page or status, or no proof of who made it)",
+    "wrong-server": "a genuine answer, from another node than the one expected",
+    "wrong-source": "the server saw the connection come from another address than expected",
+    "relayed": "the server answered over another connection than the probe's (a relay)",
+    "open": "it answered, where nothing should",
+    "listening": "a program listens on the port, where none should",
+    "not-listening": "no program listens on the port",
+    "wrong-user": "the program that listens runs as another user",
+    "wrong-program": "another program listens on the port",
+    "in-clear": "the request crossed the capture in the clear, outside the tunnel",
+}
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What a failing check tells the learner, a step at a time: the hint for what its failing
+    probe saw (`when`, keyed by SEEN's words), else `otherwise`; and `commands`, the
+    solution's own commands, given only after a few failed attempts (portlab.learner)."""
+
+    otherwise: str = ""
+    when: tuple[tuple[str, str], ...] = ()
+    commands: str = ""
+    mapping: bool = False  # written as a mapping (else one text: `hint: |`)
+
+    def texts(self) -> tuple[tuple[str, str], ...]:
+        """(key, text) of each text it holds, for templating and checks; the key is "" for a
+        hint written as one text."""
+        return tuple((k, v) for k, v in ((self._otherwise, self.otherwise), *self.when,
+                                         ("commands", self.commands)) if v)
+
+    @property
+    def _otherwise(self) -> str:
+        return "otherwise" if self.mapping else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.texts())
+
+    def for_seen(self, seen: str) -> tuple[str, str]:
+        """(key, text) of the hint for what was seen: its own, else `otherwise`."""
+        return next(((k, v) for k, v in self.when if k == seen),
+                    (self._otherwise, self.otherwise))
+
+
+@dataclass(frozen=True)
+class Explain:
+    """The learner's own rules that a failing check shows, read-only: iptables chains of one
+    node, with which rules the probe's packets matched (portlab.probes.rules)."""
+
+    node: str
+    chains: tuple[tuple[str, str], ...]  # (table, chain), in the order shown
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
     title: str
     task: str | None
     probes: tuple[Probe, ...]
-    hint: str
+    hint: Hint
     stretch: bool = False  # optional work: `stretch: true`, or its task is a stretch
+    explain: Explain | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +189,9 @@ class WrongSolution:
     description: str
     apply: dict[str, str]  # node -> script
     fails: tuple[str, ...]
+    # check -> words its feedback (the hint for what was seen, the verdict, the learner's
+    # rules) must hold: that it names this very mistake (`portlab test` proves it)
+    says: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,6 +273,7 @@ class Lab:
     hidden_params: tuple[str, ...] = ()  # the learner finds these out: the brief hides them
     # mutants of `portlab test` (portlab.mutants) that survive the checks, and why
     survives: dict[str, str] = field(default_factory=dict)
+    trace_filter: str = ""  # `trace: {filter: ...}`: `portlab trace`'s default (a template)
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of `path` in the lab file, or of the nearest key around it."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from portlab.backend.base import NodeRunner
 from portlab.model.probekinds import KindSchema
-from portlab.model.types import Probe
+from portlab.model.types import Match, Probe
 
 
 class Outcome(str, Enum):
@@ -80,6 +80,10 @@ class Judged:
     def errored(self) -> bool:
         return self.outcome is Outcome.ERROR
 
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAIL
+
 
 @dataclass
 class ProbeResult(Judged):
@@ -91,6 +95,38 @@ class ProbeResult(Judged):
     why: str = ""  # for a failure: what it means; for an error: why nothing could be observed
     data: dict[str, Any] = field(default_factory=dict)  # the raw probe answer
     fix: str = ""  # for an error: what to do about it
+    seen: str = ""  # for a failure: what was seen, in SEEN's words ("" : read from `data`)
+
+    def words(self) -> tuple[str, str, str, str]:
+        """What it sent, from where, to where, and what came back, as a learner reads them: two
+        results with the same words are the same failure."""
+        return (self.sent, self.source, self.target, self.got)
+
+    def observed(self, expect: dict[str, Any]) -> str:
+        """What this probe saw, in SEEN's words (a lab's hints are chosen by it): what its kind
+        said, else what the port's state says, given what `expect` wanted."""
+        if self.seen:
+            return self.seen
+        state = self.data.get("state")
+        said = self.data.get("error")
+        if state == "error":
+            return "silent" if isinstance(said, str) and said.endswith("timed out") \
+                else "wrong-answer"
+        if state in ("open", "answered"):
+            wanted = expect.get("state")
+            values = wanted.values if isinstance(wanted, Match) else (str(wanted),)
+            opened = any(v in ("open", "answered") for v in values)
+            if isinstance(wanted, Match) and wanted.negate:
+                opened = not opened
+            closed = expect.get("answers") is False or (wanted is not None and not opened)
+            return "open" if closed else "wrong-answer"
+        return STATE_SEEN.get(str(state), "")
+
+
+# The words of SEEN (portlab.model.types) for the states portlab-probe answers with.
+STATE_SEEN = {"closed": "refused", "filtered": "timed-out", "open|filtered": "timed-out",
+              "unreachable": "unreachable", "listening": "listening",
+              "not-listening": "not-listening"}
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,8 @@ def run(job: ProbeRun) -> ProbeResult:
                             data={"request": data, "capture": stopped})
     packets: list[dict[str, Any]] = stopped.get("packets") or []
 
-    outcome, got, why = judge_answer(job, data, _heard(send, data), {"http": "HTTP", "tcp": "TCP",
-                                                                   "udp": "UDP"}[send])
+    outcome, got, why, judged = judge_answer(job, data, _heard(send, data),
+                                             {"http": "HTTP", "tcp": "TCP", "udp": "UDP"}[send])
     passed = outcome is Outcome.PASS
 
     own = [p for p in packets if _own(p, source_port, port, proto)]
@@ -177,8 +177,9 @@ def run(job: ProbeRun) -> ProbeResult:
     # finding, whether or not it was answered.
     want_clear = expect.get("in_clear")
     if want_clear is False and own:
-        passed, why = False, (f"the request crossed {at} in the clear ({_fmt(own[0])}): anyone "
-                              f"there can read it; it should travel inside the tunnel")
+        passed, why, judged = False, (f"the request crossed {at} in the clear ({_fmt(own[0])}): "
+                                      f"anyone there can read it; it should travel inside the "
+                                      "tunnel"), "in-clear"
     elif passed and want_clear is True and not own:
         passed, why = False, f"the request's packets were not visible at {at}"
     elif passed and expect.get("handshake") is True and not shook:
@@ -197,7 +198,8 @@ def run(job: ProbeRun) -> ProbeResult:
     return ProbeResult(Outcome.of(passed), sent, source, endpoint(job), got, why,
                        {"request": data, "capture": {k: v for k, v in stopped.items()
                                                      if k != "packets"},
-                        "packets": packets[:200]})
+                        "packets": packets[:200]}, seen=judged if outcome is Outcome.FAIL
+                       or judged == "in-clear" else "")
 
 
 SCHEMA = KindSchema("capture",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from portlab.errors import printable
 from portlab.model.types import Match
@@ -252,8 +252,17 @@ def _authentic(run: ProbeRun, data: dict[str, Any], answer: dict[str, Any]) -> s
     return ""
 
 
-def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard,
-                 what: str) -> tuple[Outcome, str, str]:
+class Judgement(NamedTuple):
+    """A judged answer: its outcome, what came back and why it fails, in words, and what was
+    seen, in the words a lab's hints are chosen by (probes.base.SEEN; "" for the state's)."""
+
+    outcome: Outcome
+    got: str
+    why: str
+    seen: str = ""
+
+
+def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard, what: str) -> Judgement:
     """Judge `answers`, `token`, `served_by`, `seen_source` and `proxied` for a probe whose
     server reports back (portlab.node.answers). Returns (outcome, got, why).
 
@@ -263,25 +272,32 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard,
     server's connection must be the probe's own (the same sequence numbers, where both sides
     could read them), and where the server should have seen the probe's own address it must
     have seen its port too. Anything else is something in the server's place or in between."""
+    outcome, got, why, seen = _judge(run, data, heard, what)
+    return Judgement(outcome, got, why, seen)
+
+
+def _judge(run: ProbeRun, data: dict[str, Any], heard: Heard,
+           what: str) -> tuple[Outcome, str, str, str]:
     expect = run.probe.expect
     wants_answer = expect.get("answers", True)
     if not heard.answered:
         got = describe_state(data)
         if not wants_answer:
-            return Outcome.PASS, got, ""
-        return Outcome.FAIL, got, f"no {what} answer came back"
+            return Outcome.PASS, got, "", ""
+        return Outcome.FAIL, got, f"no {what} answer came back", ""
     answer = heard.answer
     got = describe_answer(what, answer)
     if not wants_answer:
-        return Outcome.FAIL, got, f"expected no {what} answer here, but one came back"
+        return Outcome.FAIL, got, f"expected no {what} answer here, but one came back", "open"
     if not (expect.get("token") or "seen_source" in expect or "served_by" in expect):
-        return Outcome.PASS, got, ""
+        return Outcome.PASS, got, "", ""
     if answer is None:
         return Outcome.FAIL, got, ("it carries no proof of who made it, so it did not come "
-                                   "from this lab's own server: something else answers there")
+                                   "from this lab's own server: something else answers there"), \
+            "wrong-answer"
     problem = _authentic(run, data, answer)
     if problem:
-        return Outcome.FAIL, got + " (not genuine)", problem
+        return Outcome.FAIL, got + " (not genuine)", problem, "wrong-answer"
     node = _text(answer.get("node"))
     client = _text(answer.get("client"))
     got = f"{a(what)} answer from {printable(node)} (its proof checks out), which saw the " \
@@ -292,7 +308,7 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard,
         return Outcome.FAIL, got, (
             f"the answer came from {node}, not {wanted}: something on {node} answered in "
             f"{wanted}'s place (a server or proxy of its own), instead of passing the "
-            "connection on to it")
+            "connection on to it"), "wrong-server"
     proxied = expect.get("proxied") is True
     local = _text(data.get("local"))
     mine, theirs = _text(data.get("seq")), _text(answer.get("seq"))
@@ -301,7 +317,7 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard,
             f"{node}'s server answered, but over another TCP connection than the one "
             f"{run.source} opened (the sequence numbers differ): something in between accepted "
             "the connection and opened a new one to the server (a relay or proxy), which NAT "
-            "and port forwarding never do")
+            "and port forwarding never do"), "relayed"
     client_ip = host_of(client)
     ref = expect.get("seen_source")
     if isinstance(ref, Match):
@@ -311,16 +327,16 @@ def judge_answer(run: ProbeRun, data: dict[str, Any], heard: Heard,
                                 for v, w in zip(ref.values, wants, strict=True))
             return Outcome.FAIL, got, (f"the server saw the connection coming from {client_ip}, "
                                        + (f"and it should not be {named}" if ref.negate
-                                          else f"expected one of {named}"))
+                                          else f"expected one of {named}")), "wrong-source"
     elif ref:
         want = run.address_of(ref)
         if client_ip != want:
             named = f"{ref} = {want}" if ref != want else want
             return Outcome.FAIL, got, (f"the server saw the connection coming from {client_ip}, "
-                                       f"expected {named}")
+                                       f"expected {named}"), "wrong-source"
         if not proxied and local and host_of(local) == want and client != local:
             return Outcome.FAIL, got, (
                 f"the server saw the connection come from {client}, but {run.source} sent "
                 f"from {local}: the same address with another port is a new connection made "
-                "on the way (a relay), not the one that was sent")
-    return Outcome.PASS, got, ""
+                "on the way (a relay), not the one that was sent"), "relayed"
+    return Outcome.PASS, got, "", ""

@@ -29,19 +29,21 @@ def run(job: ProbeRun) -> ProbeResult:
     data = run_tool(job, ["http", str(job.target), str(job.probe.port), "--path", path]
                     + (["--host-header", str(host)] if host else []))
     answered = data.get("state") == "open" and isinstance(data.get("status"), int)
-    outcome, got, why = judge_answer(job, data, Heard(answered, data.get("answer")), "HTTP")
+    outcome, got, why, seen = judge_answer(job, data, Heard(answered, data.get("answer")), "HTTP")
     if answered:
         got = f"HTTP {data['status']}: " + got
         want_status = job.probe.expect.get("status")
         if outcome is Outcome.PASS and want_status and data["status"] != want_status:
-            outcome, why = Outcome.FAIL, f"expected HTTP status {want_status}"
+            outcome, why, seen = Outcome.FAIL, f"expected HTTP status {want_status}", "wrong-answer"
     contains = job.probe.expect.get("contains")
     raw_body = data.get("body")
     body = raw_body if isinstance(raw_body, str) else ""
     if outcome is Outcome.PASS and contains is not None and str(contains) not in body:
-        outcome, why = Outcome.FAIL, f"the page does not contain {printable(contains)!r}"
+        outcome, why, seen = (Outcome.FAIL, f"the page does not contain {printable(contains)!r}",
+                              "wrong-answer")
     sent = f"HTTP GET {path}" + (f" for host {host}" if host else "")
-    return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
+    return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data,
+                       seen=seen)
 
 
 SCHEMA = KindSchema("http", "HTTP GET: does the web server answer, and whom did it see?",

@@ -57,16 +57,19 @@ def run(job: ProbeRun) -> ProbeResult:
                             f"add up: {str(data)[:200]}",
                             f"the node's own tools are broken: {FRESH}", data=data)
     got = describe(data, proto, port)
-    passed, why = True, ""
+    passed, why, seen = True, "", ""
     if not want_listening:
         if sockets:
-            passed, why = False, f"expected nothing to listen on {proto.upper()} port {port}"
+            passed, why, seen = (False, f"expected nothing to listen on {proto.upper()} port "
+                                 f"{port}", "listening")
     elif not sockets:
-        passed, why = False, "no program listens on that port, so nothing can answer there"
+        passed, why, seen = (False, "no program listens on that port, so nothing can answer "
+                             "there", "not-listening")
     elif want_process:
         owners = [p for s in sockets for p in s.get("processes") or []]
         if not any(want_process in names_of(p) for p in owners):
-            passed, why = False, f"the program listening there is not {want_process}"
+            passed, why, seen = (False, f"the program listening there is not {want_process}",
+                                 "wrong-program")
     if passed and want_listening and want_user:
         # The socket's owner: /proc/net says it even when the process is another user's and
         # not visible. With `process:`, the sockets held by a process of that name.
@@ -78,11 +81,12 @@ def run(job: ProbeRun) -> ProbeResult:
                                 f"the node's own tools are broken: {FRESH}", data=data)
         users = sorted({str(s.get("user", s["uid"])) for s in socks})
         if want_user not in users:
-            passed, why = False, (f"the program listening there runs as {', '.join(users)}, "
-                                  f"not as {want_user}")
+            passed, why, seen = False, (f"the program listening there runs as "
+                                        f"{', '.join(users)}, not as {want_user}"), "wrong-user"
     sent = f"nothing: read {job.source}'s own listening sockets and their processes (like ss -lnp)"
     target = f"{job.source}, {proto.upper()} port {port}"
-    return ProbeResult(Outcome.of(passed), sent, source_text(job), target, got, why, data)
+    return ProbeResult(Outcome.of(passed), sent, source_text(job), target, got, why, data,
+                       seen=seen)
 
 
 SCHEMA = KindSchema("listening",

@@ -10,12 +10,12 @@ from portlab.probes.common import Heard, endpoint, judge_answer, run_tool, sourc
 def run(job: ProbeRun) -> ProbeResult:
     data = run_tool(job, ["minecraft", str(job.target), str(job.probe.port)])
     answered = data.get("state") == "open" and isinstance(data.get("status"), dict)
-    outcome, got, why = judge_answer(job, data, Heard(answered, data.get("answer")),
+    outcome, got, why, seen = judge_answer(job, data, Heard(answered, data.get("answer")),
                                      "Minecraft status")
     if answered and data.get("latency_ms") is not None:
         got += f"; ping {data['latency_ms']} ms"
     return ProbeResult(outcome, "Minecraft status ping (Server List Ping)", source_text(job, data),
-                       endpoint(job), got, why, data)
+                       endpoint(job), got, why, data, seen=seen)
 
 
 SCHEMA = KindSchema("minecraft",

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from portlab.backend.base import NodeRunner
 from portlab.errors import PortlabError, UsageError, printable
 from portlab.model.context import Binding
+from portlab.model.probekinds import SENDS
 from portlab.model.types import Check, Lab, Match, Probe
-from portlab.probes import run_for
+from portlab.probes import rules, run_for
 from portlab.probes.base import CannotObserve, Judged, Outcome, ProbeResult, ProbeRun
 from portlab.probes.common import FRESH, endpoint
+from portlab.probes.rules import Explanation
 
 
 @dataclass
@@ -31,6 +33,17 @@ class CheckResult(Judged):
     probes: list[ProbeResult]
     hint: str
     seconds: float
+    seen: str = ""  # what its failing probe saw (portlab.model.types.SEEN), which chose the hint
+    commands: str = ""  # the solution's commands: `hint.commands`, for a failure
+    explanation: Explanation | None = None  # the learner's own rules, for a failure (explain:)
+    tries: int = 0  # how many times in a row it has failed on this instance, this one included
+    commands_in: int = 0  # failed tries before `commands` is shown (0: shown, or there are none)
+
+    def hold_commands(self, tries: int, after: int) -> None:
+        """Keep the commands back until the check has failed `after` times in a row."""
+        self.tries = tries
+        if self.commands and tries < after:
+            self.commands, self.commands_in = "", after - tries
 
 
 @dataclass
@@ -122,17 +135,45 @@ def run_check(check: Check, binding: Binding, nodes: NodeRunner) -> CheckResult:
             break  # later probes of a check build on the earlier ones
     outcome = results[-1].outcome
     where = ("checks", lab.checks.index(check))
-    hint = ""
-    if check.hint and outcome is Outcome.FAIL:
-        hint = binding.render((*where, "hint"), check.hint)
+    hint = commands = seen = ""
+    if outcome is Outcome.FAIL:
+        seen = results[-1].observed(check.probes[len(results) - 1].expect)
+        key, text = check.hint.for_seen(seen)
+        hint = binding.render((*where, "hint") + ((key,) if key else ()), text) if text else ""
+        if check.hint.commands:
+            commands = binding.render((*where, "hint", "commands"), check.hint.commands)
     title = binding.render((*where, "title"), check.title)
     return CheckResult(check.id, title, check.task, outcome, results, hint.strip(),
-                       time.monotonic() - start)
+                       time.monotonic() - start, seen, commands.strip())
+
+
+def explain(result: CheckResult, check: Check, binding: Binding,
+            nodes: NodeRunner) -> None:
+    """For a failed check whose lab says which rules explain it: read them, send its failing
+    probe's first packets once more, and keep which rules they matched (portlab.probes.rules).
+    A TCP-based probe is sent again as a bare connection (a rule counts a connection's first
+    packet; its answer need not be waited for), a UDP one with a short timeout."""
+    if result.outcome is not Outcome.FAIL or check.explain is None:
+        return
+    probe = check.probes[len(result.probes) - 1]
+    if probe.kind in ("tcp", "http", "minecraft"):
+        options = {k: v for k, v in probe.options.items() if k in SENDS}
+        probe = replace(probe, kind="tcp", options={**options, "timeout": EXPLAIN_SECONDS},
+                        expect={"state": "open"})
+    elif probe.kind == "udp":
+        probe = replace(probe, options={**probe.options, "timeout": EXPLAIN_SECONDS})
+    result.explanation = rules.explain(check.explain, nodes,
+                                       lambda: run_probe(resolve(probe, binding, nodes)))
+
+
+EXPLAIN_SECONDS = 1.5  # how long the probe sent once more, for the rules, waits for an answer
 
 
 def run_checks(lab: Lab, binding: Binding, nodes: NodeRunner,
-               only: list[str] | None = None) -> Report:
-    """Run the lab's checks (or the ones named in `only`) on the instance `binding` is of."""
+               only: list[str] | None = None, *, explained: bool = False) -> Report:
+    """Run the lab's checks (or the ones named in `only`) on the instance `binding` is of;
+    `explained`: then, one at a time, show the learner's rules beside the failed checks that
+    name them (`explain:`)."""
     checks = list(lab.checks)
     if only:
         unknown = [c for c in only if lab.check(c) is None]
@@ -144,4 +185,11 @@ def run_checks(lab: Lab, binding: Binding, nodes: NodeRunner,
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(checks)))) as pool:
         results = list(pool.map(lambda c: run_check(c, binding, nodes), checks))
+    if explained:  # after the others: counters then move by this probe's packets alone
+        told = set()  # a check that failed as an earlier one did is explained by it
+        for check, result in zip(checks, results, strict=True):
+            if result.outcome is not Outcome.FAIL or result.probes[-1].words() in told:
+                continue
+            explain(result, check, binding, nodes)
+            told.add(result.probes[-1].words())
     return Report(lab.name, binding.instance, results, time.monotonic() - start)

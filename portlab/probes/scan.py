@@ -5,10 +5,12 @@ ports at once; each port judged in nmap's own words.
 
 `-Pn`: no host discovery (a firewall that drops pings would hide the host);
 `-n`: no name lookups. The ports scanned are the expected ones plus
-`ports:`; the feedback names every port's state, so a learner sees the whole
-picture a scanner gives ("22 filtered, 80 open, 3306 filtered"). nmap's XML
-report is read with the standard library's XML parser. No report, or a host
-nmap could not finish, is an error (CannotObserve), never a verdict.
+`ports:`; with `expect.others: not-open`, every port (`-p-`, fast: a lab's
+bridge loses nothing), and any open port not named fails the probe; the
+feedback names every port's state, so a learner sees the whole picture a
+scanner gives ("22 filtered, 80 open, 3306 filtered"). nmap's XML report is
+read with the standard library's XML parser. No report, or a host nmap
+could not finish, is an error (CannotObserve), never a verdict.
 """
 
 from __future__ import annotations
@@ -24,17 +26,28 @@ from portlab.probes.common import FRESH, MISSING
 DEFAULT_SECONDS = 10.0
 
 
-def argv_for(ports: list[int], proto: str, seconds: float, target: str) -> list[str]:
+ALL_PORTS_SECONDS = 40.0  # every TCP port of a node that drops them all: about 7 s here
+ALL_PORTS_RATE = "20000"  # packets per second: 65535 ports in a few seconds, on a lab's bridge
+
+
+def argv_for(ports: list[int], proto: str, seconds: float, target: str,
+             every: bool = False) -> list[str]:
+    """nmap's command line: `ports`, or with `every` all ports 1-65535 (open ones listed)."""
+    which = ["-p-", "--min-rate", ALL_PORTS_RATE] if every else \
+        ["-p", ",".join(str(p) for p in ports)]
     return ["nmap", "-Pn", "-n", "-oX", "-", "--max-retries", "1", "--host-timeout",
-            f"{max(1, round(seconds))}s", "-p", ",".join(str(p) for p in ports),
+            f"{max(1, round(seconds))}s", *which,
             *(["-sU"] if proto == "udp" else []), *(["-6"] if ":" in target else []), target]
 
 
 def states_of(report: str) -> dict[int, str]:
-    """port -> nmap's state, from its XML report (-oX -). Raises ValueError on anything else."""
+    """port -> nmap's state, from its XML report (-oX -). Raises ValueError on anything else.
+    Ports nmap left out (`<extraports>`, "Not shown: 65533 closed") are never open."""
     root = ET.fromstring(report)
     if root.tag != "nmaprun":
         raise ValueError(f"not an nmap report (<{root.tag}>)")
+    if root.find("runstats/finished") is None:
+        raise ValueError("the report does not say the scan finished")
     found: dict[int, str] = {}
     for port in root.iter("port"):
         state = port.find("state")
@@ -42,6 +55,14 @@ def states_of(report: str) -> dict[int, str]:
             raise ValueError("a port without its state")
         found[int(port.get("portid", "0"))] = state.get("state", "")
     return found
+
+
+def _left_out(report: str) -> str:
+    """The state of the ports an nmap report leaves out (`<extraports>`): one state when they
+    all share it, else "closed|filtered" (never open: nmap lists every open port)."""
+    states = {e.get("state", "") for e in ET.fromstring(report).iter("extraports")}
+    return states.pop() if len(states) == 1 and states <= {"closed", "filtered"} \
+        else "closed|filtered"
 
 
 def _is(state: str, want: str) -> bool:
@@ -64,8 +85,11 @@ def run(job: ProbeRun) -> ProbeResult:
     wanted: dict[int, Any] = expect["ports"]
     ports = sorted(set(wanted) | set(opts.get("ports") or []))
     proto = str(opts.get("proto", "tcp"))
-    argv = argv_for(ports, proto, float(opts.get("timeout") or DEFAULT_SECONDS), str(job.target))
-    sent = f"an nmap {proto.upper()} scan of ports {', '.join(map(str, ports))}"
+    every = "others" in expect  # every other port must not be open: scan them all
+    seconds = float(opts.get("timeout") or (ALL_PORTS_SECONDS if every else DEFAULT_SECONDS))
+    argv = argv_for(ports, proto, seconds, str(job.target), every)
+    sent = (f"an nmap {proto.upper()} scan of every port (1-65535)" if every else
+            f"an nmap {proto.upper()} scan of ports {', '.join(map(str, ports))}")
     source = f"{job.source} ({job.source_address})"
     target = (f"{job.target_name} = {job.target}" if job.target_name != job.target
               else str(job.target))
@@ -81,6 +105,8 @@ def run(job: ProbeRun) -> ProbeResult:
                             f"{done.exit_code}: {said})",
                             f"run it by hand on {job.source}: {' '.join(argv)}",
                             sent=sent) from None
+    if every:  # nmap lists every open port; those it leaves out are its "Not shown" ones
+        found = {**{p: _left_out(done.stdout) for p in ports}, **found}
     missing = [p for p in ports if p not in found]
     if missing:
         raise CannotObserve(f"nmap's report names no state for port(s) "
@@ -94,9 +120,26 @@ def run(job: ProbeRun) -> ProbeResult:
               if isinstance(want, Match) else _is(found[port], want))
         if not ok:
             wrong.append(f"port {port}: expected {want}, nmap says {found[port]}")
+    seen = "open" if wrong and all("nmap says open" in w for w in wrong) else ""
+    if every:
+        extra = sorted(p for p, state in found.items() if p not in ports and state == "open")
+        shown = extra[:MAX_LISTED]
+        more = f" and {len(extra) - len(shown)} more" if len(extra) > len(shown) else ""
+        got += (f"; also open: {', '.join(map(str, shown))}{more}" if extra
+                else "; every other port closed or filtered")
+        if extra:
+            wrong.append(f"port{'s' if len(extra) > 1 else ''} {', '.join(map(str, shown))}"
+                         f"{more} open too, and only the ports named should be: each open "
+                         "port is a way in from here")
+            seen = "open"
     return ProbeResult(Outcome.of(not wrong), sent, source, f"{target} ({proto})",
                        f"nmap says: {got}", "; ".join(wrong),
-                       {"ports": {str(p): s for p, s in found.items()}, "argv": argv})
+                       {"ports": {str(p): s for p, s in list(found.items())[:MAX_PORTS]},
+                        "argv": argv}, seen=seen)
+
+
+MAX_LISTED = 10  # other open ports named in the feedback
+MAX_PORTS = 1000  # ports kept in the raw answer
 
 
 SCHEMA = KindSchema("scan",
@@ -104,6 +147,7 @@ SCHEMA = KindSchema("scan",
                     "nmap's words (open, closed, filtered, open|filtered)",
                     options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS,
                              "ipv6": bool},
-                    expects={"ports": PortStates(NMAP_STATES)}, needs_port=False,
+                    expects={"ports": PortStates(NMAP_STATES), "others": ("not-open",)},
+                    needs_port=False,
                     validate=_valid)
 KIND = ProbeKind(SCHEMA, run, node=())

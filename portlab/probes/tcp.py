@@ -62,9 +62,10 @@ def run(job: ProbeRun) -> ProbeResult:
         passed = state == "open" and str(want_banner) in banner
         why = "" if passed else f"expected a first line containing {printable(want_banner)!r}"
     if passed and judged:
-        outcome, got, why = judge_answer(job, data, Heard(state == "open" and bool(banner),
-                                                         data.get("answer")), "TCP greeting")
-        return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
+        outcome, got, why, seen = judge_answer(job, data, Heard(state == "open" and bool(banner),
+                                                               data.get("answer")), "TCP greeting")
+        return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data,
+                           seen=seen)
     return ProbeResult(Outcome.of(passed), sent, source_text(job, data), endpoint(job), got, why,
                        data)
 

@@ -58,14 +58,16 @@ def run(job: ProbeRun) -> ProbeResult:
             "something answered on that port, and nothing should" if want == "not-open"
             else f"expected the port {want}, it was {state}")
         if passed and any(k in expect for k in ANSWER_KEYS):
-            outcome, got, why = judge_answer(job, data, heard, "UDP")
-            return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
+            outcome, got, why, seen = judge_answer(job, data, heard, "UDP")
+            return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data,
+                               seen=seen)
         return ProbeResult(Outcome.of(passed), sent, source_text(job, data), endpoint(job),
                            f"{got} [state: {state}]", why, data)
-    outcome, got, why = judge_answer(job, data, heard, "UDP")
+    outcome, got, why, seen = judge_answer(job, data, heard, "UDP")
     if data.get("state") == "filtered":
         got = SILENCE
-    return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data)
+    return ProbeResult(outcome, sent, source_text(job, data), endpoint(job), got, why, data,
+                       seen=seen)
 
 
 def _is(state: str, want: str) -> bool:

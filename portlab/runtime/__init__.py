@@ -65,8 +65,10 @@ def down_all(progress: Progress | None = None) -> Removed:
     return lifecycle.down_all(backends.get(), progress or Quiet())
 
 
-def run_checks(lab: Lab, inst: Instance, only: list[str] | None = None) -> Report:
-    """Run the lab's checks on the instance (by real traffic, through the instance's nodes)."""
+def run_checks(lab: Lab, inst: Instance, only: list[str] | None = None, *,
+               explained: bool = False) -> Report:
+    """Run the lab's checks on the instance (by real traffic, through the instance's nodes);
+    `explained`: with the learner's rules beside the failed checks that name them."""
     if inst.lab_name != lab.name:
         raise UsageError(f"instance '{inst.name}' runs lab '{inst.lab_name}', not '{lab.name}'")
-    return runner.run_checks(lab, inst.binding(lab), inst, only)
+    return runner.run_checks(lab, inst.binding(lab), inst, only, explained=explained)

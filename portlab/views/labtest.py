@@ -82,6 +82,9 @@ def table(result: LabTest, color: bool | None = None) -> str:
             out.append(f"  failed, but not declared: {_ids(r.unexpected())}")
         if r.missing():
             out.append(f"  declared to fail, but passed: {_ids(r.missing())}")
+        for unsaid in r.unsaid:
+            out.append(f"  its feedback does not say what the lab declares ({unsaid}): the hint "
+                       "for what was seen does not name this mistake")
     for r in result.results:
         if r.ignored:
             out.append(f"note: {r.case.name} also fails the stretch check(s) "
@@ -104,7 +107,8 @@ def as_json(result: LabTest) -> dict[str, Any]:
         "jobs": result.jobs,
         "cases": [{"case": r.case.name, "ok": r.ok, "declared": list(r.case.expected),
                    "failed": r.failed, "errors": r.errors, "ignored_stretch": r.ignored,
-                   "problem": r.problem or None, "seconds": round(r.seconds, 1)}
+                   "problem": r.problem or None, "unsaid": r.unsaid,
+                   "seconds": round(r.seconds, 1)}
                   for r in result.results if r.case.mutant is None],
         "mutants": [{"mutant": r.case.name[len(MUTANT):], "ok": r.ok,
                      "description": r.case.mutant.description, "killed": r.killed,

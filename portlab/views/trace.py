@@ -29,7 +29,10 @@ def json_line(event: Event) -> str:
     return json.dumps(event.to_json(), sort_keys=True)
 
 
-def started(names: list[str], forwarding: list[str], expr: str) -> str:
+def started(names: list[str], forwarding: list[str], expr: str, own: bool = False) -> str:
+    """The first line: what is traced, with which filter (`own`: the lab's)."""
     tools = ", ".join(f"{n} (packets{', connections and NAT' if n in forwarding else ''})"
                       for n in names)
-    return f"tracing {tools}; filter '{expr}'. Ctrl-C stops."
+    which = "the lab's own filter" if own else "filter"
+    more = " (--every-packet for all)" if own else ""
+    return f"tracing {tools}; {which} '{expr}'{more}. Ctrl-C stops."

@@ -62,7 +62,7 @@ class FakeRuntime:
     def run_scripts(self, inst: str, lab: Any, scripts: dict[str, str]) -> None:
         self.live[inst] = [w for s in scripts.values() for w in s.split()[1:]]
 
-    def run_checks(self, lab: Any, inst: str) -> Any:
+    def run_checks(self, lab: Any, inst: str, *, explained: bool = False) -> Any:
         failing = set(self.live[inst])
 
         class Report:

@@ -72,7 +72,8 @@ def everything(lab: Lab) -> str:
         parts += [binding.render(("wrong_solutions", i, "apply", n), s)
                   for n, s in wrong.apply.items()]
     for i, check in enumerate(lab.checks):
-        parts.append(binding.render(("checks", i, "hint"), check.hint))
+        parts += [binding.render(("checks", i, "hint", key), text)
+                  for key, text in check.hint.texts()]
         for probe in check.probes:
             parts.append(json.dumps([probe.port, probe.options, probe.expect], default=str))
     return "\n".join(parts)

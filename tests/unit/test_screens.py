@@ -25,14 +25,15 @@ ROOT = Path(__file__).resolve().parents[2]
 STYLE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def on_terminal(args: list[str], cols: int, rows: int, **env: str) -> tuple[int, list[str]]:
+def on_terminal(args: list[str], cols: int, rows: int, module: str = "portlab",
+                **env: str) -> tuple[int, list[str]]:
     """`portlab ARGS` in a pseudo-terminal of cols x rows: its exit code and its lines."""
     main, sub = pty.openpty()
     fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     environment = {**os.environ, "PORTLAB_PAGER": "cat", "TERM": "xterm", **env}
     environment.pop("COLUMNS", None)
     environment.pop("LINES", None)
-    proc = subprocess.Popen([sys.executable, "-m", "portlab", *args], stdin=sub, stdout=sub,
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdin=sub, stdout=sub,
                             stderr=sub, env=environment, cwd=ROOT, close_fds=True)
     os.close(sub)
     out = b""
@@ -102,3 +103,42 @@ def test_fit_hangs_continuations_under_the_text_and_keeps_tables() -> None:
     assert all(len(line) <= 80 for line in lines)
     assert lines[1].startswith("               `iptables") and lines[1].endswith(" \\")
     assert fit("short", 80) == "short"
+
+
+GOLDEN = Path(__file__).parent / "golden"
+SCREENS = {  # name -> (module, args): what a learner types, as this test runs it
+    "list": ("portlab", ["list"]),
+    "show-forwarding": ("portlab", ["show", "forwarding"]),
+    "error-unknown-lab": ("portlab", ["up", "fowarding"]),
+    "check-failing": ("tests.unit.screenlab", ["untouched", "check"]),
+    "check-passing": ("tests.unit.screenlab", ["solved", "check"]),
+}
+TIMES = re.compile(r"in \d+\.\ds\b")
+
+
+@pytest.mark.parametrize(("cols", "rows"), [(80, 24), (100, 30)])
+@pytest.mark.parametrize("name", sorted(SCREENS))
+def test_screens_are_as_a_person_saw_them(name: str, cols: int, rows: int,
+                                         tmp_path: Path) -> None:
+    """Golden screens: what `list`, `show`, `check` (failing and passing) and an error look like
+    in a terminal, with NO_COLOR (colour is tested apart). PORTLAB_GOLDEN=write renews them
+    after a change that was read on a real screen."""
+    module, args = SCREENS[name]
+    code, lines = on_terminal(args, cols, rows, module, NO_COLOR="1",
+                              XDG_STATE_HOME=str(tmp_path))
+    text = TIMES.sub("in N.Ns", "\n".join(line.rstrip() for line in lines).rstrip() + "\n")
+    golden = GOLDEN / f"{name}-{cols}x{rows}.txt"
+    if os.environ.get("PORTLAB_GOLDEN") == "write":
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{golden.name} differs: see it with the test's output"
+    assert all(len(line) <= cols for line in lines)
+
+
+def test_pass_and_fail_carry_colour_on_a_terminal_and_none_under_no_color(
+        tmp_path: Path) -> None:
+    module, args = SCREENS["check-failing"]
+    _, lines = on_terminal(args, 80, 24, module, NO_COLOR="", XDG_STATE_HOME=str(tmp_path))
+    text = "\n".join(lines)
+    assert "\x1b[31m\x1b[1mFAIL" in text and "\x1b[32m\x1b[1mPASS" in text
+    _, lines = on_terminal(args, 80, 24, module, NO_COLOR="1", XDG_STATE_HOME=str(tmp_path))
+    assert "\x1b[" not in "\n".join(lines)
