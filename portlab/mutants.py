@@ -17,6 +17,7 @@ The battery (NODE is where the mistake is made):
     input-open@NODE         INPUT opened the same way on a node whose firewall the task touches
     extra-dnat@NODE:PORT    one more port forward on a router's public side, to another
                             server inside that no check expects to be reachable
+    hidden-dnat@NODE        the same on a public port of its own (31337), not the server's
     relay@NODE              each port forward (DNAT) on NODE replaced by a userspace relay
                             (socat) on NODE itself: a new connection to the same server
     stand-in@NODE           each port forward on NODE replaced by a copy of the server it
@@ -259,17 +260,37 @@ def input_open(node: Node) -> Mutant:
 
 def extra_dnat(router: Node, public: str, target: Node, service: Service, iface: str) -> Mutant:
     port = service.ready_tcp or 0
+    return Mutant(f"extra-dnat@{router.name}:{port}",
+                  f"{router.name} also forwards TCP {port} from {public} to {target.name}'s "
+                  f"{service.name}", _forwards(router, public, target, iface, port, port))
 
+
+HIDDEN_PORT = 31337  # a public port no lab uses, that a scanner knows (nmap-services)
+
+
+def hidden_dnat(router: Node, public: str, target: Node, service: Service,
+                iface: str) -> Mutant:
+    """extra-dnat's quieter twin: the inside server forwarded on a public port of its own, so
+    that a check knocking only on the server's own port misses it."""
+    port = service.ready_tcp or 0
+    return Mutant(f"hidden-dnat@{router.name}",
+                  f"{router.name} also forwards TCP {HIDDEN_PORT} from {public} to "
+                  f"{target.name}'s {service.name} (port {port})",
+                  _forwards(router, public, target, iface, HIDDEN_PORT, port))
+
+
+def _forwards(router: Node, public: str, target: Node, iface: str, outside: int,
+              inside: int) -> Make:
+    """A port forward on `router`: TCP `outside` on its `public` interface to `target`'s
+    `inside` port, let through FORWARD."""
     def make(inst: Instance, lab: Lab) -> dict[str, str]:
         addr = inst.binding(lab).address(f"{target.name}.{iface}")
         return {router.name: (
-            f"iptables -t nat -A PREROUTING -i {public} -p tcp --dport {port} "
-            f"-j DNAT --to-destination {addr}:{port}\n"
-            f"iptables -I FORWARD -i {public} -d {addr} -p tcp --dport {port} -j ACCEPT\n")}
+            f"iptables -t nat -A PREROUTING -i {public} -p tcp --dport {outside} "
+            f"-j DNAT --to-destination {addr}:{inside}\n"
+            f"iptables -I FORWARD -i {public} -d {addr} -p tcp --dport {inside} -j ACCEPT\n")}
 
-    return Mutant(f"extra-dnat@{router.name}:{port}",
-                  f"{router.name} also forwards TCP {port} from {public} to {target.name}'s "
-                  f"{service.name}", make)
+    return make
 
 
 def relay(node: Node) -> Mutant:
@@ -404,10 +425,14 @@ def battery(lab: Lab) -> list[Mutant]:
                      for r in solution_dnats(lab, binding, name)}
         forwarded |= {(r.to_addr, r.to_port) for r in dnats_in_script(
             binding.render(("nodes", node.name, "setup"), node.setup))}
+        hidden = None
         for target, svc, iface in inside_services(lab, node):
             addr = binding.address(f"{target.name}.{iface}")
             if (addr, svc.ready_tcp) not in forwarded:
                 out.append(extra_dnat(node, public[0], target, svc, iface))
+                hidden = hidden or hidden_dnat(node, public[0], target, svc, iface)
+        if hidden is not None:
+            out.append(hidden)
     for node in lab.nodes:
         rules = solution_dnats(lab, binding, node.name) if node.name in lab.solution else []
         if not rules:

@@ -143,13 +143,13 @@ def cli(debug: bool, no_pager: bool) -> None:
     screen goes through a pager (PORTLAB_PAGER, else PAGER, else `less -FRX`).
 
     \b
-    A first session:
-      portlab list                 the labs
-      portlab show forwarding      the story, the network, your tasks
-      portlab up forwarding        start it (builds the node image the first time)
-      portlab shell router         a root shell on the lab's router
+    A first session, with the first lab of the path (`portlab next` names yours):
+      portlab list                 the labs, in the order of the path
+      portlab show ports           the story, the network, your tasks
+      portlab up ports             start it (builds the node image the first time)
+      portlab shell server         a root shell on the lab's server
       portlab check                prove your work with real traffic
-      portlab down forwarding      remove everything the lab started
+      portlab down ports           remove everything the lab started
     """
     if no_pager:
         os.environ["PORTLAB_PAGER"] = "cat"

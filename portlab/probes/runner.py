@@ -169,6 +169,11 @@ def explain(result: CheckResult, check: Check, binding: Binding,
 EXPLAIN_SECONDS = 1.5  # how long the probe sent once more, for the rules, waits for an answer
 
 
+def _loud(check: Check) -> bool:
+    """Whether the check scans every port a scanner knows (`expect.others`)."""
+    return any(p.kind == "scan" and "others" in p.expect for p in check.probes)
+
+
 def run_checks(lab: Lab, binding: Binding, nodes: NodeRunner,
                only: list[str] | None = None, *, explained: bool = False) -> Report:
     """Run the lab's checks (or the ones named in `only`) on the instance `binding` is of;
@@ -183,8 +188,16 @@ def run_checks(lab: Lab, binding: Binding, nodes: NodeRunner,
                              + ", ".join(c.id for c in lab.checks))
         checks = [c for c in checks if c.id in only]
     start = time.monotonic()
+    # A check that scans thousands of ports runs after the others: its packets would crowd a
+    # capture (a check watching a wire) that runs beside it, which then cannot tell what crossed.
+    order = sorted(range(len(checks)), key=lambda i: _loud(checks[i]))
+    done: dict[int, CheckResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(checks)))) as pool:
-        results = list(pool.map(lambda c: run_check(c, binding, nodes), checks))
+        for batch in ([i for i in order if not _loud(checks[i])],
+                      [i for i in order if _loud(checks[i])]):
+            done.update(zip(batch, pool.map(lambda i: run_check(checks[i], binding, nodes),
+                                            batch), strict=True))
+    results = [done[i] for i in range(len(checks))]
     if explained:  # after the others: counters then move by this probe's packets alone
         told = set()  # a check that failed as an earlier one did is explained by it
         for check, result in zip(checks, results, strict=True):

@@ -98,3 +98,52 @@ def test_udp_scans_say_so() -> None:
 def test_no_report_to_trust_is_an_error_never_a_verdict(report: str, code: int) -> None:
     with pytest.raises(CannotObserve):
         scan(report, code, expect={"ports": {22: "not-open", 80: "not-open"}})
+
+
+def _report(ports: dict[int, str], *, timedout: bool = False) -> str:
+    rows = "".join(f'<port protocol="tcp" portid="{p}"><state state="{s}"/></port>'
+                   for p, s in ports.items())
+    flag = ' timedout="true"' if timedout else ""
+    return (f'<?xml version="1.0"?><nmaprun><host{flag}><ports><extraports state="closed" '
+            f'count="8000"/>{rows}</ports></host><runstats><finished/></runstats></nmaprun>')
+
+
+def test_others_not_open_fails_on_any_other_known_port_open() -> None:
+    expect = {"ports": {8080: "not-open"}, "others": "not-open"}
+    result, calls = scan(_report({8080: "closed", 25565: "open", 31337: "open"}),
+                         ports=[25565], expect=expect)
+    assert result.outcome is Outcome.FAIL and result.observed({}) == "open"
+    assert "port 31337 open too" in result.why and "25565" not in result.why
+    assert calls[1][calls[1].index("--top-ports") + 1] == "10000"  # every port nmap knows
+    result, _ = scan(_report({8080: "closed", 25565: "open"}), ports=[25565], expect=expect)
+    assert result.outcome is Outcome.PASS and "no other known port open" in result.got
+
+
+def test_a_scan_nmap_gave_up_on_is_an_error_never_a_pass() -> None:
+    with pytest.raises(CannotObserve, match="gave up on the host"):
+        scan(_report({8080: "closed"}, timedout=True),
+             expect={"ports": {8080: "not-open"}, "others": "not-open"})
+
+
+def test_a_check_that_scans_every_known_port_runs_after_the_others() -> None:
+    """Its thousands of packets would crowd a capture running beside it."""
+    from portlab.probes.runner import run_checks
+
+    data = minimal()
+    data["params"] = {"ssh_port": 22}
+    loud = {"id": "loud", "title": "nothing else open", "probes": [
+        {"kind": "scan", "from": "b", "to": "a.wan",
+         "expect": {"ports": {80: "open"}, "others": "not-open"}}]}
+    data["checks"] = [loud, *data["checks"]]
+    lab = parse_data(data)
+    ran: list[str] = []
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        ran.append(argv[0] if argv[0] == "nmap" else argv[3])
+        if argv[0] == "nmap":
+            return ExecResult(0, _report({80: "open"}), "")
+        return ExecResult(0, '{"state": "closed", "kind": "http"}', "")
+
+    report = run_checks(lab, Binding.preview(lab), FakeNodes(answer))
+    assert [r.id for r in report.results] == ["loud", "web"]  # reported in the lab's order
+    assert ran == ["http", "nmap", "nmap"]  # run after the quiet check

@@ -169,7 +169,10 @@ class TableBackend:
     def exec(self, node: NodeInfo, argv: Sequence[str]) -> ExecResult:
         self.ran.append((node.name, list(argv)))
         if argv[0] == "nmap":  # every port closed: what a router forwarding nothing else says
-            return ExecResult(0, NMAP_ALL_CLOSED, "")
+            named = argv[argv.index("-p") + 1].split(",") if "-p" in argv else []
+            rows = "".join(f'<port protocol="tcp" portid="{p}"><state state="closed"/></port>'
+                           for p in named)
+            return ExecResult(0, NMAP_ALL_CLOSED.replace("</ports>", rows + "</ports>"), "")
         if argv[0] == "iptables-save":  # the router's rules as its setup leaves them
             return ExecResult(0, ROUTER_RULES[argv[-1]], "")
         kind = argv[3]
