@@ -92,10 +92,11 @@ def _explain(r: Reader, value: Any, path: KeyPath, nodes: tuple[Node, ...]) -> E
     chains = []
     for i, item in enumerate(r.seq(spec["rules"], path + ("rules",), optional=False)):
         words = r.text(item, path + ("rules", i)).split()
+        family = words.pop(0) + " " if words[:1] == ["ip6"] else ""  # ip6tables' own
         if len(words) != 2 or words[0] not in TABLES or not CHAIN_NAME.match(words[1]):
-            raise r.error(path + ("rules", i), "expected 'TABLE CHAIN' (a table of "
+            raise r.error(path + ("rules", i), "expected '[ip6] TABLE CHAIN' (a table of "
                           f"{', '.join(TABLES)}, then a chain), like 'nat PREROUTING'")
-        chains.append((words[0], words[1]))
+        chains.append((family + words[0], words[1]))
     if not chains:
         raise r.error(path + ("rules",), "name at least one chain")
     return Explain(node, tuple(chains))

@@ -161,7 +161,7 @@ class Explain:
     node, with which rules the probe's packets matched (portlab.probes.rules)."""
 
     node: str
-    chains: tuple[tuple[str, str], ...]  # (table, chain), in the order shown
+    chains: tuple[tuple[str, str], ...]  # (table, chain) in the order shown; "ip6 filter": IPv6
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ A failing check whose lab names chains to explain it (`explain:`) shows them
 beside its verdict: the node's rules in order, with their counters, and the
 ones that the check's failing probe matched when it was sent once more. The
 verdict stays by traffic; this only says why, from the configuration. It is
-read with `iptables-save -c`, which lists the rules of iptables (legacy or
-nft); rules made with `nft` in tables of one's own are not among them.
+read with `iptables-save -c` (`ip6tables-save -c` for a chain named
+"ip6 TABLE CHAIN"), which lists the rules of iptables (legacy or nft);
+rules made with `nft` in tables of one's own are not among them.
 Everything read is the node's output: bounded and made printable.
 """
 
@@ -100,9 +101,14 @@ class _Unread(Exception):
     pass
 
 
+def tool(table: str) -> str:
+    """The command for a table: "ip6 filter" is ip6tables', the others iptables'."""
+    return "ip6tables" if table.startswith("ip6 ") else "iptables"
+
+
 def _read(nodes: NodeRunner, node: str, table: str) -> Counters:
-    result = nodes.exec(node, ["iptables-save", "-c", "-t", table])
+    result = nodes.exec(node, [f"{tool(table)}-save", "-c", "-t", table.split()[-1]])
     if result.exit_code != 0:
         said = printable((result.stderr or result.stdout).strip())[-200:]
-        raise _Unread(f"iptables-save on {node} failed (exit {result.exit_code}): {said}")
+        raise _Unread(f"{tool(table)}-save on {node} failed (exit {result.exit_code}): {said}")
     return parse(result.stdout)

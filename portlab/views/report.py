@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from portlab.errors import untrusted
+from portlab.probes import rules
 from portlab.probes.base import Outcome
 from portlab.probes.rules import Explanation
 from portlab.probes.runner import CheckResult, Report
@@ -138,7 +139,8 @@ def rules_lines(found: Explanation) -> list[str]:
         chain, rule = took[0]
         lines.append(_wrap(f"{pad}so:    ", f"the probe's packets matched rule {rule.number} of "
                            f"{chain.table} {chain.name} first. If that rule is the mistake, "
-                           f"`iptables -t {chain.table} -D {chain.name} {rule.number}` "
+                           f"`{rules.tool(chain.table)} -t {chain.table.split()[-1]} -D "
+                           f"{chain.name} {rule.number}` "
                            "deletes it; a rule added with -A comes after it, -I puts one "
                            "first."))
     else:

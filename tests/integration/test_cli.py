@@ -119,10 +119,20 @@ def test_check_fails_then_solve_makes_it_pass(lab_up: str, tmp_path) -> None:
     assert proc.returncode == 1
     assert "FAIL  reach" in proc.stdout and "PASS  lan-internet" in proc.stdout
     assert "sent:  Minecraft status ping" in proc.stdout and "hint:" in proc.stdout
+    # the hint answers what was seen (refused); the commands wait for the third try
+    assert "Refused" in proc.stdout and "--to-destination" not in proc.stdout
+    assert "after 2 more tries" in " ".join(proc.stdout.split())
+    assert "nat PREROUTING (policy ACCEPT)" in proc.stdout  # the router's rules, shown
     assert 'failures="2"' in junit.read_text()
     data = json.loads(portlab("check", "--json", "--instance", lab_up, env=env).stdout)
     assert [c["id"] for c in data["checks"] if not c["passed"]] == ["reach", "real-source"]
-    assert not (tmp_path / "state" / "portlab" / "progress.json").exists()  # not solved yet
+    assert data["checks"][0]["seen"] == "refused" and data["checks"][0]["commands"] is None
+    record = tmp_path / "state" / "portlab" / "progress.json"  # it counts the tries ...
+    assert "forwarding" not in json.loads(record.read_text()).get("solved", {})  # not solved
+    assert json.loads(record.read_text())["tries"][f"forwarding/{lab_up}"]["checks"] == {
+        "reach": 2, "real-source": 2, "only-game-port": 0, "lan-internet": 0}
+    proc = portlab("check", "--instance", lab_up, env=env)
+    assert "try:   iptables -t nat -A PREROUTING" in proc.stdout  # the third: the commands
     portlab("solve", "forwarding", "--instance", lab_up, check_rc=0)
     proc = portlab("check", "--instance", lab_up, env=env)
     assert proc.returncode == 0, proc.stdout

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,7 +75,16 @@ def _one(lab_name: str, name: str, binary: str, image: str, tmp: Path) -> str:
     try:
         if proc.returncode != 0:
             return f"{lab_name}: {name} up failed: {proc.stderr[-1500:]}"
-        inst = runtime.instances()[instance]
+        found = runtime.instances().get(instance)
+        for _ in range(10):  # once seen missing right after a successful `up --wait`: look again
+            if found is not None:
+                break
+            time.sleep(0.5)
+            found = runtime.instances().get(instance)
+        if found is None:
+            return (f"{lab_name}: {name} up exited 0, but no instance {instance} is listed: "
+                    f"{proc.stdout[-500:]} {proc.stderr[-800:]}")
+        inst = found
         runtime.wait_ready(inst, Quiet(), lab=lab)
         create.wait_seal(runtime.plan(lab, instance, image))
         if sorted(inst.containers) != sorted(n.name for n in lab.nodes):

@@ -61,7 +61,9 @@ def test_feedback_says_filtered_for_drop_and_closed_for_reject(server: runtime.I
 def test_ssh_open_to_the_internet_fails_and_says_so(server: runtime.Instance) -> None:
     [result] = run_checks(LAB, server, only=["ssh-blocked"]).results
     assert not result.passed
-    assert "(open)" in result.probes[0].got and "--dport 22" in result.hint
+    assert "(open)" in result.probes[0].got and result.seen == "open"
+    assert "TCP handshake with sshd" in result.hint  # the hint for what was seen ...
+    assert "--dport 22" in result.commands  # ... and the commands, given after a few tries
 
 
 def test_a_rule_that_also_drops_the_server_itself_still_finds_sshd_running(

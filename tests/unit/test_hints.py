@@ -198,9 +198,9 @@ def test_a_check_explains_itself_only_when_it_failed_and_once_per_failure() -> N
 def test_explain_names_a_node_of_the_lab_and_real_chains() -> None:
     with pytest.raises(LabError, match=r"explain\.node: no node 'zz'"):
         lab_with("x", explain={"node": "zz", "rules": ["nat PREROUTING"]})
-    with pytest.raises(LabError, match=r"explain\.rules\[0\]: expected 'TABLE CHAIN'"):
+    with pytest.raises(LabError, match=r"explain\.rules\[0\]: expected '\[ip6\] TABLE CHAIN'"):
         lab_with("x", explain={"node": "a", "rules": ["PREROUTING"]})
-    with pytest.raises(LabError, match=r"explain\.rules\[0\]: expected 'TABLE CHAIN'"):
+    with pytest.raises(LabError, match=r"explain\.rules\[0\]: expected '\[ip6\] TABLE CHAIN'"):
         lab_with("x", explain={"node": "a", "rules": ["nat PRE;ROUTING"]})
 
 
@@ -218,3 +218,22 @@ def test_a_wrong_solution_says_what_its_feedback_must_name() -> None:
     data["wrong_solutions"][0]["says"] = {"other": "x"}
     with pytest.raises(LabError, match=r"says\.other: unknown key. Allowed here: web"):
         parse_data(data)
+
+
+def test_ipv6_rules_are_read_with_ip6tables() -> None:
+    lab = lab_with("x", explain={"node": "a", "rules": ["ip6 filter FORWARD"]})
+    spec = lab.checks[0].explain
+    assert spec is not None and spec.chains == (("ip6 filter", "FORWARD"),)
+    read: list[list[str]] = []
+    save = ":FORWARD DROP [0:0]\n[0:0] -A FORWARD -i lan -o wan -j ACCEPT\n"
+    after = save.replace("[0:0] -A", "[1:60] -A")
+    outputs = iter([save, after])
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        read.append(argv)
+        return ExecResult(0, next(outputs), "")
+
+    found = rules.explain(spec, FakeNodes(answer), lambda: None)
+    assert read[0] == ["ip6tables-save", "-c", "-t", "filter"]
+    assert "`ip6tables -t filter -D FORWARD 1` deletes it" in " ".join(
+        " ".join(report.rules_lines(found)).split())
