@@ -43,38 +43,43 @@ def create(plan: Plan) -> None:
     refuses a subnet (someone took it since it was allocated), RuntimeProblem otherwise."""
     c = docker_api.client()
     project = project_name(plan.instance)
-    networks: dict[str, str] = {}  # lab network -> Docker network name
-    with docker_api.guard(f"creating the networks of instance '{plan.instance}'"):
-        for lab_net in plan.lab.networks:
-            if lab_net.virtual:
-                continue
-            model = models.network_model(plan, lab_net.name)
-            name = f"{project}_{lab_net.name}"
-            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-                subnet=model["subnet"], gateway=model["gateway"])])
-            try:
-                c.api.create_network(name, driver="bridge", ipam=ipam, options=model["options"],
-                    labels={**model["labels"], **_compose_labels(project),
-                            "com.docker.compose.network": lab_net.name}, check_duplicate=True)
-            except docker.errors.APIError as exc:
-                said = str(exc.explanation or exc)
-                if "overlap" in said.lower():
-                    raise SubnetTaken(said) from None
-                raise
-            networks[lab_net.name] = name
-    ids: dict[str, str] = {}
-    with docker_api.guard(f"creating the nodes of instance '{plan.instance}'"):
-        for node in plan.lab.nodes:
-            ids[node.name] = _node(c, plan, node.name, project, networks)
-        graders = {g: _grader(c, plan, g, project, ids[g]) for g in plan.graders}
-    with docker_api.guard(f"starting the nodes of instance '{plan.instance}'"), \
-            ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(c.api.start, ids.values()))
-        list(pool.map(c.api.start, graders.values()))
+    real = [n.name for n in plan.lab.networks if not n.virtual]
+    # Side by side, as Compose v2 does: the networks, then the nodes, then their start.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        with docker_api.guard(f"creating the networks of instance '{plan.instance}'"):
+            networks = dict(zip(real, pool.map(lambda n: _network(c, plan, n, project), real),
+                                strict=True))  # lab network -> Docker network name
+        names = [n.name for n in plan.lab.nodes]
+        with docker_api.guard(f"creating the nodes of instance '{plan.instance}'"):
+            ids = dict(zip(names, pool.map(lambda n: _node(c, plan, n, project, networks),
+                                           names), strict=True))
+            graders = {g: _grader(c, plan, g, project, ids[g]) for g in plan.graders}
+        with docker_api.guard(f"starting the nodes of instance '{plan.instance}'"):
+            list(pool.map(c.api.start, ids.values()))
+            list(pool.map(c.api.start, graders.values()))
     seal = models.seal_model(plan)
     if seal is not None:
         with docker_api.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
             _seal(c, plan, seal, project)
+
+
+def _network(c: Any, plan: Plan, lab_net: str, project: str) -> str:
+    """Create one lab network; its Docker name. SubnetTaken when its subnet is in use."""
+    model = models.network_model(plan, lab_net)
+    name = f"{project}_{lab_net}"
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+        subnet=model["subnet"], gateway=model["gateway"])])
+    try:
+        c.api.create_network(name, driver="bridge", ipam=ipam, options=model["options"],
+                             labels={**model["labels"], **_compose_labels(project),
+                                     "com.docker.compose.network": lab_net},
+                             check_duplicate=True)
+    except docker.errors.APIError as exc:
+        said = str(exc.explanation or exc)
+        if "overlap" in said.lower():
+            raise SubnetTaken(said) from None
+        raise
+    return name
 
 
 def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str]) -> str:
