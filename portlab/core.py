@@ -61,8 +61,10 @@ def _instance_name(instance: str | None) -> str | None:
 
 def _asked(name: str | None, instance: str | None) -> str | None:
     """Check what a command that acts on a running lab was given: a lab name that exists
-    (a typo is an error, not "nothing is up") and a valid instance name. The instance."""
-    if name is not None:
+    (a typo is an error, not "nothing is up") and a valid instance name. The instance.
+    A name with a lab folder is enough (loading the lab takes longer than removing it);
+    any other is loaded, for the error that names the valid ones."""
+    if name is not None and name not in catalog_mod.available():
         get_lab(name)
     return _instance_name(instance)
 

@@ -12,6 +12,7 @@ service labels too, so `docker compose -p PROJECT` sees them as its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,9 +39,12 @@ def _compose_labels(project: str, service: str | None = None) -> dict[str, str]:
     return labels
 
 
-def create(plan: Plan) -> None:
-    """Create and start the plan's networks and containers. Raises SubnetTaken when Docker
-    refuses a subnet (someone took it since it was allocated), RuntimeProblem otherwise."""
+def create(plan: Plan) -> Callable[[], None]:
+    """Create and start the plan's networks and containers, and start the seal. Returns what
+    waits for the seal to end (raising RuntimeProblem unless it sealed the host off): the
+    caller may do other work meanwhile, and must call it before the lab is used. Raises
+    SubnetTaken when Docker refuses a subnet (someone took it since it was allocated),
+    RuntimeProblem otherwise."""
     c = docker_api.client()
     project = project_name(plan.instance)
     real = [n.name for n in plan.lab.networks if not n.virtual]
@@ -50,17 +54,27 @@ def create(plan: Plan) -> None:
             networks = dict(zip(real, pool.map(lambda n: _network(c, plan, n, project), real),
                                 strict=True))  # lab network -> Docker network name
         names = [n.name for n in plan.lab.nodes]
+        seal = models.seal_model(plan)
         with docker_api.guard(f"creating the nodes of instance '{plan.instance}'"):
+            sealer = pool.submit(_sealer, c, plan, seal, project) if seal is not None else None
             ids = dict(zip(names, pool.map(lambda n: _node(c, plan, n, project, networks),
                                            names), strict=True))
             graders = {g: _grader(c, plan, g, project, ids[g]) for g in plan.graders}
+            seal_id = sealer.result() if sealer is not None else ""
         with docker_api.guard(f"starting the nodes of instance '{plan.instance}'"):
             list(pool.map(c.api.start, ids.values()))
             list(pool.map(c.api.start, graders.values()))
-    seal = models.seal_model(plan)
-    if seal is not None:
-        with docker_api.guard(f"sealing the host off the networks of instance '{plan.instance}'"):
-            _seal(c, plan, seal, project)
+    if seal is None:
+        return lambda: None
+    guard = f"sealing the host off the networks of instance '{plan.instance}'"
+    with docker_api.guard(guard):
+        c.api.start(seal_id)  # once the nodes run: their ports are on the bridges
+
+    def sealed() -> None:
+        with docker_api.guard(guard):
+            _seal(c, plan, seal, seal_id)
+
+    return sealed
 
 
 def _network(c: Any, plan: Plan, lab_net: str, project: str) -> str:
@@ -110,21 +124,25 @@ def _node(c: Any, plan: Plan, name: str, project: str, networks: dict[str, str])
     return str(created["Id"])
 
 
-def _seal(c: Any, plan: Plan, seal: dict[str, Any], project: str) -> None:
-    """Run the seal (models.SEAL_SCRIPT) to its end; RuntimeProblem if it did not work."""
+def _sealer(c: Any, plan: Plan, seal: dict[str, Any], project: str) -> str:
+    """Create the seal's one-shot container (models.SEAL_SCRIPT), beside the nodes; its id."""
     host = c.api.create_host_config(network_mode="host", cap_add=["NET_ADMIN"],
                                     cap_drop=["ALL"])
     created = c.api.create_container(
         plan.image, name=f"{project}_{seal['name']}_1", entrypoint=seal["entrypoint"],
         labels={**seal["labels"], **_compose_labels(project, seal["name"])}, host_config=host)
+    return str(created["Id"])
+
+
+def _seal(c: Any, plan: Plan, seal: dict[str, Any], seal_id: str) -> None:
+    """Wait for the started seal's end; RuntimeProblem if it did not work."""
     try:
-        c.api.start(created["Id"])
-        code = c.api.wait(created["Id"], timeout=60).get("StatusCode")
+        code = c.api.wait(seal_id, timeout=60).get("StatusCode")
         if code != 0 and not _a_node_stopped(c, plan):
-            said = c.api.logs(created["Id"]).decode(errors="replace").strip()
+            said = c.api.logs(seal_id).decode(errors="replace").strip()
             raise sealing_failed(seal, said or f"exit {code}")
     finally:
-        c.api.remove_container(created["Id"], force=True)
+        c.api.remove_container(seal_id, force=True)
 
 
 def _a_node_stopped(c: Any, plan: Plan) -> bool:

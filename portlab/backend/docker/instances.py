@@ -177,11 +177,15 @@ def start(plan: Plan, early: compose.Ahead | None = None) -> InstanceInfo:
     if os.environ.get("PORTLAB_CREATE", "api") == "compose":
         _compose_up(plan, early)
         create.wait_seal(plan)
+        inst = instances().get(plan.instance)
     else:
         if early is not None:
             early.cancel()
-        create.create(plan)
-    inst = instances().get(plan.instance)
+        sealed = create.create(plan)
+        try:
+            inst = instances().get(plan.instance)  # listed while the seal runs
+        finally:
+            sealed()
     if inst is None:
         raise RuntimeProblem(f"the lab was created but no container is labelled for instance "
                              f"'{plan.instance}'")
