@@ -22,6 +22,7 @@ from pytest_docker.plugin import get_docker_services
 from portlab import runtime
 from portlab.backend.docker import client as docker_api
 from portlab.backend.docker import compose, create, image, models
+from portlab.errors import PortlabError
 from portlab.model.types import Lab
 from portlab.progress import Quiet
 from portlab.views.progress import TerminalProgress
@@ -96,13 +97,26 @@ def start_lab(node_image: str, tmp_path: Path) -> Iterator[StartLab]:
     stack = []
 
     def start(lab: Lab, instance: str) -> runtime.Instance:
-        plan = runtime.plan(lab, instance, node_image)
-        path = tmp_path / f"{instance}.compose.yaml"
-        path.write_text(models.compose(plan))
-        services = get_docker_services(
-            compose.detect().command, str(path), compose.project_name(instance),
-            ["up -d"], ["down -v --remove-orphans"])
-        services.__enter__()
+        for attempt in range(3):
+            plan = runtime.plan(lab, instance, node_image)
+            path = tmp_path / f"{instance}.compose.yaml"
+            path.write_text(models.compose(plan))
+            services = get_docker_services(
+                compose.detect().command, str(path), compose.project_name(instance),
+                ["up -d"], ["down -v --remove-orphans"])
+            try:
+                services.__enter__()
+            except Exception as exc:
+                try:  # what Compose made before it failed (a network): nothing is left
+                    runtime.down(instance, Quiet())
+                except PortlabError:
+                    pass
+                # Another lab (the lab pool runs meanwhile) took a subnet between the plan
+                # and the start: as `portlab up` does, plan again and start afresh
+                if "overlaps" in str(exc) and attempt < 2:
+                    continue
+                raise
+            break
         stack.append((services, instance))
         inst = runtime.instances()[instance]
         runtime.wait_ready(inst, Quiet(), lab=lab)
