@@ -122,6 +122,7 @@ SEEN = {
     "wrong-user": "the program that listens runs as another user",
     "wrong-program": "another program listens on the port",
     "in-clear": "the request crossed the capture in the clear, outside the tunnel",
+    "wide": "a WireGuard peer is allowed more addresses than its own one",
 }
 
 

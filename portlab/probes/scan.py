@@ -11,13 +11,21 @@ feedback names every port's state, so a learner sees the whole picture a
 scanner gives ("22 filtered, 80 open, 3306 filtered"). nmap's XML report is
 read with the standard library's XML parser. No report, or a host nmap
 could not finish, is an error (CannotObserve), never a verdict.
+
+With `fresh_source: true` the scan comes from an address of the source's
+network picked at random for this one scan (added to the source node, then
+removed): a firewall rule that names the scanners' addresses does not hold it.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import random
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from portlab.errors import printable
 from portlab.model.probekinds import SECONDS, KindSchema, PortList, PortStates
 from portlab.model.types import Match
 from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
@@ -28,23 +36,54 @@ DEFAULT_SECONDS = 10.0
 
 # `expect.others: not-open` scans every port nmap knows a service for (nmap-services: 8,366
 # TCP ports, those seen open on the internet, 80 and 31337 and 25565 among them), not all
-# 65,535: each probed port takes an entry in the kernel's connection table of the node that
-# forwards, and that table's limit is shared by every lab on the machine (262,144 here). An
-# entry lives 10 s for a refused port and 120 s for a dropped one, so a full scan per check
-# would fill a quarter of it; the known ports take 3%.
+# 65,535: each probed port that a firewall drops takes an entry in the host's connection
+# table (bridged traffic is tracked there) for 120 s, and that table's limit is shared by
+# every lab on the machine (262,144 here). Measured: one full scan of a router that drops
+# took 131,076 entries, so two at once would fill it; the known ports take 6%.
+#
+# A port nmap does not know (a forward on 47123) is found another way: the target node's own
+# tables and sockets name the ports it forwards or serves, and those are scanned too. Only
+# which ports to send to comes from the node; whether they are open is still what nmap sees.
 KNOWN_PORTS = ["--top-ports", "10000"]  # more than nmap knows: all it knows
 KNOWN_SECONDS = 30.0  # nmap's known ports on a node that drops them all: about 4 s here
 KNOWN_RATE = "5000"  # packets per second, on a lab's own bridge
 
 
 def argv_for(ports: list[int], proto: str, seconds: float, target: str,
-             known: bool = False) -> list[str]:
+             known: bool = False, spoof: tuple[str, ...] = ()) -> list[str]:
     """nmap's command line: `ports`, or with `known` every port nmap knows (open ones listed)."""
     which = [*KNOWN_PORTS, "--min-rate", KNOWN_RATE] if known else \
         ["-p", ",".join(str(p) for p in ports)]
     return ["nmap", "-Pn", "-n", "-oX", "-", "--max-retries", "1", "--host-timeout",
             f"{max(1, round(seconds))}s", *which,
-            *(["-sU"] if proto == "udp" else []), *(["-6"] if ":" in target else []), target]
+            *(["-sU"] if proto == "udp" else []), *(["-6"] if ":" in target else []),
+            *spoof, target]
+
+
+# Read on the target node: the ports its rules name (DNAT, REDIRECT, accepts, ranges) and the
+# ports it listens on. A number is a port candidate unless it is part of a dotted address.
+NAMED_PORTS = ("sh", "-c", "iptables-save; ip6tables-save; nft list ruleset; ss -Hltnu")
+NUMBER = re.compile(r"(?<![\d.])(\d{1,5})(?![\d.])")
+MAX_NAMED = 2000  # candidate ports scanned at most (the node's output is the learner's)
+MAX_READ = 256 * 1024  # characters of the node's output read
+
+
+def named_ports(text: str) -> list[int]:
+    """The port numbers a node's rules and sockets name, in order, at most MAX_NAMED."""
+    seen: dict[int, None] = {}
+    for number in NUMBER.finditer(text[:MAX_READ]):
+        port = int(number.group(1))
+        if 0 < port < 65536:
+            seen[port] = None
+            if len(seen) >= MAX_NAMED:
+                break
+    return list(seen)
+
+
+def target_node(job: ProbeRun) -> str | None:
+    """The node a probe's target names ("router.wan" -> "router"), None for an address."""
+    table = job.context.get("addr6" if job.probe.options.get("ipv6") else "addr") or {}
+    return job.target_name.split(".")[0] if job.target_name in table else None
 
 
 def states_of(report: str) -> dict[int, str]:
@@ -93,22 +132,58 @@ NMAP_STATES = ("open", "closed", "filtered", "open|filtered", "closed|filtered",
 
 
 def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if options.get("fresh_source") and options.get("ipv6"):
+        return "fresh_source picks an IPv4 address: it cannot be used with ipv6"
     if not expect.get("ports"):
         return "a scan probe needs expect.ports: the state expected on each port"
     return None
 
 
+def fresh_source(job: ProbeRun) -> tuple[str, str]:
+    """(interface, address) for a scan from an address nobody has seen: a free host address of
+    the source's network, picked now at random (a rule naming the scanners' addresses does not
+    hold it back). Only the source node is touched, never the learner's."""
+    table = {str(k): str(v) for k, v in dict(job.context.get("addr") or {}).items()}
+    iface = next((ref.split(".", 1)[1] for ref, address in table.items()
+                  if ref.startswith(f"{job.source}.") and address == job.source_address), "")
+    nets = [ipaddress.ip_network(n) for n in dict(job.context.get("subnet") or {}).values()]
+    net = next((n for n in nets if ipaddress.ip_address(job.source_address) in n), None)
+    if not iface or net is None or net.version != 4:
+        raise CannotObserve(f"no IPv4 network of {job.source} to send from a fresh address in",
+                            "the lab's probe names a `from` node with an IPv4 interface")
+    used = set(table.values()) | {str(net.network_address + 1)}  # and the engine's gateway
+    free = [str(a) for a in net.hosts() if str(a) not in used]
+    return iface, random.SystemRandom().choice(free)
+
+
 def run(job: ProbeRun) -> ProbeResult:
+    if not job.probe.options.get("fresh_source"):
+        return _run(job)
+    iface, address = fresh_source(job)
+    added = job.nodes.exec(job.source, ["ip", "addr", "add", f"{address}/32", "dev", iface])
+    if added.exit_code:
+        raise CannotObserve(f"could not give {job.source} the address {address} "
+                            f"({printable(added.stderr.strip()[-200:])})",
+                            f"the node needs `ip` and NET_ADMIN: {FRESH}")
+    try:
+        return _run(job, ("-S", address, "-e", iface))
+    finally:
+        job.nodes.exec(job.source, ["ip", "addr", "del", f"{address}/32", "dev", iface])
+
+
+def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
     opts, expect = job.probe.options, job.probe.expect
     wanted: dict[int, Any] = expect["ports"]
     ports = sorted(set(wanted) | set(opts.get("ports") or []))
     proto = str(opts.get("proto", "tcp"))
     every = "others" in expect  # no other port may be open: scan every known one too
     seconds = float(opts.get("timeout") or DEFAULT_SECONDS)
-    argv = argv_for(ports, proto, seconds, str(job.target))
+    argv = argv_for(ports, proto, seconds, str(job.target), spoof=spoof)
     sent = f"an nmap {proto.upper()} scan of ports {', '.join(map(str, ports))}" + (
-        ", then of every port nmap knows a service for (8,366)" if every else "")
-    source = f"{job.source} ({job.source_address})"
+        ", then of every port nmap knows a service for (8,366) and every port the target's "
+        "rules and sockets name" if every else "")
+    source = f"{job.source} ({spoof[1] if spoof else job.source_address}" + (
+        ", an address picked for this scan)" if spoof else ")")
     target = (f"{job.target_name} = {job.target}" if job.target_name != job.target
               else str(job.target))
     found = _scan(job, argv, sent)
@@ -121,7 +196,14 @@ def run(job: ProbeRun) -> ProbeResult:
     known: dict[int, str] = {}
     if every:
         wait = max(KNOWN_SECONDS, float(opts.get("timeout") or 0))  # 8,366 ports, not a few
-        known = _scan(job, argv_for(ports, proto, wait, str(job.target), known=True), sent)
+        known = _scan(job, argv_for(ports, proto, wait, str(job.target), known=True,
+                                      spoof=spoof), sent)
+        node = target_node(job)
+        named = named_ports(job.nodes.exec(node, NAMED_PORTS).stdout) if node else []
+        named = [p for p in named if p not in known and p not in ports]
+        if named:  # the ports the node's own rules and sockets name, beyond nmap's
+            known.update(_scan(job, argv_for(named, proto, wait, str(job.target),
+                                                  spoof=spoof), sent))
     got = ", ".join(f"{p} {found[p]}" for p in ports)
     wrong = []
     for port, want in wanted.items():
@@ -156,7 +238,7 @@ SCHEMA = KindSchema("scan",
                     "nmap from a node at one address (never a subnet): several ports, each in "
                     "nmap's words (open, closed, filtered, open|filtered)",
                     options={"ports": PortList(), "proto": ("tcp", "udp"), "timeout": SECONDS,
-                             "ipv6": bool},
+                             "ipv6": bool, "fresh_source": bool},
                     expects={"ports": PortStates(NMAP_STATES), "others": ("not-open",)},
                     needs_port=False,
                     validate=_valid)

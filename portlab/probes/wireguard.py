@@ -63,6 +63,15 @@ def parse_dump(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return iface, peers
 
 
+def _only(allowed: str, ip: str) -> bool:
+    """Whether an AllowedIPs entry is that one address (a /32, or /128) and nothing more."""
+    try:
+        net = ipaddress.ip_network(allowed, strict=False)
+        return net.num_addresses == 1 and net.network_address == ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+
+
 def _covers(allowed: list[str], ip: str) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
@@ -125,6 +134,12 @@ def run(job: ProbeRun) -> ProbeResult:
         if not candidates:
             return ProbeResult(Outcome.FAIL, sent, source_text(job), target, got,
                                f"no peer is allowed the address {allowed_ip}", data)
+        wide = [a for p in candidates for a in p["allowed_ips"] if not _only(a, str(allowed_ip))]
+        if expect.get("allowed_only") and wide:
+            return ProbeResult(Outcome.FAIL, sent, source_text(job), target, got,
+                               f"the peer allowed {allowed_ip} is allowed {', '.join(wide[:4])} "
+                               f"too: it may send from, and gets the packets for, every address "
+                               f"there; allow it {allowed_ip}/32 alone", data, seen="wide")
     fresh = [p for p in candidates
              if p["latest_handshake"] and now - p["latest_handshake"] <= within]
     if not fresh:
@@ -145,6 +160,7 @@ def run(job: ProbeRun) -> ProbeResult:
 SCHEMA = KindSchema("wireguard",
                     "A node's WireGuard peers (wg show): a recent handshake, from whom, for "
                     "which address", options={"iface": str},
-                    expects={"peer": str, "allowed_ip": str, "handshake_within": COUNT},
+                    expects={"peer": str, "allowed_ip": str, "allowed_only": bool,
+                             "handshake_within": COUNT},
                     needs_target=False, needs_port=False, interfaces={"iface": None})
 KIND = ProbeKind(SCHEMA, run, node=())

@@ -119,6 +119,59 @@ def test_others_not_open_fails_on_any_other_known_port_open() -> None:
     assert result.outcome is Outcome.PASS and "no other known port open" in result.got
 
 
+def test_a_port_nmap_does_not_know_is_scanned_when_the_target_names_it() -> None:
+    """A forward on 47123 is in no list of known ports: the target's own rules name it, and
+    nmap then says whether it is open. Only nmap's answer decides."""
+    lab = lab_with(ports=[25565], expect={"ports": {8080: "not-open"}, "others": "not-open"})
+    calls: list[tuple[str, list[str]]] = []
+    rules = ("-A PREROUTING -i wan -p tcp --dport 47123 -j DNAT --to-destination 10.0.0.10:8080\n"
+             "-A PREROUTING -p tcp --dport 40000:40010 -j DNAT --to 10.0.0.10\n"
+             "tcp LISTEN 0 4096 0.0.0.0:5555 0.0.0.0:*\n")
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        calls.append((node, argv))
+        if argv[0] == "sh":
+            return ExecResult(0, rules, "")
+        if "47123" in ",".join(argv):
+            return ExecResult(0, _report({47123: "open", 40000: "closed", 40010: "closed",
+                                          5555: "closed"}), "")
+        return ExecResult(0, _report({8080: "filtered", 25565: "open"}), "")
+
+    result = run_for("scan")(resolve(lab.checks[0].probes[0], Binding.preview(lab),
+                                     FakeNodes(answer)))
+    assert result.outcome is Outcome.FAIL and "port 47123 open too" in result.why
+    assert calls[2][0] == "a"  # read on the target node ...
+    ports = calls[3][1][calls[3][1].index("-p") + 1].split(",")
+    assert {"47123", "40000", "40010", "5555"} <= set(ports)  # ... ranges by both ends
+    assert "10" not in ports and "0" not in ports  # no piece of an address
+
+
+def test_a_fresh_source_is_a_free_address_added_for_the_scan_and_removed() -> None:
+    lab = lab_with(fresh_source=True, expect={"ports": {3306: "filtered"}})
+    binding = Binding.preview(lab)
+    calls: list[tuple[str, list[str]]] = []
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        calls.append((node, argv))
+        return ExecResult(0, _report({3306: "filtered"}) if argv[0] == "nmap" else "", "")
+
+    result = run_for("scan")(resolve(lab.checks[0].probes[0], binding, FakeNodes(answer)))
+    assert result.outcome is Outcome.PASS
+    (_, add), (_, nmap), (_, remove) = calls
+    address = add[3].split("/")[0]
+    assert add[:3] == ["ip", "addr", "add"] and remove[:3] == ["ip", "addr", "del"]
+    assert nmap[nmap.index("-S") + 1] == address and "-e" in nmap
+    assert address not in {str(a) for a in binding.addresses.values()}
+    assert "picked for this scan" in result.source
+
+
+def test_named_ports_are_bounded() -> None:
+    from portlab.probes.scan import MAX_NAMED, named_ports
+
+    assert named_ports("--dport 1:65535 99999 0 1.2.3.4") == [1, 65535]
+    assert len(named_ports(" ".join(str(n) for n in range(1, 9000)))) == MAX_NAMED
+
+
 def test_a_scan_nmap_gave_up_on_is_an_error_never_a_pass() -> None:
     with pytest.raises(CannotObserve, match="gave up on the host"):
         scan(_report({8080: "closed"}, timedout=True),

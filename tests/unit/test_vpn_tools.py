@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 
+from portlab.backend.base import ExecResult
 from portlab.errors import LabError
 from portlab.model import wgkeys
 from portlab.model.context import SAMPLE_TOKEN, Binding
 from portlab.model.templating import render
-from portlab.probes import wireguard
+from portlab.probes import run_for, wireguard
+from portlab.probes.base import Outcome
+from portlab.probes.runner import resolve
+from tests.unit.fakes import FakeNodes
 from tests.unit.labfiles import minimal, parse_data
 
 NODE = Path(__file__).resolve().parents[2] / "portlab" / "node"
@@ -187,3 +191,18 @@ def test_new_probe_kinds_load() -> None:
     lab = parse_data(_with_probe({"kind": "http", "from": "b", "to": "a.wan", "port": 80,
                                   "device": "wan", "expect": {"answers": False}}))
     assert lab.checks[0].probes[0].options == {"device": "wan"}
+
+
+@pytest.mark.parametrize(("allowed", "outcome"), [
+    ("10.9.0.2/32", Outcome.PASS), ("10.9.0.0/24", Outcome.FAIL),
+    ("10.9.0.2/32,10.9.0.3/32", Outcome.FAIL)])
+def test_allowed_only_fails_a_peer_allowed_more_than_its_address(allowed: str,
+                                                                outcome: Outcome) -> None:
+    lab = parse_data(_with_probe({"kind": "wireguard", "from": "a", "iface": "wg0", "expect": {
+        "allowed_ip": "10.9.0.2", "allowed_only": True, "handshake_within": 60}}))
+    dump = f"PRIV\tPUB\t51820\toff\nPEER=\t(none)\t198.18.40.1:4699\t{allowed}\t995\t1\t1\toff\n"
+    nodes = FakeNodes(lambda node, argv: ExecResult(0, "1000\n" + dump, ""))
+    result = run_for("wireguard")(resolve(lab.checks[0].probes[0], Binding.preview(lab), nodes))
+    assert result.outcome is outcome
+    if outcome is Outcome.FAIL:
+        assert result.observed({}) == "wide" and "10.9.0.2/32 alone" in result.why
