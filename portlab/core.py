@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from portlab import backend as backends
 from portlab import runtime
-from portlab.backend.base import Pruned, Removed
+from portlab.backend.base import Pruned, Removed, Terminal
 from portlab.doctor.findings import Report as DoctorReport
 from portlab.errors import BackendUnreachable, PortlabError, RuntimeProblem, UsageError
 from portlab.model import catalog as catalog_mod
@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # what the slower parts return; imported by the functions tha
     from portlab.labtest import LabTest
     from portlab.trace.events import Event
     from portlab.trace.live import Trace
+    from portlab.web.classroom import Classroom
+    from portlab.web.hosting import Settings as ClassroomSettings
 
 Record = dict[str, object]  # a JSON object, as documented (docs/status-json.md, ...)
 
@@ -400,6 +402,33 @@ def attach(node: str | None, argv: Sequence[str], *, name: str | None = None,
     inst.backend.attach(info, argv, tty=tty, env=env)
 
 
+def workplaces(lab: Lab) -> list[str]:
+    """The nodes a learner works on: those the lab's solution sets up (else every node)."""
+    return [n.name for n in lab.nodes if n.name in lab.solution] or [n.name for n in lab.nodes]
+
+
+def terminal(node: str, *, instance: str, rows: int = 24, cols: int = 80) -> Terminal:
+    """A shell on a node of a running instance, with a terminal of its own, for a program to
+    drive (the classroom's page). Only the lab's workplaces (see `workplaces`)."""
+    inst = runtime.find(None, instance)
+    allowed = workplaces(inst.load_lab())
+    if node not in allowed:
+        raise UsageError(f"no terminal on '{node}' in this lab",
+                         hint=f"the nodes you work on: {', '.join(allowed)}")
+    inst.require_running([node])
+    return inst.terminal(node, ["bash", "-l"], rows=rows, cols=cols,
+                         env={"TERM": "xterm-256color"})
+
+
+def classroom_serve(settings: ClassroomSettings, progress: Progress,
+                    links: Callable[[Classroom, str], None]) -> int:
+    """Serve a lab to a class in the browser until SIGINT or SIGTERM (portlab.web.hosting);
+    `links(room, base_url)` once it listens. Returns how many labs it removed at the end."""
+    from portlab.web import hosting
+
+    return hosting.serve(API, settings, progress, links)
+
+
 def image_tag() -> str:
     return backends.get().image_tag()
 
@@ -531,6 +560,9 @@ class Core:
     prune = staticmethod(prune)
     solve = staticmethod(solve)
     attach = staticmethod(attach)
+    workplaces = staticmethod(workplaces)
+    terminal = staticmethod(terminal)
+    classroom_serve = staticmethod(classroom_serve)
     image_tag = staticmethod(image_tag)
     image_exists = staticmethod(image_exists)
     image_build = staticmethod(image_build)

@@ -12,6 +12,7 @@ labels); the file only carries the holder's pid for the message.
 * `instance_lock`: one `portlab up` per instance and scope at a time. Without
   it, a second `up` of the same instance would take the first one's
   half-started containers for leftovers and remove them under its feet.
+* `classroom_lock`: one `portlab classroom serve` per scope.
 * `build_lock`: one image build (or image prune) at a time. Re-entrant in the
   same process, so `ensure` can hold it around `build`.
 * `start_slot`: at most a few labs are being created at once on this machine
@@ -79,7 +80,29 @@ def _open(path: Path) -> IO[str]:
 @contextmanager
 def instance_lock(scope: str, instance: str) -> Iterator[None]:
     """Hold the lock of one instance, or say at once who holds it (no waiting)."""
-    path = lock_dir() / f"up-{scope}-{instance}.lock"
+    def busy(holder: str) -> UsageError:
+        return UsageError(f"another `portlab up` is starting instance '{instance}' right now "
+                          f"(pid {holder}); nothing was changed",
+                          hint="wait for it to finish, or stop it (Ctrl-C)")
+    with _exclusive(lock_dir() / f"up-{scope}-{instance}.lock", busy):
+        yield
+
+
+@contextmanager
+def classroom_lock(scope: str) -> Iterator[None]:
+    """Held by `portlab classroom serve` while it runs: one classroom per scope. Whoever takes
+    it may remove the seats a killed classroom left."""
+    def busy(holder: str) -> UsageError:
+        return UsageError(f"a classroom is already being served here (pid {holder})",
+                          hint="stop it first (Ctrl-C where it runs), or give this one "
+                               "another PORTLAB_SCOPE")
+    with _exclusive(lock_dir() / f"classroom-{scope}.lock", busy):
+        yield
+
+
+@contextmanager
+def _exclusive(path: Path, busy: Callable[[str], UsageError]) -> Iterator[None]:
+    """Hold the lock file at `path`, or raise busy(its holder's pid) at once (no waiting)."""
     while True:
         fh = _open(path)
         try:
@@ -88,9 +111,7 @@ def instance_lock(scope: str, instance: str) -> Iterator[None]:
             fh.seek(0)
             holder = fh.read().strip() or "?"
             fh.close()
-            raise UsageError(f"another `portlab up` is starting instance '{instance}' right now "
-                             f"(pid {holder}); nothing was changed",
-                             hint="wait for it to finish, or stop it (Ctrl-C)") from None
+            raise busy(holder) from None
         if _still_linked(fh, path):
             break
         fh.close()  # the holder before us removed this file as it let go: open the new one

@@ -247,6 +247,27 @@ class Stream(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+class Terminal(Protocol):
+    """A program on a node with a terminal of its own (a TTY exec): what a page's terminal
+    talks to. Its output is raw terminal bytes (escapes included), for a terminal emulator.
+
+    `fileno()` becomes readable when output is waiting, so an event loop can wait on it;
+    `read()` returns what is there without blocking: None when nothing is, b"" once the
+    program ended.
+    `close()` ends the program on the node, whatever it was doing.
+    """
+
+    def fileno(self) -> int: ...
+
+    def read(self) -> bytes | None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def resize(self, rows: int, cols: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class NodeRunner(Protocol):
     """Runs commands on the nodes of one instance, by the lab's node names (what probes get:
     portlab.runtime.Instance is one)."""
@@ -335,6 +356,11 @@ class Backend(Protocol):
     def attach(self, node: NodeInfo, argv: Sequence[str], *, tty: bool,
                env: Mapping[str, str] | None = None) -> NoReturn:
         """Replace this process with argv running on the node, attached to the terminal."""
+
+    def terminal(self, node: NodeInfo, argv: Sequence[str], *, rows: int, cols: int,
+                 env: Mapping[str, str] | None = None) -> Terminal:
+        """Start argv on the node with a terminal of its own, for this process to drive (a
+        page's terminal): interactive, unlike exec and stream."""
 
     # --- the host (portlab doctor) ---
     def facts(self) -> EngineFacts:

@@ -12,7 +12,15 @@ import time
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 
-from portlab.backend.base import Backend, ExecResult, FileCopy, InstanceInfo, NodeInfo, Stream
+from portlab.backend.base import (
+    Backend,
+    ExecResult,
+    FileCopy,
+    InstanceInfo,
+    NodeInfo,
+    Stream,
+    Terminal,
+)
 from portlab.errors import BackendUnreachable, RuntimeProblem, UsageError
 from portlab.model.context import Binding
 from portlab.model.types import Lab, ParamValue
@@ -97,6 +105,11 @@ class Instance:
 
     def stream(self, node: str, argv: Sequence[str]) -> Stream:
         return self.backend.stream(self.node(node), argv)
+
+    def terminal(self, node: str, argv: Sequence[str], *, rows: int, cols: int,
+                 env: Mapping[str, str] | None = None) -> Terminal:
+        """argv on a node with a terminal of its own (a page's terminal drives it)."""
+        return self.backend.terminal(self.node(node), argv, rows=rows, cols=cols, env=env)
 
     def copy(self, node: str, files: Mapping[str, FileCopy]) -> None:
         self.backend.copy(self.node(node), files)

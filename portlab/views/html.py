@@ -1,4 +1,4 @@
-"""portlab's two web pages, from the Jinja2 templates in portlab/views/pages/.
+"""portlab's web pages, from the Jinja2 templates in portlab/views/pages/.
 
 * the check report (`portlab check --html FILE`): one self-contained file,
   with the lab's diagram, each check's result with what was sent and what
@@ -6,8 +6,12 @@
 * the live page (`portlab trace --web`, `portlab demo --web`), served by
   portlab.web.serve on 127.0.0.1.
 
-Both inline their style, script and picture: nothing is fetched from a
-network, so they open offline.
+* the classroom's student page and trainer's dashboard (`portlab classroom
+  serve`, portlab.web.app), which load xterm.js and their scripts from the
+  server itself.
+
+The first two inline their style, script and picture; none fetches anything
+from another site, so they all work offline.
 """
 
 from __future__ import annotations
@@ -48,3 +52,22 @@ def live_page(binding: Binding, *, mode: str, traced: list[str]) -> str:
         lab=binding.lab, instance=binding.instance, mode=mode, traced=traced,
         diagram=diagram.svg(layout.of(binding)), css=_asset("portlab.css"),
         js=_asset("live.js"))
+
+
+def lab_picture(binding: Binding) -> str:
+    """The lab's diagram as inline SVG (from Graphviz), with the instance's addresses."""
+    return diagram.svg(layout.of(binding))
+
+
+def student_page(lab_title: str, *, seat: str, nodes: list[str], csrf: str, tls: bool) -> str:
+    """The classroom's page of one seat: brief, diagram, terminals, Check and Reset."""
+    return _env().get_template("student.html.j2").render(
+        title=lab_title, seat=seat, nodes=nodes, csrf=csrf, tls=tls, version=__version__)
+
+
+def dashboard_page(lab_title: str, *, lab: str, checks: list[str], csrf: str, tls: bool,
+                   nodes: list[str]) -> str:
+    """The trainer's dashboard of a classroom: every seat, its checks, its terminals."""
+    return _env().get_template("dashboard.html.j2").render(
+        title=lab_title, lab=lab, checks=checks, csrf=csrf, tls=tls, nodes=nodes,
+        version=__version__)

@@ -31,6 +31,7 @@ from portlab.backend.base import (
     Pruned,
     Removed,
     Stream,
+    Terminal,
 )
 from portlab.backend.docker import doctor as engine_doctor
 from portlab.errors import PortlabError
@@ -152,6 +153,12 @@ class DockerBackend:
         from portlab.backend.docker import nodes
 
         nodes.attach(node, argv, tty=tty, env=env)
+
+    def terminal(self, node: NodeInfo, argv: Sequence[str], *, rows: int, cols: int,
+                 env: Mapping[str, str] | None = None) -> Terminal:
+        from portlab.backend.docker import nodes
+
+        return nodes.DockerTerminal(node, argv, rows=rows, cols=cols, env=env)
 
     # --- the host (portlab doctor) ---
     def facts(self) -> EngineFacts:

@@ -151,6 +151,76 @@ class DockerStream:
         self.stop()
 
 
+class DockerTerminal:
+    """A program on a node with a TTY of its own, driven through the exec's socket (what
+    `docker exec -it` does, without the docker command): see backend.base.Terminal. Its
+    pid is recorded on the node, as a stream's is, so that `close()` ends its whole session
+    there (the shell and whatever runs in it), not only the connection."""
+
+    def __init__(self, node: NodeInfo, argv: Sequence[str], *, rows: int, cols: int,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.node = node
+        self._pidfile = f"{STREAMS}/{uuid.uuid4().hex}.pid"
+        self._closed = False
+        api = docker_api.client().api
+        wrapped = ["sh", "-c", f'mkdir -p {STREAMS} && echo $$ > "$0" && exec "$@"',
+                   self._pidfile, *argv]
+        with docker_api.guard(f"opening a terminal on {node.name}"):
+            self._exec = api.exec_create(node.ref, wrapped, stdin=True, tty=True,
+                                         environment=dict(env or {}))["Id"]
+            raw: Any = api.exec_start(self._exec, tty=True, socket=True)
+        self._sock: Any = getattr(raw, "_sock", raw)  # the socket under docker's wrapper
+        self._raw = raw
+        self._sock.setblocking(False)
+        self.resize(rows, cols)
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def read(self) -> bytes | None:
+        try:
+            return bytes(self._sock.recv(65536))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        self._sock.setblocking(True)
+        try:
+            self._sock.sendall(data)
+        except OSError:
+            pass  # the program ended: its output says so
+        finally:
+            self._sock.setblocking(False)
+
+    def resize(self, rows: int, cols: int) -> None:
+        with docker_api.guard(f"resizing a terminal on {self.node.name}"):
+            try:
+                docker_api.client().api.exec_resize(self._exec, height=rows, width=cols)
+            except docker.errors.APIError:
+                pass  # the program ended meanwhile
+
+    def close(self) -> None:
+        """Hang up: the program's whole session gets SIGHUP, then SIGKILL a moment later."""
+        if self._closed:
+            return
+        self._closed = True
+        script = ('p=$(cat "$1" 2>/dev/null) || exit 0; '
+                  'pkill -HUP -s "$p" 2>/dev/null; '
+                  'for i in $(seq 20); do pgrep -s "$p" >/dev/null || break; sleep 0.05; done; '
+                  'pkill -KILL -s "$p" 2>/dev/null; rm -f "$1"; true')
+        try:
+            exec_in(self.node, ["sh", "-c", script, "sh", self._pidfile])
+        except RuntimeProblem:
+            pass  # the node (or Docker) is gone: so is the program
+        for close in (self._sock.close, self._raw.close):
+            try:
+                close()
+            except Exception:  # closing a cut connection may raise anything
+                pass
+
+
 def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
     """Put files on the node, as root, making the folders they go in."""
     folders: dict[str, dict[str, FileCopy]] = {}
