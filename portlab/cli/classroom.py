@@ -91,6 +91,10 @@ def solution(lab: str, folder: Path, student: str, salt: str | None, wrong: str 
               metavar="MINUTES",
               help="Stop a seat's lab after this long without its student (no open "
                    "terminal, no request); the next visit starts a fresh one.")
+@click.option("--max-running", type=click.IntRange(1, 60), metavar="N",
+              help="At most N seats with a lab up at once (default: every seat); a seat "
+                   "opened beyond that waits for a free place. See the README's measured "
+                   "capacity for this machine.")
 @click.option("--origin", "origins", multiple=True, metavar="URL",
               help="The address students type, when a reverse proxy serves the pages "
                    "(https://lab.example.org): pages from there may use the terminals.")
@@ -99,7 +103,8 @@ def solution(lab: str, folder: Path, student: str, salt: str | None, wrong: str 
                    "by you alone.")
 def serve(lab: str, seats: int | None, roster: Path | None, salt: str | None, bind: str,
           allow_remote: bool, port: int, tls_cert: Path | None, tls_key: Path | None,
-          idle: float, origins: tuple[str, ...], links_file: Path | None) -> None:
+          idle: float, max_running: int | None, origins: tuple[str, ...],
+          links_file: Path | None) -> None:
     """Serve LAB to a class in the browser: a link per seat, a lab per student.
 
     \b
@@ -133,6 +138,7 @@ def serve(lab: str, seats: int | None, roster: Path | None, salt: str | None, bi
     host, port = web_bind(bind, port, allow_remote)
     settings = Settings(lab, seats=seats or 0, roster=names, salt=salt, host=host, port=port,
                         tls_cert=tls_cert, tls_key=tls_key, idle_minutes=idle,
+                        max_running=max_running or 0,
                         origins=tuple(o.rstrip("/") for o in origins))
 
     def links(room: Classroom, base: str) -> None:

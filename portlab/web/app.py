@@ -169,7 +169,7 @@ class Server:
 
     async def student_state(self, request: web.Request) -> web.StreamResponse:
         seat = self._seat(request)
-        if seat.state in ("waiting", "stopped"):
+        if seat.state in ("waiting", "stopped", "queued", "failed"):
             self.room.visit(seat)  # an idle seat comes back on the next visit
         return web.json_response({**seat.summary(len(self.room.check_ids), time.time()),
                                   "nodes": self.nodes, "report": seat.report},

@@ -33,7 +33,9 @@ from portlab.errors import PortlabError, UsageError, printable, untrusted
 MAX_SEATS = 60
 MAX_TERMINALS = 4  # open terminals of one seat (one per node it may work on, and a spare)
 PREFIX = "class-"
-STATES = ("waiting", "starting", "ready", "checking", "stopping", "stopped", "failed")
+STATES = ("waiting", "queued", "starting", "ready", "checking", "stopping", "stopped", "failed")
+UP = ("starting", "ready", "checking", "stopping")  # states that hold a lab (or its start)
+RETRY_AFTER = 30.0  # seconds before a visit starts again a lab that failed to start
 SCROLLBACK = 64 * 1024  # bytes of a terminal's output kept for a page that opens it late
 
 
@@ -67,6 +69,7 @@ class Seat:
     last_seen: float = 0.0  # the student's last request (time.time())
     report: str = ""  # the last Check's text, as `portlab check` prints it
     started: float = 0.0
+    failed_at: float = 0.0
     terminals: dict[str, Any] = field(default_factory=dict)  # node -> open TerminalSession
 
     @property
@@ -89,7 +92,8 @@ class Classroom:
                  roster: list[str] | None = None, salt: str | None = None,
                  checks: list[str] | None = None, workers: int = 4,
                  on_change: Callable[[Seat], None] | None = None,
-                 describe: Callable[[Any], str] | None = None) -> None:
+                 describe: Callable[[Any], str] | None = None,
+                 max_running: int = 0) -> None:
         if roster:
             people = [printable(s).strip() for s in roster if s.strip()]
             if len(set(people)) != len(people):
@@ -114,6 +118,8 @@ class Classroom:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seat")
         self._busy: dict[int, Future[None]] = {}
+        self._starting: set[int] = set()
+        self.max_running = max_running or len(self.seats)
 
     # --- who is asking ---
     def seat_for(self, token: str) -> Seat | None:
@@ -147,24 +153,47 @@ class Classroom:
             self._set(seat, "failed", f"{what}: {type(exc).__name__}: {exc}")
 
     def _set(self, seat: Seat, state: str, problem: str = "") -> None:
+        if state == "failed":
+            seat.failed_at = time.time()
         seat.state = state
         seat.problem = printable(problem)[:500]
         self.on_change(seat)
 
     def visit(self, seat: Seat) -> None:
-        """The student opened the link (or acts): start the lab if it is not up."""
-        seat.last_seen = time.time()
-        if seat.state in ("waiting", "stopped", "failed"):
-            self.start(seat)
+        """The student opened the link (or their page polls): start the lab if it is not up,
+        when fewer than `max_running` seats hold one; else the seat is queued, and a later
+        visit starts it once a place is free. A lab that failed to start is tried again
+        after RETRY_AFTER seconds (Reset tries at once)."""
+        now = time.time()
+        seat.last_seen = now
+        if seat.state == "failed" and now - seat.failed_at < RETRY_AFTER:
+            return
+        if seat.state in ("waiting", "stopped", "failed", "queued"):
+            with self._lock:
+                room = self.running() < self.max_running
+                if not room:
+                    seat.state = "queued"
+            if room:
+                self.start(seat)
+
+    def running(self) -> int:
+        """Seats that hold a lab now, or are starting one."""
+        return sum(1 for s in self.seats if s.state in UP or s.number in self._starting)
 
     def start(self, seat: Seat) -> Future[None]:
         def job() -> None:
+            self._starting.discard(seat.number)
             self._set(seat, "starting")
             self._remove(seat)  # what an earlier start or stop left
             self.ops.up(self.lab, instance=seat.instance, student=seat.student, salt=self.salt)
             seat.started = time.time()
             self._set(seat, "ready")
-        return self._run(seat, "starting the lab", job)
+        before = self._busy.get(seat.number)
+        self._starting.add(seat.number)  # counted as running from now, not from the pool's turn
+        future = self._run(seat, "starting the lab", job)
+        if future is before:  # something else runs for this seat: no start was queued
+            self._starting.discard(seat.number)
+        return future
 
     def _remove(self, seat: Seat) -> bool:
         """Remove the seat's lab; False when none was up."""

@@ -34,6 +34,7 @@ class Settings:
     idle_minutes: float = 30.0
     origins: tuple[str, ...] = ()
     workers: int = 4
+    max_running: int = 0  # seats with a lab up at once (0: every seat)
 
 
 class Pages:
@@ -92,7 +93,8 @@ def serve(api: Any, settings: Settings, progress: Progress,
         if not api.image_exists(api.image_tag()):
             api.image_build(progress)
         room = Classroom(settings.lab, api, seats=settings.seats, roster=list(settings.roster),
-                         salt=settings.salt, checks=checks, workers=settings.workers)
+                         salt=settings.salt, checks=checks, workers=settings.workers,
+                         max_running=settings.max_running)
         from portlab.web.app import Server
 
         server = Server(room, pages=pages, terminal=api.terminal, origins=settings.origins,

@@ -311,3 +311,49 @@ def test_seats_are_bounded_and_rosters_checked() -> None:
     assert len({s.token for s in room.seats} | {room.instructor}) == 4
     assert room.seat_for(room.seats[2].token) is room.seats[2]
     assert room.seat_for("") is None and room.seat_for("é" * 32) is None
+
+
+def test_seats_beyond_max_running_wait_for_a_free_place() -> None:
+    ops = FakeOps()
+    room = Classroom("x", ops, seats=3, max_running=2, workers=2)
+    one, two, three = room.seats
+    for seat in room.seats:
+        room.visit(seat)
+    assert three.state == "queued"
+    for _ in range(200):
+        if one.state == two.state == "ready":
+            break
+        time.sleep(0.01)
+    room.visit(three)
+    assert three.state == "queued"  # still full
+    room.stop(one).result(timeout=5)
+    room.visit(three)
+    for _ in range(200):
+        if three.state == "ready":
+            break
+        time.sleep(0.01)
+    assert three.state == "ready" and ("up", "class-03") in ops.calls
+    room.close()
+    assert ops.up_now == set()
+
+
+def test_a_lab_that_failed_to_start_is_not_retried_at_every_poll() -> None:
+    ops = FakeOps()
+
+    def broken(*args: Any, **kw: Any) -> None:
+        ops.calls.append(("up", "broken"))
+        raise UsageError("the image is gone")
+
+    ops.up = broken  # type: ignore[method-assign]
+    room = Classroom("x", ops, seats=1, workers=1)
+    seat = room.seats[0]
+    room.visit(seat)
+    for _ in range(200):
+        if seat.state == "failed":
+            break
+        time.sleep(0.01)
+    assert seat.state == "failed" and "the image is gone" in seat.problem
+    for _ in range(5):
+        room.visit(seat)
+    assert ops.calls.count(("up", "broken")) == 1
+    room.close()

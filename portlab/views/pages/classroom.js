@@ -77,7 +77,8 @@
   function render(seat) {
     var was = state;
     state = seat.state;
-    var words = {waiting: "waiting", starting: "starting your lab…", ready: "ready",
+    var words = {waiting: "waiting", queued: "waiting for a free place on the machine…",
+      starting: "starting your lab…", ready: "ready",
       checking: "checking…", stopping: "stopping…", stopped: "stopped (it comes back)",
       failed: "could not start: " + seat.problem};
     $("state").textContent = (words[state] || state) +
