@@ -11,6 +11,8 @@ its file descriptor by the same loop, so open terminals cost no threads.
     GET  /s/TOKEN/brief           its lab's brief and diagram, once the lab is up
     POST /s/TOKEN/check|reset     the page's buttons (CSRF header)
     WS   /s/TOKEN/term/NODE       a terminal on NODE, one of the lab's workplaces
+    GET  /s/TOKEN/events          the lab's packets live (server-sent events, as the live
+                                  page's): the diagram lights up while the page is open
     GET  /t/TOKEN                 the trainer's dashboard
     GET  /t/TOKEN/seats           every seat, as JSON
     POST /t/TOKEN/seats/N/reset|stop
@@ -49,6 +51,7 @@ RATE_WINDOW = 10.0  # seconds
 RATE_REQUESTS = 120  # requests per client in a window
 CHECK_GAP = 3.0  # seconds between two Checks of one seat
 MAX_MESSAGE = 64 * 1024  # bytes of one websocket message from a page
+MAX_BEHIND = 500  # trace events waiting for a slow page before some are dropped
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' "
                                "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
@@ -66,8 +69,11 @@ class Server:
     """The web side of one Classroom. `pages` renders the HTML (portlab.views.html)."""
 
     def __init__(self, room: Classroom, *, pages: Any, terminal: Callable[..., Any],
-                 origins: tuple[str, ...] = (), tls: bool = False) -> None:
+                 trace: Callable[..., Any] | None = None, origins: tuple[str, ...] = (),
+                 tls: bool = False) -> None:
         self.room = room
+        self.open_trace = trace  # (instance=) -> a started trace: events(), stop()
+        self._tracing: set[int] = set()  # seats whose page follows its packets
         self.pages = pages
         self.open_terminal = terminal  # (node, instance=, rows=, cols=) -> backend Terminal
         self.origins = origins  # origins a page may come from besides the server's own
@@ -87,6 +93,7 @@ class Server:
         r.add_post("/s/{token}/check", self.student_check)
         r.add_post("/s/{token}/reset", self.student_reset)
         r.add_get("/s/{token}/term/{node}", self.student_terminal)
+        r.add_get("/s/{token}/events", self.student_events)
         r.add_get("/t/{token}", self.dashboard)
         r.add_get("/t/{token}/seats", self.seats)
         r.add_post("/t/{token}/seats/{seat}/{action}", self.seat_action)
@@ -237,6 +244,50 @@ class Server:
         return web.Response(text=self.room.csv(), content_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{self.room.lab}-results.csv"'})
 
+    async def student_events(self, request: web.Request) -> web.StreamResponse:
+        """The seat's packets, as the live page gets them: a trace of the lab's forwarding
+        nodes runs while the page is open (one per seat), and stops when it closes."""
+        seat = self._seat(request)
+        if self.open_trace is None:
+            raise web.HTTPNotFound(text="no live trace here")
+        if seat.state not in ("ready", "checking"):
+            raise web.HTTPConflict(text=f"the lab is {seat.state}")
+        if seat.number in self._tracing:
+            raise web.HTTPTooManyRequests(text="the packets are already shown in another page")
+        self._tracing.add(seat.number)
+        try:
+            try:
+                trace = await asyncio.to_thread(self.open_trace, instance=seat.instance)
+            except PortlabError as exc:
+                raise web.HTTPConflict(text=printable(exc.message)) from None
+            loop = asyncio.get_running_loop()
+            events: asyncio.Queue[Any] = asyncio.Queue()
+
+            def pump() -> None:  # the trace's thread: its events onto the loop's queue
+                try:
+                    for event in trace.events():
+                        loop.call_soon_threadsafe(events.put_nowait, event)
+                finally:
+                    loop.call_soon_threadsafe(events.put_nowait, None)
+
+            reader = loop.run_in_executor(None, pump)
+            answer = web.StreamResponse(headers={**HEADERS,
+                                                 "Content-Type": "text/event-stream"})
+            try:
+                await answer.prepare(request)
+                await answer.write(b": the lab's packets follow\n\n")
+                while (event := await events.get()) is not None:
+                    if events.qsize() > MAX_BEHIND:
+                        continue  # the page reads slowly: drop, never pile up
+                    data = _dumps(_clean(event.to_json()))
+                    await answer.write(f"event: {event.type}\ndata: {data}\n\n".encode())
+            finally:
+                loop.run_in_executor(None, trace.stop)  # runs even if this was cancelled
+                reader.cancel()
+            return answer
+        finally:
+            self._tracing.discard(seat.number)
+
     # --- terminals ---
     async def student_terminal(self, request: web.Request) -> web.StreamResponse:
         seat = self._seat(request)
@@ -365,6 +416,17 @@ class Sender:
                 await self.ws.send_bytes(data)
             except (ConnectionError, RuntimeError):
                 return  # the page went away
+
+
+def _clean(value: Any) -> Any:
+    """Every string in a trace event made safe to show (it came from a node's tools)."""
+    if isinstance(value, str):
+        return untrusted(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _size(value: object, default: int) -> int:

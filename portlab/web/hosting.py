@@ -98,6 +98,7 @@ def serve(api: Any, settings: Settings, progress: Progress,
         from portlab.web.app import Server
 
         server = Server(room, pages=pages, terminal=api.terminal, origins=settings.origins,
+                        trace=lambda instance: api.trace(instance=instance).start(),
                         tls=tls is not None)
         scheme = "https" if tls else "http"
         host = f"[{settings.host}]" if ":" in settings.host else settings.host

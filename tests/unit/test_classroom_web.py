@@ -357,3 +357,60 @@ def test_a_lab_that_failed_to_start_is_not_retried_at_every_poll() -> None:
         room.visit(seat)
     assert ops.calls.count(("up", "broken")) == 1
     room.close()
+
+
+class FakeEvent:
+    type = "packet"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "packet", "node": "router", "link": "router.wan", "text": self.text}
+
+
+class FakeTrace:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def events(self) -> Any:
+        yield FakeEvent("wan in TCP 1.2.3.4:5 → 6.7.8.9:25565 \x1b]0;owned\x07")
+        while not self.stopped:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_seat_follows_its_own_packets_once_and_the_trace_stops_with_the_page() -> None:
+    ops, traces = FakeOps(), []
+
+    def trace(instance: str) -> FakeTrace:
+        traces.append((instance, FakeTrace()))
+        return traces[-1][1]
+
+    room = Classroom("forwarding", ops, seats=2, workers=2)
+    server = web_app.Server(room, pages=Pages(), terminal=ops.terminal, trace=trace)
+
+    async def main() -> None:
+        async with TestClient(TestServer(server.app())) as client:
+            one, two = room.seats
+            assert (await client.get(f"/s/{one.token}/events")).status == 409  # not up yet
+            await client.get(f"/s/{one.token}")
+            await ready(client, one)
+            stream = await client.get(f"/s/{one.token}/events")
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            seen = b""
+            while b"25565" not in seen:
+                seen += await asyncio.wait_for(stream.content.readany(), 5)
+            assert b"event: packet" in seen and b"\x1b" not in seen and b"\\\\x1b" in seen
+            assert (await client.get(f"/s/{one.token}/events")).status == 429  # one at a time
+            stream.close()
+            for _ in range(100):
+                if traces[0][1].stopped:
+                    break
+                await asyncio.sleep(0.02)
+            assert traces[0][1].stopped and traces[0][0] == "class-01"
+        room.close()
+
+    asyncio.run(main())
