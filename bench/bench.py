@@ -358,16 +358,18 @@ def bench_concurrent(n: int, lab_name: str = "forwarding", run_no: int = 0) -> d
     }
 
 
-def bench_concurrent_floor(n: int, lab_name: str = "forwarding", run_no: int = 0
-                           ) -> dict[str, Any]:
-    """N rendered files brought up and down with plain Compose, all at once."""
+def bench_concurrent_floor(n: int, lab_name: str = "forwarding", run_no: int = 0,
+                           version: str = "v1") -> dict[str, Any]:
+    """N rendered files brought up and down with plain Compose (`version`), all at once: v2
+    with `up -d --wait` (it waits for the healthchecks, as portlab waits for its nodes), v1
+    with `up -d` (it waits for nothing)."""
     lab = core.get_lab(lab_name)
     tag = image.ensure(TerminalProgress(sys.stderr))
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[str, tuple[Plan, Path]] = {}
         taken = instances.taken_subnets()
         for k in range(n):
-            name = f"floor-{n}-r{run_no}-{k}"
+            name = f"floor{version}-{n}-r{run_no}-{k}"
             subnets = allocate.allocate(lab.requests(), name, taken)
             taken += subnets.values()
             plan = Plan(Binding(lab, name, subnets, new_token()), tag)
@@ -378,15 +380,18 @@ def bench_concurrent_floor(n: int, lab_name: str = "forwarding", run_no: int = 0
         def cmd(name: str, *args: str) -> subprocess.CompletedProcess[str]:
             # Compose v1 gives up on a busy daemon after 60 s (its HTTP timeout): by hand one
             # would raise it, so that every file comes up and the floor does all the work.
-            return run([*compose_argv(*files[name]), *args], check=False,
+            return run([*compose_argv(*files[name], version), *args], check=False,
                        env={"COMPOSE_HTTP_TIMEOUT": "600"})
 
-        t_up, ups = in_parallel(lambda name: cmd(name, "up", "-d"), list(files))
+        up = COMPOSES[version]["up"]
+        t_up, ups = in_parallel(lambda name: cmd(name, *up), list(files))
         t_down, _ = in_parallel(lambda name: cmd(name, "down"), list(files))
     failed = [p.stderr.strip().splitlines()[-1][-200:] for p in ups
               if p.returncode != 0 and p.stderr.strip()]
-    return {"n": n, "compose_up_all_s": t_up, "compose_up_failures": len(failed),
-            "compose_up_failure_said": failed[:3], "compose_down_all_s": t_down}
+    return {"n": n, f"compose_{version}_up_all_s": t_up,
+            f"compose_{version}_up_failures": len(failed),
+            f"compose_{version}_up_failure_said": failed[:3],
+            f"compose_{version}_down_all_s": t_down}
 
 
 def print_concurrent(rs: list[dict[str, Any]]) -> None:
@@ -400,15 +405,19 @@ def print_concurrent(rs: list[dict[str, Any]]) -> None:
         return (f"{statistics.median(values):6.1f}{unit} ({min(values):.1f}-{max(values):.1f}, "
                 f"{len(values)} runs)")
 
+    versions = [v for v in COMPOSES if f"compose_{v}_up_all_s" in rs[0]]
     for r in rs:
-        r["up_ratio"] = r["up_all_s"] / r["compose_up_all_s"]
+        for v in versions:
+            r[f"up_ratio_{v}"] = r["up_all_s"] / r[f"compose_{v}_up_all_s"]
     print(f"\n{n} forwarding labs started at once:")
-    print(f"  up, all ready     {spread('up_all_s')}   plain compose up -d of {n} files "
-          f"{spread('compose_up_all_s')}   ratio {spread('up_ratio', 'x')}")
+    print(f"  up, all ready     {spread('up_all_s')}")
+    for v in versions:
+        print(f"    Compose {v} ({COMPOSES[v]['version']}) {' '.join(COMPOSES[v]['up'])} of {n} "
+              f"files {spread(f'compose_{v}_up_all_s')}   ratio {spread(f'up_ratio_{v}', 'x')}")
     print(f"  solve + check all {spread('solve_and_check_all_s')}   "
           f"{', '.join(str(r['passing']) for r in rs)} of {n} passing every check")
-    print(f"  down all          {spread('down_all_s')}   plain compose down of {n} files "
-          f"{spread('compose_down_all_s')}")
+    print(f"  down all          {spread('down_all_s')}   " + ", ".join(
+        f"Compose {v} down {spread(f'compose_{v}_down_all_s')}" for v in versions))
     print(f"  memory per lab    {spread('memory_per_lab_mib', ' MiB')} resident in its 4 nodes, "
           f"{spread('machine_memory_per_lab_mib', ' MiB')} of the machine's")
     print(f"  CPU per lab       {spread('cpu_s_per_up', ' CPU-s')} to start it; "
@@ -418,9 +427,10 @@ def print_concurrent(rs: list[dict[str, Any]]) -> None:
             print(f"  up failure: {failure}")
         for failure in r.get("check_failures", [])[:5]:
             print(f"  check failure: {failure}")
-        if r.get("compose_up_failures"):
-            print(f"  plain compose failed {r['compose_up_failures']} of {n}: "
-                  f"{'; '.join(r.get('compose_up_failure_said', []))}")
+        for v in versions:
+            if r.get(f"compose_{v}_up_failures"):
+                print(f"  Compose {v} failed {r[f'compose_{v}_up_failures']} of {n}: "
+                      f"{'; '.join(r.get(f'compose_{v}_up_failure_said', []))}")
         if r["left_behind"]:
             print(f"  LEFT BEHIND: {r['left_behind']}")
 
@@ -631,6 +641,9 @@ def main() -> int:
     parser.add_argument("--concurrent", default="", help="comma-separated N, e.g. 1,10,25,50")
     parser.add_argument("--concurrent-runs", type=int, default=1, metavar="K",
                         help="repeat each --concurrent N K times, for the spread (default 1)")
+    parser.add_argument("--floors", default=",".join(COMPOSES), metavar="V2,V1",
+                        help="the Compose versions --concurrent is compared with (default: "
+                             "every one found, v2 first)")
     parser.add_argument("--cold", action="store_true", help="also time a cold start")
     parser.add_argument("--skip-warm", action="store_true", help="no warm per-lab figures")
     parser.add_argument("--grade", type=int, default=0, metavar="N",
@@ -644,6 +657,10 @@ def main() -> int:
                         help="a good grade alone and beside a spinning submission (--runs)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = parser.parse_args()
+    floors = [v for v in args.floors.split(",") if v]
+    unknown = [v for v in floors if v not in COMPOSES]
+    if unknown:
+        sys.exit(f"bench: no Compose {', '.join(unknown)} here (found: {', '.join(COMPOSES)})")
 
     results: dict[str, Any] = {"machine": machine(), "labs": [], "concurrent": [], "cold": None,
                                "grade": None, "labtest": [], "neighbour": None}
@@ -661,7 +678,8 @@ def main() -> int:
             rs = []
             for run_no in range(args.concurrent_runs):
                 r = bench_concurrent(n, run_no=run_no)
-                r.update(bench_concurrent_floor(n, run_no=run_no))
+                for version in floors:
+                    r.update(bench_concurrent_floor(n, run_no=run_no, version=version))
                 rs.append(r)
             results["concurrent"].append(rs)
             print_concurrent(rs)
