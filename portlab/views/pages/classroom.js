@@ -11,6 +11,12 @@
   var state = "";
   var briefLoaded = false;
   function $(id) { return document.getElementById(id); }
+  // the terminal's type is the page's, which grows with the window (classroom.css)
+  function fontSize() { return Math.round(parseFloat(getComputedStyle(body).fontSize)); }
+  function refit(t) {
+    if (t.term.getOption("fontSize") !== fontSize()) { t.term.setOption("fontSize", fontSize()); }
+    t.fit.fit();
+  }
 
   function post(what) {
     return fetch(base + "/" + what, {method: "POST", credentials: "same-origin",
@@ -28,7 +34,7 @@
     var box = terms[node] ? terms[node].box : document.createElement("div");
     if (!terms[node]) { box.setAttribute("data-node", node); $("terms").appendChild(box); }
     else { box.innerHTML = ""; }
-    var term = new Terminal({cursorBlink: true, fontSize: 15, scrollback: 5000, rendererType: "dom",
+    var term = new Terminal({cursorBlink: true, fontSize: fontSize(), scrollback: 5000, rendererType: "dom",
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, monospace'});
     var fit = new FitAddon.FitAddon();
     term.loadAddon(fit);
@@ -66,7 +72,7 @@
     Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
       b.classList.toggle("on", b.getAttribute("data-node") === node);
     });
-    t.fit.fit();
+    refit(t);
     t.term.focus();
   }
 
@@ -127,6 +133,6 @@
   Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
     b.onclick = function () { show(b.getAttribute("data-node")); };
   });
-  window.addEventListener("resize", function () { if (shown && terms[shown]) { terms[shown].fit.fit(); } });
+  window.addEventListener("resize", function () { if (shown && terms[shown]) { refit(terms[shown]); } });
   poll();
 }());

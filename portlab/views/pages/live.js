@@ -4,6 +4,7 @@
 (function () {
   "use strict";
   var MAX_LINES = 200;
+  var SVG = "http://www.w3.org/2000/svg";
   function $(id) { return document.getElementById(id); }
   function text(el, words) { el.textContent = words; }
 
@@ -28,6 +29,16 @@
     box.scrollTop = box.scrollHeight;
   }
 
+  // Widen the picture's viewBox to everything drawn in it, notes included, so that a note
+  // beside a node at the picture's edge is never cut off (the picture shrinks a little).
+  function makeRoom(svg) {
+    var box = svg.getBBox(), view = svg.viewBox.baseVal;
+    var left = Math.min(view.x, box.x - 2), top = Math.min(view.y, box.y - 2);
+    var right = Math.max(view.x + view.width, box.x + box.width + 2);
+    var bottom = Math.max(view.y + view.height, box.y + box.height + 2);
+    svg.setAttribute("viewBox", [left, top, right - left, bottom - top].join(" "));
+  }
+
   function natNote(ev) {
     var li = document.createElement("li");
     li.className = "nat-" + ev.nat;
@@ -42,7 +53,7 @@
     var box = g.getBBox();
     var note = g.querySelector("text.natnote");
     if (!note) {
-      note = document.createElementNS("http://www.w3.org/2000/svg", "text");
+      note = document.createElementNS(SVG, "text");
       note.setAttribute("class", "natnote");
       note.setAttribute("x", String(box.x + box.width + 6));
       note.setAttribute("y", String(box.y + box.height / 2));
@@ -50,7 +61,16 @@
     }
     var o = ev.original, t = ev.translated;
     function at(a, p) { return p === null || p === undefined ? a : a + ":" + p; }
-    text(note, at(o.dst, o.dport) + " → " + at(t.dst, t.dport));
+    // two lines, centred on the node: what came in, and where it goes now
+    note.textContent = "";
+    [at(o.dst, o.dport) + " →", at(t.dst, t.dport)].forEach(function (words, i) {
+      var line = document.createElementNS(SVG, "tspan");
+      line.setAttribute("x", note.getAttribute("x"));
+      line.setAttribute("dy", i ? "1.2em" : "-0.2em");
+      text(line, words);
+      note.appendChild(line);
+    });
+    makeRoom(note.ownerSVGElement);
     g.classList.add("nat-now");
     setTimeout(function () { g.classList.remove("nat-now"); }, 2000);
   }
