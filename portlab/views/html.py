@@ -50,8 +50,8 @@ def live_page(binding: Binding, *, mode: str, traced: list[str]) -> str:
     """mode: "trace" (packets only) or "demo" (with the steps as slides)."""
     return _env().get_template("live.html.j2").render(
         lab=binding.lab, instance=binding.instance, mode=mode, traced=traced,
-        diagram=diagram.svg(layout.of(binding)), css=_asset("portlab.css"),
-        js=_asset("live.js"))
+        diagram=diagram.svg(layout.of(binding)),
+        css=_asset("portlab.css") + _asset("diagram.css"), js=_asset("live.js"))
 
 
 def lab_picture(binding: Binding) -> str:

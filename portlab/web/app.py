@@ -62,7 +62,8 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 OWN_ASSETS = {"classroom.js": "application/javascript", "dashboard.js": "application/javascript",
-              "classroom.css": "text/css", "portlab.css": "text/css"}
+              "live.js": "application/javascript",
+              "classroom.css": "text/css", "diagram.css": "text/css"}
 
 
 class Server:

@@ -100,6 +100,11 @@ def _use_the_class(run: Running) -> None:
         except pytest.fail.Exception:
             pytest.fail(f"the page says: {shown[-1] if shown else '(nothing)'}")
         assert "PASS  reach" in shown[-1]
+        # the diagram is live: the Check's packets lit the router's links as they crossed
+        wait_until("the router's wan link to light", lambda: browser.execute_script(
+            "var g = document.getElementById('link-router-wan');"
+            "return g && Number(g.getAttribute('data-packets') || 0) > 0;"))
+        assert browser.find_element("id", "conn").text == "connected"
 
         # the dashboard shows it
         browser.get(trainer)

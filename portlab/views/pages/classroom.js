@@ -10,6 +10,7 @@
   var shown = null;
   var state = "";
   var briefLoaded = false;
+  var live = null;  // the lab's packets (an EventSource, live.js)
   function $(id) { return document.getElementById(id); }
   // the terminal's type is the page's, which grows with the window (classroom.css)
   function fontSize() { return Math.round(parseFloat(getComputedStyle(body).fontSize)); }
@@ -99,7 +100,11 @@
       if (!briefLoaded) { loadBrief(); }
       show(shown || seat.nodes[0]);
     }
-    if (state === "starting" || state === "stopping") { briefLoaded = false; closeAll(); }
+    if (state === "starting" || state === "stopping") {
+      briefLoaded = false;
+      closeAll();
+      if (live) { live.close(); live = null; $("packets").textContent = ""; }
+    }
   }
 
   function loadBrief() {
@@ -111,6 +116,7 @@
       if (!b) { return; }
       $("brief").textContent = b.brief;
       $("diagram").innerHTML = b.diagram;  // drawn by the server (Graphviz), not by a node
+      if (window.portlabLive && !live) { live = window.portlabLive(base + "/events"); }
     });
   }
 

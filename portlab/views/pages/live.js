@@ -1,6 +1,8 @@
 // portlab's live page: follow /events (server-sent events) and light the diagram's links.
 // Every link of the diagram is an SVG group with the id "link-NODE-IFACE" (see
 // portlab/views/diagram.py); a packet seen on router's wan lights "link-router-wan".
+// The classroom's student page uses it too: `window.portlabLive(url)` follows a stream
+// there once the seat's diagram is in the page (a page with data-mode starts at once).
 (function () {
   "use strict";
   var MAX_LINES = 200;
@@ -113,23 +115,29 @@
     });
   }
 
-  var source = new EventSource("/events");
-  source.addEventListener("open", function () { text($("conn"), "connected"); });
-  source.addEventListener("error", function () { text($("conn"), "disconnected (retrying)"); });
-  source.addEventListener("packet", function (m) {
-    var ev = JSON.parse(m.data);
-    light(ev);
-    packetLine(ev);
-  });
-  source.addEventListener("connection", function (m) {
-    var ev = JSON.parse(m.data);
-    if (ev.nat) { natNote(ev); }
-    packetLine(ev);
-  });
-  source.addEventListener("step", function (m) { showStep(JSON.parse(m.data)); });
-  source.addEventListener("end", function (m) {
-    text($("conn"), JSON.parse(m.data).text);
-    document.body.setAttribute("data-ended", "true");
-    source.close();
-  });
+  function follow(url) {
+    var source = new EventSource(url);
+    source.addEventListener("open", function () { text($("conn"), "connected"); });
+    source.addEventListener("error", function () { text($("conn"), "disconnected (retrying)"); });
+    source.addEventListener("packet", function (m) {
+      var ev = JSON.parse(m.data);
+      light(ev);
+      packetLine(ev);
+    });
+    source.addEventListener("connection", function (m) {
+      var ev = JSON.parse(m.data);
+      if (ev.nat) { natNote(ev); }
+      packetLine(ev);
+    });
+    source.addEventListener("step", function (m) { showStep(JSON.parse(m.data)); });
+    source.addEventListener("end", function (m) {
+      text($("conn"), JSON.parse(m.data).text);
+      document.body.setAttribute("data-ended", "true");
+      source.close();
+    });
+    return source;
+  }
+
+  window.portlabLive = follow;
+  if (document.body.getAttribute("data-mode")) { follow("/events"); }
 })();
