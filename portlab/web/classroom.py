@@ -91,7 +91,6 @@ class Classroom:
     def __init__(self, lab: str, ops: LabOps, *, seats: int = 0,
                  roster: list[str] | None = None, salt: str | None = None,
                  checks: list[str] | None = None, workers: int = 4,
-                 on_change: Callable[[Seat], None] | None = None,
                  describe: Callable[[Any], str] | None = None,
                  max_running: int = 0) -> None:
         if roster:
@@ -113,7 +112,6 @@ class Classroom:
         self.check_ids = list(checks or [])
         self.instructor = new_token()
         self.instructor_csrf = new_token()
-        self.on_change = on_change or (lambda seat: None)
         self.describe = describe or _as_terminal  # a check's report in words
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seat")
@@ -157,7 +155,6 @@ class Classroom:
             seat.failed_at = time.time()
         seat.state = state
         seat.problem = printable(problem)[:500]
-        self.on_change(seat)
 
     def visit(self, seat: Seat) -> None:
         """The student opened the link (or their page polls): start the lab if it is not up,
