@@ -114,6 +114,7 @@ class Classroom:
         self.instructor_csrf = new_token()
         self.describe = describe or _as_terminal  # a check's report in words
         self._lock = threading.Lock()
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seat")
         self._busy: dict[int, Future[None]] = {}
         self._starting: set[int] = set()
@@ -254,15 +255,20 @@ class Classroom:
         return quiet
 
     def close(self, progress: Callable[[str], None] = lambda words: None) -> int:
-        """Stop everything: terminals closed, every seat's lab removed. Returns how many."""
+        """Stop everything: terminals closed, every seat's lab removed (a few at a time, as
+        they were started). Returns how many."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        removed = 0
         for seat in self.seats:
             self._close_terminals(seat)
-            if seat.state != "waiting" and self._remove(seat):
-                removed += 1
-                progress(f"removed {seat.label}'s lab ({seat.instance})")
-        return removed
+
+        def remove(seat: Seat) -> bool:
+            if seat.state == "waiting" or not self._remove(seat):
+                return False
+            progress(f"removed {seat.label}'s lab ({seat.instance})")
+            return True
+
+        with ThreadPoolExecutor(max_workers=self.workers) as removals:
+            return sum(removals.map(remove, self.seats))
 
     # --- the trainer's view ---
     def table(self) -> list[dict[str, Any]]:
