@@ -74,7 +74,7 @@ class Server:
                  tls: bool = False) -> None:
         self.room = room
         self.open_trace = trace  # (instance=) -> a started trace: events(), stop()
-        self._tracing: set[int] = set()  # seats whose page follows its packets
+        self._tracing: dict[int, asyncio.Queue[Any]] = {}  # seat -> its page's trace events
         self.pages = pages
         self.open_terminal = terminal  # (node, instance=, rows=, cols=) -> backend Terminal
         self.origins = origins  # origins a page may come from besides the server's own
@@ -247,22 +247,24 @@ class Server:
 
     async def student_events(self, request: web.Request) -> web.StreamResponse:
         """The seat's packets, as the live page gets them: a trace of the lab's forwarding
-        nodes runs while the page is open (one per seat), and stops when it closes."""
+        nodes runs while the page is open, and stops when it closes. One per seat: a page
+        opened again (a reload) ends the one before."""
         seat = self._seat(request)
         if self.open_trace is None:
             raise web.HTTPNotFound(text="no live trace here")
         if seat.state not in ("ready", "checking"):
             raise web.HTTPConflict(text=f"the lab is {seat.state}")
-        if seat.number in self._tracing:
-            raise web.HTTPTooManyRequests(text="the packets are already shown in another page")
-        self._tracing.add(seat.number)
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        before = self._tracing.get(seat.number)
+        if before is not None:
+            before.put_nowait(None)  # the older page's stream ends, and its trace with it
+        self._tracing[seat.number] = events
         try:
             try:
                 trace = await asyncio.to_thread(self.open_trace, instance=seat.instance)
             except PortlabError as exc:
                 raise web.HTTPConflict(text=printable(exc.message)) from None
             loop = asyncio.get_running_loop()
-            events: asyncio.Queue[Any] = asyncio.Queue()
 
             def pump() -> None:  # the trace's thread: its events onto the loop's queue
                 try:
@@ -287,7 +289,8 @@ class Server:
                 reader.cancel()
             return answer
         finally:
-            self._tracing.discard(seat.number)
+            if self._tracing.get(seat.number) is events:
+                del self._tracing[seat.number]
 
     # --- terminals ---
     async def student_terminal(self, request: web.Request) -> web.StreamResponse:

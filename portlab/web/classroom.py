@@ -134,11 +134,17 @@ class Classroom:
         return hmac.compare_digest(self.instructor.encode(), token.encode("utf-8", "replace"))
 
     # --- lab operations, on the pool ---
-    def _run(self, seat: Seat, what: str, job: Callable[[], None]) -> Future[None]:
+    def _run(self, seat: Seat, what: str, job: Callable[[], None],
+             state: str = "") -> Future[None]:
+        """Run `job` on the pool, unless something already runs for the seat (then that is
+        returned). `state`: the seat's state from now, so that the answer to the request that
+        asked already says it (a reset is "stopping" before its turn comes)."""
         with self._lock:
             busy = self._busy.get(seat.number)
             if busy is not None and not busy.done():
                 return busy
+            if state:
+                seat.state = state
             future = self._pool.submit(self._guarded, seat, what, job)
             self._busy[seat.number] = future
             return future
@@ -222,23 +228,21 @@ class Classroom:
         """A fresh lab: the old one removed, a new one started (the work on it is gone)."""
         def job() -> None:
             self._close_terminals(seat)
-            self._set(seat, "stopping")
             self._remove(seat)
             seat.checks, seat.report = {}, ""
             self._set(seat, "starting")
             self.ops.up(self.lab, instance=seat.instance, student=seat.student, salt=self.salt)
             seat.started = time.time()
             self._set(seat, "ready")
-        return self._run(seat, "resetting the lab", job)
+        return self._run(seat, "resetting the lab", job, state="stopping")
 
     def stop(self, seat: Seat) -> Future[None]:
         """Stop the seat's lab; the next visit starts a fresh one."""
         def job() -> None:
             self._close_terminals(seat)
-            self._set(seat, "stopping")
             self._remove(seat)
             self._set(seat, "stopped")
-        return self._run(seat, "stopping the lab", job)
+        return self._run(seat, "stopping the lab", job, state="stopping")
 
     def _close_terminals(self, seat: Seat) -> None:
         for session in list(seat.terminals.values()):
