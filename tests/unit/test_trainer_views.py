@@ -124,7 +124,8 @@ def test_the_live_page_has_the_diagram_and_its_script_inline() -> None:
     page = html.live_page(bound("forwarding"), mode="demo", traced=["router"])
     doc = etree.HTML(page)
     assert doc.xpath("//*[@id='link-router-wan']") and doc.xpath("//button[@id='next']")
-    assert 'new EventSource("/events")' in page
+    assert 'new EventSource(url)' in page and 'follow("/events")' in page
+    assert doc.xpath("//body/@data-mode") == ["demo"]  # what makes live.js follow /events
     assert not doc.xpath("//script[@src] | //link[@href]")
 
 
