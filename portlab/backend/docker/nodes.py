@@ -126,15 +126,12 @@ class DockerStream:
         if self._stopped:
             return
         self._stopped = True
-        script = ('for i in $(seq 40); do [ -s "$1" ] && break; sleep 0.05; done; '
-                  'p=$(cat "$1" 2>/dev/null) || exit 0; '
-                  'kill -TERM "$p" 2>/dev/null; '
-                  'for i in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; '
-                  'kill -KILL "$p" 2>/dev/null; rm -f "$1"; true')
-        try:
-            exec_in(self.node, ["sh", "-c", script, "sh", self._pidfile])
-        except RuntimeProblem:
-            pass  # the node (or Docker) is gone: so is the command
+        _end_on_node(self.node, self._pidfile,
+                     'for i in $(seq 40); do [ -s "$1" ] && break; sleep 0.05; done; '
+                     'p=$(cat "$1" 2>/dev/null) || exit 0; '
+                     'kill -TERM "$p" 2>/dev/null; '
+                     'for i in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; '
+                     'kill -KILL "$p" 2>/dev/null')
         try:
             self._frames.close()
         except Exception:  # closing a cut stream may raise anything
@@ -149,6 +146,15 @@ class DockerStream:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _end_on_node(node: NodeInfo, pidfile: str, script: str) -> None:
+    """Run `script` on the node to end what the pid in `pidfile` ($1) started, then remove
+    the pid file. A node (or Docker) that is gone has nothing left to end."""
+    try:
+        exec_in(node, ["sh", "-c", f'{script}; rm -f "$1"; true', "sh", pidfile])
+    except RuntimeProblem:
+        pass
 
 
 class DockerTerminal:
@@ -206,14 +212,11 @@ class DockerTerminal:
         if self._closed:
             return
         self._closed = True
-        script = ('p=$(cat "$1" 2>/dev/null) || exit 0; '
-                  'pkill -HUP -s "$p" 2>/dev/null; '
-                  'for i in $(seq 20); do pgrep -s "$p" >/dev/null || break; sleep 0.05; done; '
-                  'pkill -KILL -s "$p" 2>/dev/null; rm -f "$1"; true')
-        try:
-            exec_in(self.node, ["sh", "-c", script, "sh", self._pidfile])
-        except RuntimeProblem:
-            pass  # the node (or Docker) is gone: so is the program
+        _end_on_node(self.node, self._pidfile,
+                     'p=$(cat "$1" 2>/dev/null) || exit 0; '
+                     'pkill -HUP -s "$p" 2>/dev/null; '
+                     'for i in $(seq 20); do pgrep -s "$p" >/dev/null || break; sleep 0.05; done; '
+                     'pkill -KILL -s "$p" 2>/dev/null')
         for close in (self._sock.close, self._raw.close):
             try:
                 close()
