@@ -551,7 +551,7 @@ async def start(student: Student, http: aiohttp.ClientSession,
                 return None
             await asyncio.sleep(POLL_STARTING)
         student.ready_state_s = time.monotonic() - opened
-        brief = asyncio.ensure_future(fetch_brief(student, http))
+        brief = asyncio.ensure_future(fetch(student, http, "brief"))
         ws = await http.ws_connect(f"{student.link.replace('http', 'ws', 1)}/term/"
                                    f"{student.node}?rows=24&cols=80")
         term = Terminal(ws)
@@ -567,14 +567,15 @@ async def start(student: Student, http: aiohttp.ClientSession,
         return None
 
 
-async def fetch_brief(student: Student, http: aiohttp.ClientSession) -> None:
+async def fetch(student: Student, http: aiohttp.ClientSession, what: str) -> None:
+    """GET the seat's `what` (brief, state), as its page does; an error is recorded."""
     try:
-        async with http.get(f"{student.link}/brief") as r:
+        async with http.get(f"{student.link}/{what}") as r:
             await r.read()
             if r.status != 200:
-                student.http_errors.append(f"brief: HTTP {r.status}")
+                student.http_errors.append(f"{what}: HTTP {r.status}")
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        student.http_errors.append(f"brief: {type(exc).__name__}")
+        student.http_errors.append(f"{what}: {type(exc).__name__}")
 
 
 async def checking(student: Student, http: aiohttp.ClientSession, steady: Steady,
@@ -631,13 +632,7 @@ async def polling(student: Student, http: aiohttp.ClientSession, steady: Steady)
     """The page's poll of its seat's state, every POLL_READY s once the lab is ready."""
     while time.monotonic() + POLL_READY < steady.end:
         await asyncio.sleep(POLL_READY)
-        try:
-            async with http.get(f"{student.link}/state") as r:
-                await r.read()
-                if r.status != 200:
-                    student.http_errors.append(f"state: HTTP {r.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            student.http_errors.append(f"state: {type(exc).__name__}")
+        await fetch(student, http, "state")
 
 
 # --- one class -----------------------------------------------------------------------------------
