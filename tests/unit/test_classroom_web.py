@@ -126,6 +126,19 @@ def origin(client: TestClient) -> dict[str, str]:
     return {"Origin": f"http://{client.host}:{client.port}"}
 
 
+async def opened(client: TestClient, seat: Seat) -> dict[str, Any]:
+    """The seat's link opened, as a student does, and its lab ready."""
+    await client.get(f"/s/{seat.token}")
+    return await ready(client, seat)
+
+
+async def soon(condition: Callable[[], object], seconds: float = 2.0) -> None:
+    """Wait a moment for `condition` (what a handler does as a connection closes)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 async def ready(client: TestClient, seat: Seat) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
@@ -156,8 +169,7 @@ def test_unknown_and_forged_tokens_get_the_same_not_found_everywhere() -> None:
 def test_a_seat_reaches_only_its_own_lab_and_its_workplaces() -> None:
     async def scenario(client: TestClient, room: Classroom, ops: FakeOps) -> None:
         one, two = room.seats
-        await (await client.get(f"/s/{two.token}")).text()
-        await ready(client, two)
+        await opened(client, two)
         assert ops.calls == [("down", "class-02"), ("up", "class-02")]
         for node in ("friend", "..%2f..%2fclass-01", "router/../../s", "class-01"):
             answer = await client.get(f"/s/{two.token}/term/{node}", headers=origin(client))
@@ -179,8 +191,7 @@ def test_a_seat_reaches_only_its_own_lab_and_its_workplaces() -> None:
 def test_websockets_and_posts_from_another_origin_or_without_csrf_are_refused() -> None:
     async def scenario(client: TestClient, room: Classroom, ops: FakeOps) -> None:
         one, two = room.seats
-        await (await client.get(f"/s/{one.token}")).text()
-        await ready(client, one)
+        await opened(client, one)
         evil = {"Origin": "http://evil.example"}
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await client.ws_connect(f"/s/{one.token}/term/router", headers=evil)
@@ -208,8 +219,7 @@ def test_check_results_reach_the_dashboard_and_its_csv() -> None:
     async def scenario(client: TestClient, room: Classroom, ops: FakeOps) -> None:
         one, two = room.seats
         for seat in (one, two):
-            await client.get(f"/s/{seat.token}")
-            await ready(client, seat)
+            await opened(client, seat)
             await client.post(f"/s/{seat.token}/check", headers={"X-Portlab-CSRF": seat.csrf})
         table = await (await client.get(f"/t/{room.instructor}/seats")).json()
         assert [s["passed"] for s in table["seats"]] == [2, 1]
@@ -226,8 +236,7 @@ def test_check_results_reach_the_dashboard_and_its_csv() -> None:
 def test_the_trainer_watches_a_terminal_read_only_and_can_reset_a_seat() -> None:
     async def scenario(client: TestClient, room: Classroom, ops: FakeOps) -> None:
         one, _ = room.seats
-        await client.get(f"/s/{one.token}")
-        await ready(client, one)
+        await opened(client, one)
         async with client.ws_connect(f"/s/{one.token}/term/router") as student:
             await student.send_str(json.dumps({"type": "input", "data": "before\r"}))
             assert b"before" in await student.receive_bytes(timeout=5)
@@ -238,10 +247,7 @@ def test_the_trainer_watches_a_terminal_read_only_and_can_reset_a_seat() -> None
                 assert b"echo:after" in await trainer.receive_bytes(timeout=5)
                 assert b"echo:after" in await student.receive_bytes(timeout=5)
         terminal = ops.terminals[0][2]
-        for _ in range(100):
-            if terminal.closed:
-                break
-            await asyncio.sleep(0.02)
+        await soon(lambda: terminal.closed)
         assert terminal.closed  # the student's page went: so did the program
         answer = await client.post(f"/t/{room.instructor}/seats/1/reset",
                                    headers={"X-Portlab-CSRF": room.instructor_csrf})
@@ -258,8 +264,7 @@ def test_requests_are_rate_limited_and_terminals_capped(monkeypatch: pytest.Monk
 
     async def scenario(client: TestClient, room: Classroom, ops: FakeOps) -> None:
         one, _ = room.seats
-        await client.get(f"/s/{one.token}")
-        await ready(client, one)
+        await opened(client, one)
         sockets = [await client.ws_connect(f"/s/{one.token}/term/n{i}")
                    for i in range(MAX_TERMINALS)]
         answer = await client.get(f"/s/{one.token}/term/n{MAX_TERMINALS}")
@@ -276,14 +281,10 @@ def test_requests_are_rate_limited_and_terminals_capped(monkeypatch: pytest.Monk
 def test_an_idle_seat_is_stopped_and_comes_back_on_the_next_visit() -> None:
     async def scenario(client: TestClient, room: Classroom, ops: FakeOps) -> None:
         one, _ = room.seats
-        await client.get(f"/s/{one.token}")
-        await ready(client, one)
+        await opened(client, one)
         assert room.idle(60, now=time.time() + 30) == []
         assert room.idle(60, now=time.time() + 120) == [one]
-        for _ in range(100):
-            if one.state == "stopped":
-                break
-            await asyncio.sleep(0.02)
+        await soon(lambda: one.state == "stopped")
         assert one.state == "stopped"
         await ready(client, one)  # the page's poll is a visit
         assert ops.calls[-1] == ("up", "class-01")
@@ -298,8 +299,7 @@ def test_closing_the_classroom_removes_every_lab_it_started() -> None:
 
 async def _visit_both(client: TestClient, room: Classroom) -> None:
     for seat in room.seats:
-        await client.get(f"/s/{seat.token}")
-        await ready(client, seat)
+        await opened(client, seat)
 
 
 def test_seats_are_bounded_and_rosters_checked() -> None:
@@ -396,8 +396,7 @@ def test_a_seat_follows_its_own_packets_and_the_trace_stops_with_the_page() -> N
         async with TestClient(TestServer(server.app())) as client:
             one, two = room.seats
             assert (await client.get(f"/s/{one.token}/events")).status == 409  # not up yet
-            await client.get(f"/s/{one.token}")
-            await ready(client, one)
+            await opened(client, one)
             stream = await client.get(f"/s/{one.token}/events")
             assert stream.headers["Content-Type"] == "text/event-stream"
             seen = b""
@@ -405,18 +404,12 @@ def test_a_seat_follows_its_own_packets_and_the_trace_stops_with_the_page() -> N
                 seen += await asyncio.wait_for(stream.content.readany(), 5)
             assert b"event: packet" in seen and b"\x1b" not in seen and b"\\\\x1b" in seen
             again = await client.get(f"/s/{one.token}/events")  # a reload: the newest wins
-            for _ in range(100):
-                if traces[0][1].stopped:
-                    break
-                await asyncio.sleep(0.02)
+            await soon(lambda: traces[0][1].stopped)
             assert traces[0][1].stopped and traces[0][0] == "class-01"
             assert len(traces) == 2 and not traces[1][1].stopped
             again.close()
             stream.close()
-            for _ in range(100):
-                if traces[1][1].stopped:
-                    break
-                await asyncio.sleep(0.02)
+            await soon(lambda: traces[1][1].stopped)
             assert traces[1][1].stopped
         room.close()
 
