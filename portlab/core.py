@@ -388,7 +388,7 @@ def attach(node: str | None, argv: Sequence[str], *, name: str | None = None,
     inst = runtime.find(name, _asked(name, instance))
     if node is None:
         lab = inst.load_lab()
-        mine = [n.name for n in lab.nodes if n.name in lab.solution]
+        mine = _solution_nodes(lab)
         listed = ", ".join(f"{n.name}" + (f" ({n.role})" if n.role else "")
                            + (" - you work here" if n.name in mine else "")
                            for n in [*(n for n in lab.nodes if n.name in mine),
@@ -402,9 +402,13 @@ def attach(node: str | None, argv: Sequence[str], *, name: str | None = None,
     inst.backend.attach(info, argv, tty=tty, env=env)
 
 
+def _solution_nodes(lab: Lab) -> list[str]:
+    return [n.name for n in lab.nodes if n.name in lab.solution]
+
+
 def workplaces(lab: Lab) -> list[str]:
     """The nodes a learner works on: those the lab's solution sets up (else every node)."""
-    return [n.name for n in lab.nodes if n.name in lab.solution] or [n.name for n in lab.nodes]
+    return _solution_nodes(lab) or [n.name for n in lab.nodes]
 
 
 def terminal(node: str, *, instance: str, rows: int = 24, cols: int = 80) -> Terminal:

@@ -28,13 +28,14 @@ from portlab.views import diagram, layout
 from portlab.views import report as report_view
 
 
-def _asset(name: str) -> str:
+def asset(name: str) -> str:
+    """A file of portlab/views/pages/, as text (a template, a script, a style sheet)."""
     folder = resources.files("portlab.views").joinpath("pages")
     return folder.joinpath(name).read_text(encoding="utf-8")
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FunctionLoader(_asset), autoescape=True,
+    return jinja2.Environment(loader=jinja2.FunctionLoader(asset), autoescape=True,
                               undefined=jinja2.StrictUndefined)
 
 
@@ -43,7 +44,7 @@ def check_report(report: Report, binding: Binding) -> str:
     return _env().get_template("report.html.j2").render(
         lab=binding.lab, report=data, passed=sum(1 for c in data["checks"] if c["passed"]),
         when=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
-        diagram=diagram.svg(layout.of(binding)), css=_asset("portlab.css"))
+        diagram=diagram.svg(layout.of(binding)), css=asset("portlab.css"))
 
 
 def live_page(binding: Binding, *, mode: str, traced: list[str]) -> str:
@@ -51,7 +52,7 @@ def live_page(binding: Binding, *, mode: str, traced: list[str]) -> str:
     return _env().get_template("live.html.j2").render(
         lab=binding.lab, instance=binding.instance, mode=mode, traced=traced,
         diagram=diagram.svg(layout.of(binding)),
-        css=_asset("portlab.css") + _asset("diagram.css"), js=_asset("live.js"))
+        css=asset("portlab.css") + asset("diagram.css"), js=asset("live.js"))
 
 
 def lab_picture(binding: Binding) -> str:

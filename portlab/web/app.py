@@ -36,12 +36,12 @@ import json
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from portlab.errors import PortlabError, printable, untrusted
+from portlab.views import html
 from portlab.web import xterm
 from portlab.web.classroom import MAX_TERMINALS, Classroom, Seat, TerminalSession
 
@@ -160,8 +160,7 @@ class Server:
                 data = (xterm.folder() / name).read_bytes() if xterm.present() else b""
                 kind = "text/css" if name.endswith(".css") else "application/javascript"
             elif name in OWN_ASSETS:
-                pages = resources.files("portlab.views").joinpath("pages")
-                data = pages.joinpath(name).read_bytes()
+                data = html.asset(name).encode()
                 kind = OWN_ASSETS[name]
             else:
                 raise web.HTTPNotFound(text="no such file")
