@@ -62,7 +62,10 @@ def argv_for(ports: list[int], proto: str, seconds: float, target: str,
 
 # Read on the target node: the ports its rules name (DNAT, REDIRECT, accepts, ranges) and the
 # ports it listens on. A number is a port candidate unless it is part of a dotted address.
-NAMED_PORTS = ("sh", "-c", "iptables-save; ip6tables-save; nft list ruleset; ss -Hltnu")
+# iptables-legacy's tables too: the kernel applies them beside nftables', and
+# `iptables-save` (the nft one) does not list them.
+NAMED_PORTS = ("sh", "-c", "iptables-save; ip6tables-save; iptables-legacy-save; "
+                           "ip6tables-legacy-save; nft list ruleset; ss -Hltnu")
 NUMBER = re.compile(r"(?<![\d.])(\d{1,5})(?![\d.])")
 MAX_NAMED = 2000  # candidate ports scanned at most (the node's output is the learner's)
 MAX_READ = 256 * 1024  # characters of the node's output read
