@@ -272,12 +272,66 @@ def processes(node: NodeInfo) -> int:
 
 
 def written(node: NodeInfo) -> int:
-    """The container's writable layer, in bytes (Docker's SizeRw: `docker ps --size`)."""
+    """The container's writable layer, in bytes: what Docker's SizeRw (`docker ps --size`)
+    counts. Docker computes SizeRw beside SizeRootFs, a walk of the whole root file system
+    (measured: 1.2 s and most of a grade's disk look, through fuse-overlayfs). Where the
+    engine is on this machine and its upper directory can be read, only that directory (the
+    files the node wrote) is walked here; else Docker is asked."""
+    upper = _upper_dir(node)
+    if upper:
+        try:
+            return _tree_size(upper)
+        except OSError:
+            pass  # gone, or not ours to read: Docker's own count below
     api = docker_api.client().api
     with docker_api.guard(f"looking at the disk use of {node.name}"):
         found = api._result(api._get(api._url("/containers/{0}/json", node.ref),
                                      params={"size": 1}), True)
     return int(found.get("SizeRw") or 0)
+
+
+LOCAL_ENGINE = "http+docker://localhost"  # the SDK's address of an engine on a unix socket
+_UPPER: dict[str, str] = {}  # container -> its upper directory ("" where none can be read)
+
+
+def _upper_dir(node: NodeInfo) -> str:
+    """The directory of the container's writable layer, from the engine's GraphDriver data
+    (overlay2, fuse-overlayfs): "" when the engine is not on this machine, the driver has
+    none, or this user cannot read it."""
+    if node.ref in _UPPER:
+        return _UPPER[node.ref]
+    api = docker_api.client().api
+    upper = ""
+    if api.base_url == LOCAL_ENGINE:
+        with docker_api.guard(f"looking at the disk of {node.name}"):
+            found = api.inspect_container(node.ref)
+        path = str(((found.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or "")
+        if path.startswith("/") and os.access(path, os.R_OK | os.X_OK) and \
+                os.path.isdir(path) and not os.path.islink(path):
+            upper = path
+    if len(_UPPER) > 4096:
+        _UPPER.clear()
+    _UPPER[node.ref] = upper
+    return upper
+
+
+def _tree_size(top: str) -> int:
+    """Bytes in the files under `top`, as Docker counts a layer: every entry but directories,
+    a file with several links once; never following a link (the tree is the node's)."""
+    total, seen, stack = 0, set(), [top]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if st.st_nlink > 1:
+                    if st.st_ino in seen:
+                        continue
+                    seen.add(st.st_ino)
+                total += st.st_size
+    return total
 
 
 def attach(node: NodeInfo, argv: Sequence[str], *, tty: bool,
