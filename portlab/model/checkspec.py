@@ -119,6 +119,9 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
     if source not in node_names:
         raise r.error(ppath + ("from",), f"no node called '{source}'")
     ipv6 = pspec.get("ipv6") is True
+    if ipv6 and pspec.get("fresh_source") is True:
+        raise r.error(ppath + ("fresh_source",),
+                      "fresh_source picks an IPv4 address: it cannot be used with ipv6")
     target = pspec.get("to")
     if target is not None:
         target = r.text(target, ppath + ("to",))

@@ -77,7 +77,7 @@ ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source":
 # on the same link (node.iface) the probe's packets go to, whatever the node's routes say (what
 # a neighbour can do: a router must not pass such packets where they should not go)
 SENDS: dict[str, Any] = {"timeout": SECONDS, "device": str, "source_port": PORT, "ipv6": bool,
-                         "via": str}
+                         "via": str, "fresh_source": bool}
 DEVICE: dict[str, str | None] = {"device": FROM}
 
 

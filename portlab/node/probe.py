@@ -38,8 +38,9 @@ returns once it listens; `capture stop ID` stops it and lists the packets it
 saw (addresses, protocol, ports, sizes: what anyone on that link could see).
 Options for tcp/http/minecraft/udp: --device IFACE sends only through that
 interface (as if a VPN's routes were not there), --source-port PORT fixes the
-local port, --via GATEWAY sends to HOST through that gateway whatever the
-routes say (only this probe's packets: what a neighbour on the link can do).
+local port, --source ADDR sends from one of the node's own addresses, --via
+GATEWAY sends to HOST through that gateway whatever the routes say (only this
+probe's packets: what a neighbour on the link can do).
 Learners may run it too: it is how `portlab check` sees the lab.
 Standard library only. The kinds' code sits beside this script, a module per job:
 sockets (tcp, http, minecraft, udp), listeners (/proc), tcpdump and pcap (capture),
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                             "the routing table's choice, e.g. a VPN's routes")
         p.add_argument("--source-port", type=int, metavar="PORT",
                        help="send from this local port")
+        p.add_argument("--source", metavar="ADDR",
+                       help="send from this address, one of this node's own")
         p.add_argument("--via", metavar="GATEWAY",
                        help="send to HOST through this gateway on the same link, whatever "
                             "this node's routes say (only this probe's packets)")

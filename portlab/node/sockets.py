@@ -49,9 +49,11 @@ def at(host: str, port: int | str) -> str:
 
 
 def bind_socket(sock: socket.socket, device: str | None = None,
-                source_port: int | None = None, mark: int = 0) -> None:
+                source_port: int | None = None, mark: int = 0,
+                source: str | None = None) -> None:
     """--device: send only through that interface (SO_BINDTODEVICE), whatever the routes say;
     --source-port: a fixed local port, so a capture can tell this connection from others;
+    --source: send from this address of the node (one of its own);
     `mark`: the firewall mark --via routes by."""
     try:
         if mark:
@@ -60,12 +62,16 @@ def bind_socket(sock: socket.socket, device: str | None = None,
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
         if source_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("::" if sock.family == socket.AF_INET6 else "0.0.0.0", source_port))
+        if source_port or source:
+            anywhere = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+            sock.bind((source or anywhere, source_port or 0))
     except OSError as exc:
         sock.close()
         where = {"device": device} if device else {}
         if source_port:
             where["source_port"] = str(source_port)
+        if source:
+            where["source"] = source
         what = f"interface {device}" if exc.errno == errno.ENODEV else "the local socket"
         raise CannotProbe(f"cannot use {what}: {exc.strerror or exc}", exc, **where) from None
 
@@ -113,10 +119,12 @@ def connect(host: str, port: int, args: argparse.Namespace,
         result["device"] = args.device
     if getattr(args, "via", None):
         result["via"] = args.via
+    if getattr(args, "source", None):
+        result["source"] = args.source
     start = time.monotonic()
     sock = socket.socket(family(host), socket.SOCK_STREAM)
     sock.settimeout(args.timeout)
-    bind_socket(sock, args.device, args.source_port, mark)
+    bind_socket(sock, args.device, args.source_port, mark, getattr(args, "source", None))
     try:
         sock.connect((host, port))
     except OSError as exc:
@@ -319,7 +327,7 @@ def probe_udp(args: argparse.Namespace) -> dict:
     with via(args.host, args.via) as mark:
         sock = socket.socket(family(args.host), socket.SOCK_DGRAM)
         sock.settimeout(args.timeout)
-        bind_socket(sock, args.device, args.source_port, mark)
+        bind_socket(sock, args.device, args.source_port, mark, getattr(args, "source", None))
         try:
             sock.connect((args.host, args.port))
             local = sock.getsockname()

@@ -13,8 +13,12 @@ error, never "nothing came back".
 
 from __future__ import annotations
 
+import ipaddress
+import random
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -55,8 +59,44 @@ NONCED = ("http", "minecraft", "udp")  # the kinds whose server echoes a nonce
 ANSWER_KEYS = ("answers", "token", "seen_source", "served_by", "proxied")
 
 
+def fresh_pick(job: ProbeRun) -> tuple[str, str]:
+    """(interface, address) to send from an address nobody has seen: a free host address of
+    the source's network, picked now at random (a rule naming the probes' addresses does not
+    hold it back)."""
+    table = {str(k): str(v) for k, v in dict(job.context.get("addr") or {}).items()}
+    iface = next((ref.split(".", 1)[1] for ref, address in table.items()
+                  if ref.startswith(f"{job.source}.") and address == job.source_address), "")
+    nets = [ipaddress.ip_network(n) for n in dict(job.context.get("subnet") or {}).values()]
+    net = next((n for n in nets if ipaddress.ip_address(job.source_address) in n), None)
+    if not iface or net is None or net.version != 4:
+        raise CannotObserve(f"no IPv4 network of {job.source} to send from a fresh address in",
+                            "the lab's probe names a `from` node with an IPv4 interface")
+    # nor the engine's gateway address (the backend keeps it at the top, Docker's default is
+    # the bottom): the host never takes it, and no probe should send from it either
+    used = set(table.values()) | {str(net.network_address + 1), str(net.broadcast_address - 1)}
+    free = [str(a) for a in net.hosts() if str(a) not in used]
+    return iface, random.SystemRandom().choice(free)
+
+
+@contextmanager
+def fresh_address(job: ProbeRun) -> Iterator[tuple[str, str]]:
+    """With `fresh_source: true`: a fresh address (fresh_pick) added to the source node for
+    one probe, then removed. Only the source node is touched, never the learner's."""
+    iface, address = fresh_pick(job)
+    added = job.nodes.exec(job.source, ["ip", "addr", "add", f"{address}/32", "dev", iface])
+    if added.exit_code:
+        raise CannotObserve(f"could not give {job.source} the address {address} "
+                            f"({printable(added.stderr.strip()[-200:])})",
+                            f"the node needs `ip` and NET_ADMIN: {FRESH}")
+    try:
+        yield iface, address
+    finally:
+        job.nodes.exec(job.source, ["ip", "addr", "del", f"{address}/32", "dev", iface])
+
+
 def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
-    """Run portlab-probe on the probe's source node; return its JSON answer."""
+    """Run portlab-probe on the probe's source node; return its JSON answer. With
+    `fresh_source: true`, from an address of its network picked for this one probe."""
     timeout = run.probe.options.get("timeout")
     full = list(argv)
     via = run.probe.options.get("via")
@@ -70,6 +110,9 @@ def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     source_port = run.probe.options.get("source_port")
     if source_port:
         full += ["--source-port", str(source_port)]
+    if run.probe.options.get("fresh_source"):
+        with fresh_address(run) as (_, address):
+            return tool_on(run, run.source, [*full, "--source", address])
     return tool_on(run, run.source, full)
 
 
@@ -170,7 +213,10 @@ def endpoint(run: ProbeRun) -> str:
 
 def source_text(run: ProbeRun, data: dict[str, Any] | None = None) -> str:
     local = (data or {}).get("local", "")
-    addr = host_of(local) if local else run.source_address
+    fresh = str((data or {}).get("source") or "")
+    addr = host_of(local) if local else (fresh or run.source_address)
+    if fresh:
+        addr += ", an address picked for this probe"
     device = run.probe.options.get("device")
     if device:  # SO_BINDTODEVICE: this interface only, whatever the routes (a VPN's) say
         return f"{run.source} ({addr}), sent only through its interface {device}"

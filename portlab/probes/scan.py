@@ -19,17 +19,14 @@ removed): a firewall rule that names the scanners' addresses does not hold it.
 
 from __future__ import annotations
 
-import ipaddress
-import random
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from portlab.errors import printable
 from portlab.model.probekinds import SECONDS, KindSchema, PortList, PortStates
 from portlab.model.types import Match
 from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
-from portlab.probes.common import FRESH, MISSING
+from portlab.probes.common import FRESH, MISSING, fresh_address
 
 DEFAULT_SECONDS = 10.0
 
@@ -138,43 +135,16 @@ NMAP_STATES = ("open", "closed", "filtered", "open|filtered", "closed|filtered",
 
 
 def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
-    if options.get("fresh_source") and options.get("ipv6"):
-        return "fresh_source picks an IPv4 address: it cannot be used with ipv6"
     if not expect.get("ports"):
         return "a scan probe needs expect.ports: the state expected on each port"
     return None
 
 
-def fresh_source(job: ProbeRun) -> tuple[str, str]:
-    """(interface, address) for a scan from an address nobody has seen: a free host address of
-    the source's network, picked now at random (a rule naming the scanners' addresses does not
-    hold it back). Only the source node is touched, never the learner's."""
-    table = {str(k): str(v) for k, v in dict(job.context.get("addr") or {}).items()}
-    iface = next((ref.split(".", 1)[1] for ref, address in table.items()
-                  if ref.startswith(f"{job.source}.") and address == job.source_address), "")
-    nets = [ipaddress.ip_network(n) for n in dict(job.context.get("subnet") or {}).values()]
-    net = next((n for n in nets if ipaddress.ip_address(job.source_address) in n), None)
-    if not iface or net is None or net.version != 4:
-        raise CannotObserve(f"no IPv4 network of {job.source} to send from a fresh address in",
-                            "the lab's probe names a `from` node with an IPv4 interface")
-    used = set(table.values()) | {str(net.network_address + 1)}  # and the engine's gateway
-    free = [str(a) for a in net.hosts() if str(a) not in used]
-    return iface, random.SystemRandom().choice(free)
-
-
 def run(job: ProbeRun) -> ProbeResult:
     if not job.probe.options.get("fresh_source"):
         return _run(job)
-    iface, address = fresh_source(job)
-    added = job.nodes.exec(job.source, ["ip", "addr", "add", f"{address}/32", "dev", iface])
-    if added.exit_code:
-        raise CannotObserve(f"could not give {job.source} the address {address} "
-                            f"({printable(added.stderr.strip()[-200:])})",
-                            f"the node needs `ip` and NET_ADMIN: {FRESH}")
-    try:
+    with fresh_address(job) as (iface, address):
         return _run(job, ("-S", address, "-e", iface))
-    finally:
-        job.nodes.exec(job.source, ["ip", "addr", "del", f"{address}/32", "dev", iface])
 
 
 def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:

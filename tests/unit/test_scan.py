@@ -200,3 +200,40 @@ def test_a_check_that_scans_every_known_port_runs_after_the_others() -> None:
     report = run_checks(lab, Binding.preview(lab), FakeNodes(answer))
     assert [r.id for r in report.results] == ["loud", "web"]  # reported in the lab's order
     assert ran == ["http", "nmap", "nmap"]  # run after the quiet check
+
+
+def test_a_real_connection_can_come_from_a_fresh_address_too() -> None:
+    """A tcp probe with `fresh_source: true` connects (a whole TCP stack, not nmap's bare SYN)
+    from an address picked for it, added to the source node and removed after."""
+    data = minimal()
+    data["checks"][0]["probes"] = [{"kind": "tcp", "from": "b", "to": "a.wan", "port": 3306,
+                                    "fresh_source": True, "expect": {"state": "filtered"}}]
+    lab = parse_data(data)
+    binding = Binding.preview(lab)
+    calls: list[list[str]] = []
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        calls.append(argv)
+        if argv[0] == "portlab-probe":
+            source = argv[argv.index("--source") + 1]
+            return ExecResult(0, '{"kind": "tcp", "state": "filtered", "target": "x:3306", '
+                                 f'"source": "{source}"}}', "")
+        return ExecResult(0, "", "")
+
+    result = run_for("tcp")(resolve(lab.checks[0].probes[0], binding, FakeNodes(answer)))
+    assert result.outcome is Outcome.PASS
+    add, probe, remove = calls
+    address = add[3].split("/")[0]
+    assert add[:3] == ["ip", "addr", "add"] and remove[:4] == ["ip", "addr", "del", add[3]]
+    assert probe[probe.index("--source") + 1] == address
+    assert address not in {str(a) for a in binding.addresses.values()}
+    assert "picked for this probe" in result.source
+
+
+def test_a_fresh_source_is_ipv4_only() -> None:
+    data = minimal()
+    data["checks"][0]["probes"] = [{"kind": "tcp", "from": "b", "to": "a.wan", "port": 80,
+                                    "fresh_source": True, "ipv6": True,
+                                    "expect": {"state": "open"}}]
+    with pytest.raises(LabError, match="fresh_source picks an IPv4 address"):
+        parse_data(data)
