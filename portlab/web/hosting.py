@@ -68,6 +68,64 @@ def leftovers() -> list[str]:
     return sorted(n for n in runtime.instances() if n.startswith(PREFIX))
 
 
+MAX_RECORD = 64 * 1024  # bytes of the record read (60 seats' names take under 1 KB)
+
+
+def record_path() -> Path:
+    """Where a classroom writes down each seat's instance before it starts it: what a
+    classroom killed outright left is then told from an instance someone made by hand."""
+    return locks.lock_dir() / f"classroom-{scope()}.seats"
+
+
+def recorded() -> set[str]:
+    try:
+        with open(record_path(), encoding="utf-8", errors="replace") as fh:
+            text = fh.read(MAX_RECORD)
+    except OSError:
+        return set()
+    return {line.strip() for line in text.splitlines() if line.strip().startswith(PREFIX)}
+
+
+class Recording:
+    """The core API as the classroom uses it, with each seat's instance written down before
+    its lab starts (so a SIGKILL in the middle of a start leaves it on record)."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._known = recorded()
+
+    def up(self, name: str, *, instance: str | None = None, student: str | None = None,
+           salt: str | None = None) -> Any:
+        if instance and instance not in self._known:
+            with open(record_path(), "a", encoding="utf-8") as fh:
+                fh.write(f"{instance}\n")
+            self._known.add(instance)
+        return self._api.up(name, instance=instance, student=student, salt=salt)
+
+    def down(self, name: str | None = None, *, instance: str | None = None) -> Any:
+        return self._api.down(name, instance=instance)
+
+    def check(self, name: str | None = None, *, instance: str | None = None) -> Any:
+        return self._api.check(name, instance=instance)
+
+
+def take_over(api: Any, progress: Progress) -> None:
+    """Remove the seats a classroom killed outright left (they are on its record). An
+    instance named like a seat that no classroom started is someone's own: stop, and say so."""
+    left = leftovers()
+    strangers = [name for name in left if name not in recorded()]
+    if strangers:
+        raise UsageError(f"{', '.join(strangers)}: named like a classroom's seats, but no "
+                         "classroom started them here, and the classroom's seats need these "
+                         "names",
+                         hint=f"remove them (`portlab down -i {strangers[0]}`), or serve the "
+                              "class under another PORTLAB_SCOPE")
+    for name in left:
+        progress.note(f"removing {name}, left by a classroom that was stopped by force")
+        api.down(instance=name)
+    record_path().unlink(missing_ok=True)
+
+
 def serve(api: Any, settings: Settings, progress: Progress,
           links: Callable[[Classroom, str], None]) -> int:
     """Serve until SIGINT or SIGTERM; returns how many labs were removed at the end."""
@@ -84,17 +142,15 @@ def serve(api: Any, settings: Settings, progress: Progress,
     pages = Pages(api, settings.lab)
     checks = [c for c, _, _ in api.check_list(settings.lab)]
     with locks.classroom_lock(scope()):
-        for name in leftovers():  # a classroom killed outright (SIGKILL) left them
-            progress.note(f"removing {name}, left by a classroom that was stopped by force")
-            api.down(instance=name)
+        take_over(api, progress)  # what a classroom killed outright (SIGKILL) left
         if not xterm.present():
             progress.note("fetching xterm.js (once) from the webssh package on PyPI")
             xterm.fetch()
         if not api.image_exists(api.image_tag()):
             api.image_build(progress)
-        room = Classroom(settings.lab, api, seats=settings.seats, roster=list(settings.roster),
-                         salt=settings.salt, checks=checks, workers=settings.workers,
-                         max_running=settings.max_running)
+        room = Classroom(settings.lab, Recording(api), seats=settings.seats,
+                         roster=list(settings.roster), salt=settings.salt, checks=checks,
+                         workers=settings.workers, max_running=settings.max_running)
         from portlab.web.app import Server
 
         server = Server(room, pages=pages, terminal=api.terminal, origins=settings.origins,
@@ -108,6 +164,8 @@ def serve(api: Any, settings: Settings, progress: Progress,
         finally:
             progress.note("stopping: removing every lab this classroom started")
             removed = room.close(progress.note)
+            if not leftovers():
+                record_path().unlink(missing_ok=True)
     return removed
 
 
