@@ -97,8 +97,11 @@ class Recording:
     def up(self, name: str, *, instance: str | None = None, student: str | None = None,
            salt: str | None = None) -> Any:
         if instance and instance not in self._known:
-            with open(record_path(), "a", encoding="utf-8") as fh:
-                fh.write(f"{instance}\n")
+            try:
+                with open(record_path(), "a", encoding="utf-8") as fh:
+                    fh.write(f"{instance}\n")
+            except OSError:
+                pass  # no record: a seat left by a SIGKILL is then named, not removed
             self._known.add(instance)
         return self._api.up(name, instance=instance, student=student, salt=salt)
 
@@ -123,7 +126,14 @@ def take_over(api: Any, progress: Progress) -> None:
     for name in left:
         progress.note(f"removing {name}, left by a classroom that was stopped by force")
         api.down(instance=name)
-    record_path().unlink(missing_ok=True)
+    forget()
+
+
+def forget() -> None:
+    try:
+        record_path().unlink(missing_ok=True)
+    except OSError:
+        pass  # another user's file in the shared folder: theirs to remove
 
 
 def serve(api: Any, settings: Settings, progress: Progress,
@@ -165,7 +175,7 @@ def serve(api: Any, settings: Settings, progress: Progress,
             progress.note("stopping: removing every lab this classroom started")
             removed = room.close(progress.note)
             if not leftovers():
-                record_path().unlink(missing_ok=True)
+                forget()
     return removed
 
 
