@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from portlab import locks, runtime
-from portlab.errors import UsageError
+from portlab.errors import PortlabError, UsageError
 from portlab.names import scope
 from portlab.progress import Progress
 from portlab.web import xterm
@@ -174,8 +174,11 @@ def serve(api: Any, settings: Settings, progress: Progress,
         finally:
             progress.note("stopping: removing every lab this classroom started")
             removed = room.close(progress.note)
-            if not leftovers():
-                forget()
+            try:
+                if not leftovers():  # every seat gone: nothing on record is left
+                    forget()
+            except PortlabError:
+                pass  # the engine is gone: the record stays for the next classroom
     return removed
 
 
