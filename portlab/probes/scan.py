@@ -47,15 +47,18 @@ KNOWN_RATE = "5000"  # packets per second, on a lab's own bridge
 
 
 def argv_for(ports: list[int], proto: str, seconds: float, target: str,
-             known: bool = False, spoof: tuple[str, ...] = (), fast: bool = False) -> list[str]:
+             known: bool = False, spoof: tuple[str, ...] = (), fast: bool = False,
+             connect: bool = False) -> list[str]:
     """nmap's command line: `ports`, or with `known` every port nmap knows (open ones listed).
     Many ports (`known`, or `fast`: the ports a node names) go at KNOWN_RATE: a node that
     drops them all would otherwise hold nmap at its cautious pace (measured on the firewall
-    lab's server: 14 named ports 1.6 s, at that rate 0.5 s)."""
+    lab's server: 14 named ports 1.6 s, at that rate 0.5 s). `connect` (TCP): nmap's connect
+    scan (-sT), whole connections by the node's own TCP stack, not its raw bare SYNs."""
     which = [*KNOWN_PORTS] if known else ["-p", ",".join(str(p) for p in ports)]
     return ["nmap", "-Pn", "-n", "-oX", "-", "--max-retries", "1", "--host-timeout",
             f"{max(1, round(seconds))}s", *which,
             *(["--min-rate", KNOWN_RATE] if known or fast else []),
+            *(["-sT"] if connect and proto == "tcp" else []),
             *(["-sU"] if proto == "udp" else []), *(["-6"] if ":" in target else []),
             *spoof, target]
 
@@ -156,8 +159,8 @@ def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
     seconds = float(opts.get("timeout") or DEFAULT_SECONDS)
     argv = argv_for(ports, proto, seconds, str(job.target), spoof=spoof)
     sent = f"an nmap {proto.upper()} scan of ports {', '.join(map(str, ports))}" + (
-        ", then of every port nmap knows a service for (8,366) and every port the target's "
-        "rules and sockets name" if every else "")
+        ", then of every port nmap knows a service for (8,366), and real connections to every "
+        "port the target's rules and sockets name" if every else "")
     source = f"{job.source} ({spoof[1] if spoof else job.source_address}" + (
         ", an address picked for this scan)" if spoof else ")")
     target = (f"{job.target_name} = {job.target}" if job.target_name != job.target
@@ -176,10 +179,19 @@ def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
                                       spoof=spoof), sent)
         node = target_node(job)
         named = named_ports(job.nodes.exec(node, NAMED_PORTS).stdout) if node else []
-        named = [p for p in named if p not in known and p not in ports]
-        if named:  # the ports the node's own rules and sockets name, beyond nmap's
-            known.update(_scan(job, argv_for(named, proto, wait, str(job.target),
-                                                  spoof=spoof, fast=True), sent))
+        # Every port the node's own rules and sockets name (beyond nmap's list, and the ports
+        # above too) gets whole connections: a rule can tell nmap's bare SYN (no TCP options,
+        # 44 bytes) from a real client's and forward only the latter; these are real clients.
+        named = [p for p in named if known.get(p) != "open" and found.get(p) != "open"]
+        if named:
+            connected = _scan(job, argv_for(named, proto, wait, str(job.target), spoof=spoof,
+                                            fast=True, connect=True), sent)
+            for port, state in connected.items():
+                if port in found:
+                    if state == "open":  # a real client got in where the scan's SYN did not
+                        found[port] = "open"
+                elif state == "open" or port not in known:
+                    known[port] = state
     got = ", ".join(f"{p} {found[p]}" for p in ports)
     wrong = []
     for port, want in wanted.items():

@@ -237,3 +237,26 @@ def test_a_fresh_source_is_ipv4_only() -> None:
                                     "expect": {"state": "open"}}]
     with pytest.raises(LabError, match="fresh_source picks an IPv4 address"):
         parse_data(data)
+
+
+def test_ports_the_rules_name_get_real_connections_which_a_rule_cannot_tell_from_clients() -> None:
+    """A forward that lets only real clients' SYNs through (`-m length ! --length 40:59`: not
+    nmap's bare 44-byte SYN) is closed to the raw scan and open to a connect scan (-sT) of
+    the ports the rules name, the expected ones included."""
+    lab = lab_with(expect={"ports": {8080: "not-open"}, "others": "not-open"})
+    calls: list[list[str]] = []
+    rules = "-A PREROUTING -i wan -p tcp --dport 8080 -m length ! --length 40:59 -j DNAT\n"
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        calls.append(argv)
+        if argv[0] == "sh":
+            return ExecResult(0, rules, "")
+        if "-sT" in argv:
+            return ExecResult(0, _report({8080: "open", 40: "closed", 59: "closed"}), "")
+        return ExecResult(0, _report({8080: "closed"}), "")
+
+    result = run_for("scan")(resolve(lab.checks[0].probes[0], Binding.preview(lab),
+                                     FakeNodes(answer)))
+    assert result.outcome is Outcome.FAIL and "port 8080: expected not-open" in result.why
+    connect = next(argv for argv in calls if "-sT" in argv)
+    assert "8080" in connect[connect.index("-p") + 1].split(",")
