@@ -203,6 +203,43 @@ def test_the_live_page_fills_the_window_and_cuts_no_text(browser: Any, mode: str
         _assert_fits(browser, ".live > *", size)
 
 
+# Counts the page's additions to the packets panel: each is a layout the browser must do.
+WATCH_PACKETS = """
+window.added = 0;
+new MutationObserver(function (records) {
+  records.forEach(function (r) { if (r.addedNodes.length) { window.added += 1; } });
+}).observe(document.getElementById('packets'), {childList: true});
+"""
+
+
+def test_the_live_page_draws_a_flood_of_events_in_batches(browser: Any) -> None:
+    """A forwarding check sends the live page about 11,000 events in 3.5 s (the router's
+    connections from the scan of its ports). Drawn one by one, they froze a loaded
+    Chromium for minutes; the page must draw them together: few additions to the panel, the
+    newest lines kept, every packet counted on its link."""
+    bound = Binding.preview(core.get_lab("forwarding"))
+    with LiveServer(html.live_page(bound, mode="trace", traced=["router"]),
+                    ("127.0.0.1", 0)) as server:
+        browser.get(server.url)
+        _wait(browser, "the page to connect",
+              "return document.getElementById('conn').textContent === 'connected'")
+        browser.execute_script(WATCH_PACKETS)
+        for n in range(10_000):
+            server.hub.publish("connection", {**FORWARD.to_json(), "text": f"flow {n}"})
+        for _ in range(500):
+            server.hub.publish("packet", KNOCK.to_json())
+        server.hub.publish("connection", {**FORWARD.to_json(), "text": "the last one"})
+        _wait(browser, "the last event drawn",
+              "var p = document.getElementById('packets');"
+              "return p.lastChild && p.lastChild.textContent.endsWith('the last one')")
+        lines = browser.execute_script("return document.querySelectorAll('#packets div').length")
+        added = browser.execute_script("return window.added")
+        counted = browser.find_element("id", "link-router-wan").get_attribute("data-packets")
+    assert lines <= 200
+    assert added < 500, f"the page added to its panel {added} times for 10,501 events"
+    assert counted == "500"
+
+
 class Pages:
     """The classroom's real pages for the forwarding lab; its brief and diagram those of a
     preview (no lab runs)."""

@@ -10,25 +10,66 @@
   function $(id) { return document.getElementById(id); }
   function text(el, words) { el.textContent = words; }
 
-  function light(ev) {
-    if (!ev.link) { return; }
-    var parts = ev.link.split(".");
+  function light(link, count) {
+    var parts = link.split(".");
     var g = $("link-" + parts[0] + "-" + parts[1]);
     if (!g) { return; }
-    g.setAttribute("data-packets", String(Number(g.getAttribute("data-packets") || 0) + 1));
+    g.setAttribute("data-packets", String(Number(g.getAttribute("data-packets") || 0) + count));
     g.classList.add("lit");
     clearTimeout(g._portlabTimer);
     g._portlabTimer = setTimeout(function () { g.classList.remove("lit"); }, 1500);
   }
 
+  function packet(ev) {
+    if (ev.link) { pending.links[ev.link] = (pending.links[ev.link] || 0) + 1; }
+    packetLine(ev);
+  }
+
+  // A check or a scan sends thousands of events in a few seconds (a forwarding check: about
+  // 11,000, most of them the router's connections opening and closing). Drawing each as it
+  // comes would lay the page out thousands of times and freeze it, so events wait in
+  // `pending` and are drawn together at most every DRAW_EVERY ms: the links' counts summed,
+  // only the newest MAX_LINES lines, and each node's newest NAT note.
+  var DRAW_EVERY = 100;
+  var pending = {lines: [], skipped: 0, links: {}, nats: {}, natList: [], timer: null};
+
+  function later() {
+    if (pending.timer === null) { pending.timer = setTimeout(draw, DRAW_EVERY); }
+  }
+
   function packetLine(ev) {
-    var box = $("packets");
+    pending.lines.push(ev.node + "  " + ev.text);
+    if (pending.lines.length > MAX_LINES) {
+      pending.skipped += pending.lines.length - MAX_LINES;
+      pending.lines.splice(0, pending.lines.length - MAX_LINES);
+    }
+    later();
+  }
+
+  function lineOf(words, kind) {
     var line = document.createElement("div");
-    line.className = "pkt";
-    text(line, ev.node + "  " + ev.text);
-    box.appendChild(line);
-    while (box.childNodes.length > MAX_LINES) { box.removeChild(box.firstChild); }
-    box.scrollTop = box.scrollHeight;
+    line.className = kind;
+    text(line, words);
+    return line;
+  }
+
+  function draw() {
+    pending.timer = null;
+    var box = $("packets");
+    if (box && (pending.lines.length || pending.skipped)) {
+      var lines = document.createDocumentFragment();
+      if (pending.skipped) {
+        lines.appendChild(lineOf("… " + pending.skipped + " more events, too many to show", "pkt skipped"));
+      }
+      pending.lines.forEach(function (words) { lines.appendChild(lineOf(words, "pkt")); });
+      box.appendChild(lines);
+      while (box.childNodes.length > MAX_LINES) { box.removeChild(box.firstChild); }
+      box.scrollTop = box.scrollHeight;
+    }
+    Object.keys(pending.links).forEach(function (link) { light(link, pending.links[link]); });
+    pending.natList.forEach(natItem);
+    Object.keys(pending.nats).forEach(function (node) { natPicture(pending.nats[node]); });
+    pending.lines = []; pending.skipped = 0; pending.links = {}; pending.nats = {}; pending.natList = [];
   }
 
   // Widen the picture's viewBox to everything drawn in it, notes included, so that a note
@@ -42,6 +83,13 @@
   }
 
   function natNote(ev) {
+    pending.natList.push(ev);
+    if (pending.natList.length > 30) { pending.natList.shift(); }
+    pending.nats[ev.node] = ev;
+    later();
+  }
+
+  function natItem(ev) {
     var li = document.createElement("li");
     li.className = "nat-" + ev.nat;
     li.setAttribute("data-node", ev.node);
@@ -49,6 +97,9 @@
     var list = $("nat");
     list.insertBefore(li, list.firstChild);
     while (list.childNodes.length > 30) { list.removeChild(list.lastChild); }
+  }
+
+  function natPicture(ev) {
     // beside the router in the picture, too
     var g = $("node-" + ev.node);
     if (!g || !g.getBBox) { return; }
@@ -120,9 +171,7 @@
     source.addEventListener("open", function () { text($("conn"), "connected"); });
     source.addEventListener("error", function () { text($("conn"), "disconnected (retrying)"); });
     source.addEventListener("packet", function (m) {
-      var ev = JSON.parse(m.data);
-      light(ev);
-      packetLine(ev);
+      packet(JSON.parse(m.data));
     });
     source.addEventListener("connection", function (m) {
       var ev = JSON.parse(m.data);
@@ -131,6 +180,7 @@
     });
     source.addEventListener("step", function (m) { showStep(JSON.parse(m.data)); });
     source.addEventListener("end", function (m) {
+      draw();
       text($("conn"), JSON.parse(m.data).text);
       document.body.setAttribute("data-ended", "true");
       source.close();
