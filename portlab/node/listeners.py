@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
 import socket
@@ -58,8 +59,39 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
-def process_info(pid: str) -> dict:
+MAX_PROGRAM = 256 * 2**20  # bytes of a program hashed, at most
+
+
+def digest(path: str) -> str | None:
+    """The sha256 of a file (a program), or None where it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+                if fh.tell() > MAX_PROGRAM:
+                    return None
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def program_of(pid: str, info: dict, want: str | None, wanted: str | None) -> None:
+    """What program the process runs (/proc/PID/exe, which its name cannot change), and with
+    `want`, whether it is that very program: the same bytes as `want` on this file system.
+    A probe of a graded node runs in its grader, whose file system is the image's own, read
+    only: a copy of another program put in the node's /usr/sbin/sshd is not sshd there."""
+    try:
+        info["program"] = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return
+    if want is not None:
+        info["same_program"] = wanted is not None and digest(f"/proc/{pid}/exe") == wanted
+
+
+def process_info(pid: str, want: str | None = None, wanted: str | None = None) -> dict:
     info: dict = {"pid": int(pid)}
+    program_of(pid, info, want, wanted)
     try:
         with open(f"/proc/{pid}/comm") as fh:
             info["name"] = fh.read().strip()
@@ -74,8 +106,12 @@ def process_info(pid: str) -> dict:
     return info
 
 
-def socket_owners(inodes: set[str]) -> dict[str, list[dict]]:
-    """Socket inode -> the processes holding it open (found through /proc/PID/fd)."""
+def socket_owners(inodes: set[str], want: str | None = None) -> dict[str, list[dict]]:
+    """Socket inode -> the processes holding it open (found through /proc/PID/fd); with
+    `want` (a program's path), each says whether it runs that program."""
+    wanted = digest(want) if want is not None else None
+    if want is not None and wanted is None:
+        raise CannotProbe(f"cannot read {want}, the program to compare with, on this node")
     owners: dict[str, list[dict]] = {inode: [] for inode in inodes}
     pids = sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int)
     for pid in pids:
@@ -92,13 +128,13 @@ def socket_owners(inodes: set[str]) -> dict[str, list[dict]]:
             if link.startswith("socket:[") and link[8:-1] in owners:
                 held.add(link[8:-1])
         for inode in sorted(held):
-            owners[inode].append(process_info(pid))
+            owners[inode].append(process_info(pid, want, wanted))
     return owners
 
 
 def probe_listening(args: argparse.Namespace) -> dict:
     sockets = listening_sockets(args.proto, args.port)
-    owners = socket_owners(set(sockets))
+    owners = socket_owners(set(sockets), getattr(args, "program", None))
     return {
         "target": f"{args.proto}/{args.port}",
         "state": "listening" if sockets else "not-listening",

@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("listening", help="which process listens on PORT of this very node")
     p.add_argument("proto", choices=("tcp", "udp"))
     p.add_argument("port", type=int)
+    p.add_argument("--program", metavar="PATH",
+                   help="also say whether each process runs this very program: the same "
+                        "bytes as PATH here (e.g. /usr/sbin/sshd), whatever its name")
     p = sub.add_parser("capture", help="what this node sees on an interface (tcpdump)")
     csub = p.add_subparsers(dest="action", required=True)
     c = csub.add_parser("start", help="start capturing; prints the capture's id")

@@ -34,6 +34,8 @@ def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
     for sock in sockets:
         procs = sock.get("processes") or []
         who = ", ".join(f"{p.get('name', '?')} (pid {p.get('pid', '?')}"
+                        + (f", program {p.get('program', '?')}"
+                           if p.get("same_program") is False else "")
                         + (f", user {p.get('user', p.get('uid'))})" if "uid" in p else ")")
                         for p in procs)
         if not procs and "uid" in sock:
@@ -46,8 +48,10 @@ def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
 def run(job: ProbeRun) -> ProbeResult:
     proto = job.probe.options.get("proto", "tcp")
     port = job.probe.port
-    data = run_tool(job, ["listening", proto, str(port)])
     expect = job.probe.expect
+    want_program = expect.get("program")
+    data = run_tool(job, ["listening", proto, str(port)]
+                    + (["--program", str(want_program)] if want_program else []))
     want_listening = expect.get("listening", True)
     want_process = expect.get("process")
     want_user = expect.get("user")
@@ -70,6 +74,20 @@ def run(job: ProbeRun) -> ProbeResult:
         if not any(want_process in names_of(p) for p in owners):
             passed, why, seen = (False, f"the program listening there is not {want_process}",
                                  "wrong-program")
+    if passed and want_listening and want_program and sockets:
+        # The program itself, which a name cannot fake: `cp /usr/bin/socat /tmp/sshd` runs
+        # a process called sshd, and its /proc/PID/exe is still socat's bytes.
+        owners = [p for s in sockets for p in s.get("processes") or []
+                  if not want_process or want_process in names_of(p)]
+        if not owners:
+            raise CannotObserve(f"portlab-probe on {job.source} did not say which program "
+                                f"holds {proto.upper()} port {port}",
+                                f"the node's own tools are broken: {FRESH}", data=data)
+        if not any(p.get("same_program") is True for p in owners):
+            programs = sorted({str(p.get("program", "?")) for p in owners})
+            passed, why, seen = (False, f"the program listening there is not "
+                                 f"{want_program} but {', '.join(programs)}, whatever its "
+                                 "name says", "wrong-program")
     if passed and want_listening and want_user:
         # The socket's owner: /proc/net says it even when the process is another user's and
         # not visible. With `process:`, the sockets held by a process of that name.
@@ -92,6 +110,7 @@ def run(job: ProbeRun) -> ProbeResult:
 SCHEMA = KindSchema("listening",
                     "Which process listens on this node's own port (from its sockets, no "
                     "traffic)", options={"proto": ("tcp", "udp")},
-                    expects={"listening": bool, "process": str, "user": str},
+                    expects={"listening": bool, "process": str, "user": str,
+                             "program": str},
                     needs_target=False)
 KIND = ProbeKind(SCHEMA, run, node=("listeners.py",))

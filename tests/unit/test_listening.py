@@ -110,6 +110,7 @@ NC = {"pid": 40, "name": "nc", "cmdline": "nc -lk 22"}
 
 
 def run_kind(answer: dict[str, Any], expect: dict[str, Any]) -> Any:
+    program = ["--program", expect["program"]] if "program" in expect else []
     calls: list[list[str]] = []
 
     def fake_exec(node: str, argv: list[str]) -> ExecResult:
@@ -120,7 +121,7 @@ def run_kind(answer: dict[str, Any], expect: dict[str, Any]) -> Any:
     result = run_for("listening")(ProbeRun(probe, "server", "203.0.113.10", None, "",
                                            {"addr": {}}, FakeNodes(fake_exec)))
     assert len(calls) == 1 and calls[0][:2] == ["portlab-probe", "--save"]
-    assert calls[0][3:] == ["listening", "tcp", "22"]
+    assert calls[0][3:] == ["listening", "tcp", "22", *program]
     return result
 
 
@@ -260,3 +261,44 @@ def test_an_answer_from_a_real_web_server_is_described_as_such() -> None:
                                       {"addr": {}, "token": "t"}, FakeNodes(fake_exec)))
     assert result.passed
     assert result.got == "HTTP 200: an HTTP answer, from a server that does not say who it is"
+
+
+def test_listening_says_which_program_a_process_runs_whatever_its_name(
+        greeter: tuple[int, int], tmp_path: Path) -> None:
+    """`--program PATH`: each process holding the socket says whether it runs the same bytes
+    as PATH. A copy of the program elsewhere is the same program; another one is not."""
+    port, _ = greeter
+    python = os.path.realpath(sys.executable)
+    copy = tmp_path / "sshd"
+    copy.write_bytes(Path(python).read_bytes())
+    for want, same in ((python, True), (str(copy), True), ("/bin/sh", False)):
+        [proc] = tool("probe.py", "listening", "tcp", str(port), "--program", want)[
+            "sockets"][0]["processes"]
+        assert proc["program"] == python
+        assert proc["same_program"] is same, want
+    [proc] = tool("probe.py", "listening", "tcp", str(port))["sockets"][0]["processes"]
+    assert "same_program" not in proc
+    missing = subprocess.run([sys.executable, str(NODE / "probe.py"), "listening", "tcp",
+                              str(port), "--program", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, timeout=20)
+    assert missing.returncode != 0 and "cannot read" in missing.stdout + missing.stderr
+
+
+FAKE_SSHD = {**SSHD, "pid": 60, "cmdline": "sshd TCP-LISTEN:22,fork", "program": "/tmp/sshd",
+             "same_program": False}
+
+
+def test_a_program_renamed_sshd_is_not_sshd() -> None:
+    """socat copied to /tmp/sshd holds port 22: its name says sshd, its program does not."""
+    real = {**SSHD, "program": "/usr/sbin/sshd", "same_program": True}
+    assert run_kind(answer(real), {"process": "sshd", "program": "/usr/sbin/sshd"}).passed
+    assert run_kind(answer(FAKE_SSHD), {"process": "sshd"}).passed  # a name alone is fooled
+    fake = run_kind(answer(FAKE_SSHD), {"process": "sshd", "program": "/usr/sbin/sshd"})
+    assert not fake.passed and fake.seen == "wrong-program"
+    assert fake.why == ("the program listening there is not /usr/sbin/sshd but /tmp/sshd, "
+                        "whatever its name says")
+    assert "sshd (pid 60, program /tmp/sshd, user root)" in fake.got
+    with pytest.raises(CannotObserve, match="did not say which program"):
+        run_kind({"state": "listening", "sockets": [{"local": "0.0.0.0:22", "uid": 0,
+                                                     "processes": []}]},
+                 {"program": "/usr/sbin/sshd"})
