@@ -339,8 +339,10 @@ def bench_concurrent(n: int, lab_name: str = "forwarding", run_no: int = 0) -> d
             report = json.loads(proc.stdout)
         except ValueError:
             return f"{name}: check failed: {proc.stderr.strip()[-200:]}"
-        bad = [f"{c['id']} ({p['got']})" for c in report["checks"] if not c["passed"]
-               for p in c["probes"][-1:]]
+        # the first probe that did not pass: what it got, and why (for an error: what kept
+        # it from observing)
+        bad = [f"{c['id']} ({p['got']}: {p['why'][:300]})" for c in report["checks"]
+               if not c["passed"] for p in [q for q in c["probes"] if not q["passed"]][:1]]
         return f"{name}: " + "; ".join(bad)
 
     t_check, problems = in_parallel(solve_and_check, started)

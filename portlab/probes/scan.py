@@ -42,7 +42,9 @@ DEFAULT_SECONDS = 10.0
 # tables and sockets name the ports it forwards or serves, and those are scanned too. Only
 # which ports to send to comes from the node; whether they are open is still what nmap sees.
 KNOWN_PORTS = ["--top-ports", "10000"]  # more than nmap knows: all it knows
-KNOWN_SECONDS = 30.0  # nmap's known ports on a node that drops them all: about 4 s here
+# a guard, not a pace: nmap's known ports on a node that drops them all take about 4 s here;
+# a machine checking 50 labs at once on 2 cores needs more
+KNOWN_SECONDS = 60.0
 KNOWN_RATE = "5000"  # packets per second, on a lab's own bridge
 
 
