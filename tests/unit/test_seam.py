@@ -173,6 +173,8 @@ class TableBackend:
             rows = "".join(f'<port protocol="tcp" portid="{p}"><state state="closed"/></port>'
                            for p in named)
             return ExecResult(0, NMAP_ALL_CLOSED.replace("</ports>", rows + "</ports>"), "")
+        if argv[0] == "ip":  # a fresh source address given to a node, and taken back
+            return ExecResult(0, "", "")
         if argv[0] == "iptables-save":  # the router's rules as its setup leaves them
             return ExecResult(0, ROUTER_RULES[argv[-1]], "")
         if argv[0] == "sh":  # the ports a node's rules and sockets name: its setup's rules
@@ -266,7 +268,10 @@ def test_a_whole_check_runs_through_a_backend_that_is_not_docker(table: TableBac
     assert {node for node, _ in sent} == {"friend", "tv", "gamer-pc"}  # the router is read only
     assert {node for node, argv in table.ran if tuple(argv) == NAMED_PORTS} == {"router"}
     assert all(argv[:2] == ["portlab-probe", "--save"] for _, argv in sent
-               if argv[0] != "nmap")
+               if argv[0] not in ("nmap", "ip"))
+    # the scan and the packet routed at the PC come from fresh addresses, given and taken back
+    fresh = [argv[1:3] for node, argv in sent if argv[0] == "ip"]
+    assert fresh.count(["addr", "add"]) == fresh.count(["addr", "del"]) == 2
     assert [i["name"] for i in core.status()[0]["nodes"]] == ["friend", "gamer-pc", "router",
                                                                "tv"]
 
