@@ -10,13 +10,20 @@ from portlab.runtime import Shape
 
 
 def probed_nodes(lab: Lab) -> set[str]:
-    """The nodes probes run on: their `from`, and a capture's `at`."""
+    """The nodes probes run on: their `from`, a capture's `at`, and the target of a scan of
+    every port (it reads the ports the target's own rules and sockets name: a submission that
+    replaced `iptables-save` there must not hide one)."""
+    nodes = {n.name for n in lab.nodes}
     found: set[str] = set()
     for check in lab.checks:
         for probe in check.probes:
             found.add(probe.source)
             if isinstance(probe.options.get("at"), str):
                 found.add(str(probe.options["at"]))
+            if probe.kind == "scan" and "others" in probe.expect and probe.target:
+                target = probe.target.split(".")[0]
+                if target in nodes:
+                    found.add(target)
     return found
 
 

@@ -6,7 +6,11 @@ would hand it in, and fails with exit 1 and words that say what happened (never 
   and serves a copy on the router itself;
 * relay: a userspace relay on the router fetches the PC's real answer over a connection of
   its own and rewrites the client it names to the friend's address;
-* crash: a server on the router answers the friend's ping with JSON nested 100000 deep.
+* crash: a server on the router answers the friend's ping with JSON nested 100000 deep;
+* hidden: the game forwarded right, the photo library forwarded on a port no scanner's list
+  knows, and the router's `iptables-save` and `nft` replaced by scripts that leave it out, so
+  that the router's own tools never name the port for the scan to try. In a grade they are
+  read in the router's grader, with the image's own tools.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ def variant(student: str) -> tuple[int, dict[str, str]]:
     lab, var = variant_lab("forwarding", student)
     binding = Binding(lab, lab.name, var.subnets, "x")
     return int(lab.params["game_port"]), dict(binding.addresses)
+
+
+def photos_port(student: str) -> int:
+    lab, _ = variant_lab("forwarding", student)
+    return int(lab.params["photos_port"])
 
 
 def stand_in(port: int, addr: dict[str, str]) -> str:
@@ -137,7 +146,23 @@ def crash(port: int, addr: dict[str, str]) -> str:
             f"setsid python3 /root/deep.py {port} </dev/null >/dev/null 2>&1 &\nsleep 1\n")
 
 
+def hidden(port: int, addr: dict[str, str]) -> str:
+    pc, photos = addr["gamer-pc.lan"], photos_port("cheat-hidden")
+    return textwrap.dedent(f"""\
+        iptables -t nat -A PREROUTING -i wan -p tcp --dport {port} -j DNAT --to-destination {pc}
+        iptables -A FORWARD -i wan -o lan -p tcp -d {pc} --dport {port} -j ACCEPT
+        iptables -t nat -A PREROUTING -i wan -p tcp --dport 47123 -j DNAT --to-destination {pc}:{photos}
+        iptables -A FORWARD -i wan -o lan -m conntrack --ctstate DNAT -j ACCEPT
+        rm -f /usr/sbin/iptables-save
+        printf '#!/bin/sh\\n/usr/sbin/iptables-nft-save "$@" | grep -v 47123\\n' > /usr/sbin/iptables-save
+        mv /usr/sbin/nft /usr/sbin/nft.real
+        printf '#!/bin/sh\\n/usr/sbin/nft.real "$@" | grep -v 47123\\n' > /usr/sbin/nft
+        chmod 755 /usr/sbin/iptables-save /usr/sbin/nft
+        """)
+
+
 CHEATS = {"cheat-stand-in": stand_in, "cheat-relay": relay, "cheat-crash": crash}
+HIDDEN = "cheat-hidden"
 
 
 def check(result: dict[str, Any], check_id: str) -> dict[str, Any]:
@@ -147,7 +172,7 @@ def check(result: dict[str, Any], check_id: str) -> dict[str, Any]:
 def test_cheats_without_a_port_forward_fail_with_words_that_explain_them(
         tmp_path: Path, node_image: str) -> None:
     root = tmp_path / "class"
-    for student, make in CHEATS.items():
+    for student, make in {**CHEATS, HIDDEN: hidden}.items():
         (root / student).mkdir(parents=True)
         (root / student / "router.sh").write_text(make(*variant(student)))
     out = tmp_path / "grades"
@@ -164,6 +189,12 @@ def test_cheats_without_a_port_forward_fail_with_words_that_explain_them(
         "gamer-pc's place" in said["cheat-stand-in"], said
     assert "its proof does not match what it says" in said["cheat-relay"], said
     assert "JSON nested too deeply" in said["cheat-crash"], said
+    # the hidden forward: the game works, and the scan still finds the port the router's
+    # own tools were made to leave out
+    hid = results[HIDDEN]
+    assert [c["id"] for c in hid["checks"] if c["status"] != "pass"] == ["only-game-port"], \
+        hid["checks"]  # 8 of 10: the pass mark, and not full marks
+    assert "47123 open" in check(hid, "only-game-port")["message"], hid["checks"]
     # the same, alone, from the command a student runs: exit 1, not 3
     alone = portlab("grade", "forwarding", "--submission", str(root / "cheat-crash"),
                     "--student", "cheat-crash")

@@ -362,3 +362,22 @@ def test_a_wrong_solution_with_a_placed_file_is_written_as_a_submission(tmp_path
     with pytest.raises(UsageError, match="has no file for isp"):
         core.classroom_solution("vpn", tmp_path / "p", student="alice",
                                 wrong="plain-route-everywhere")
+
+
+@pytest.mark.parametrize(("lab", "graded"), [
+    ("forwarding", ("router",)),  # no probe starts there: its scan reads the router's rules
+    ("nat", ("router",)),
+    ("ports", ("server",)),
+    ("vpn-portforward", ("vpn", "server")),
+])
+def test_a_grade_puts_a_grader_beside_every_submission_node_a_probe_reads(
+        lab: str, graded: tuple[str, ...]) -> None:
+    """A grader (read-only, the image's own tools) runs the probes of a node a submission ran
+    on: also where a scan of every port reads the ports the target's rules name, so that a
+    submission's own `iptables-save` cannot leave one out (tests/integration/test_cheats.py)."""
+    from portlab.grading.shape import shape
+    from portlab.model.variant import variant_lab
+
+    got, var = variant_lab(lab, "s1")
+    assert set(shape(got, var, graders=True).graders) == set(graded)
+    assert shape(got, var).graders == ()  # `up --student`: none
