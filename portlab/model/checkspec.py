@@ -15,6 +15,7 @@ from typing import Any
 
 from portlab.model import templating
 from portlab.model.probekinds import (
+    SELF,
     KindSchema,
     OneOf,
     PortList,
@@ -143,6 +144,8 @@ def _probe(r: Reader, pspec: Any, ppath: KeyPath, nodes: tuple[Node, ...]) -> Pr
               for k, v in expect_raw.items()}
     for key in ("seen_source", "peer", "tunnel", "tunnel_from"):
         six = ipv6 and key in ("seen_source", "tunnel", "tunnel_from")
+        if key == "seen_source" and expect.get(key) == SELF:
+            continue  # the address the probe sent from, whichever it is
         if isinstance(expect.get(key), str):
             _check_target(r, expect[key], ppath + ("expect", key), nodes, six)
         elif isinstance(expect.get(key), Match):

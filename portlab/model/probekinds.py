@@ -67,8 +67,10 @@ class KindSchema:
 # expect keys shared by the kinds that talk to portlab-serve servers (probes.common.judge_answer):
 # answers (anything came back), token (a genuine answer of this instance's servers, its proof
 # checked), served_by (the node(s) whose server must answer; default: the node `to:` names),
-# seen_source (the client address the server saw), proxied (a proxy in between is right: the
-# server's connection need not be the probe's own)
+# seen_source (the client address the server saw; `self`: the address this probe sent from,
+# its own or, with fresh_source, the one picked for it), proxied (a proxy in between is right:
+# the server's connection need not be the probe's own)
+SELF = "self"
 ANSWER_EXPECTS: dict[str, Any] = {"answers": bool, "token": bool, "seen_source": OneOf(str),
                                   "served_by": OneOf(str), "proxied": bool}
 

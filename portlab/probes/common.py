@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from portlab.errors import printable
+from portlab.model.probekinds import SELF
 from portlab.model.types import Match
 from portlab.node import answers
 from portlab.probes.base import CannotObserve, Outcome, ProbeRun
@@ -375,9 +376,13 @@ def _judge(run: ProbeRun, data: dict[str, Any], heard: Heard,
                                        + (f"and it should not be {named}" if ref.negate
                                           else f"expected one of {named}")), "wrong-source"
     elif ref:
-        want = run.address_of(ref)
+        if ref == SELF and not local:
+            raise CannotObserve(f"portlab-probe on {run.source} did not say which address it "
+                                "sent from", f"the node's own tools are broken: {FRESH}")
+        want = host_of(local) if ref == SELF else run.address_of(ref)
         if client_ip != want:
-            named = f"{ref} = {want}" if ref != want else want
+            named = (f"{want}, the address {run.source} sent from" if ref == SELF
+                     else f"{ref} = {want}" if ref != want else want)
             return Outcome.FAIL, got, (f"the server saw the connection coming from {client_ip}, "
                                        f"expected {named}"), "wrong-source"
         if not proxied and local and host_of(local) == want and client != local:

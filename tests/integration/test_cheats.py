@@ -151,10 +151,12 @@ def hidden(port: int, addr: dict[str, str]) -> str:
     return textwrap.dedent(f"""\
         iptables -t nat -A PREROUTING -i wan -p tcp --dport {port} -j DNAT --to-destination {pc}
         iptables -A FORWARD -i wan -o lan -p tcp -d {pc} --dport {port} -j ACCEPT
-        iptables -t nat -A PREROUTING -i wan -p tcp --dport 47123 -j DNAT --to-destination {pc}:{photos}
+        iptables -t nat -A PREROUTING -i wan -p tcp --dport 47123 -j DNAT \\
+          --to-destination {pc}:{photos}
         iptables -A FORWARD -i wan -o lan -m conntrack --ctstate DNAT -j ACCEPT
         rm -f /usr/sbin/iptables-save
-        printf '#!/bin/sh\\n/usr/sbin/iptables-nft-save "$@" | grep -v 47123\\n' > /usr/sbin/iptables-save
+        printf '#!/bin/sh\\n/usr/sbin/iptables-nft-save "$@" | grep -v 47123\\n' \\
+          > /usr/sbin/iptables-save
         mv /usr/sbin/nft /usr/sbin/nft.real
         printf '#!/bin/sh\\n/usr/sbin/nft.real "$@" | grep -v 47123\\n' > /usr/sbin/nft
         chmod 755 /usr/sbin/iptables-save /usr/sbin/nft

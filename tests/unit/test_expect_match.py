@@ -84,6 +84,25 @@ def test_seen_source_not_and_any_are_judged() -> None:
     assert other.outcome is Outcome.FAIL and "expected one of b.wan" in other.why
 
 
+def test_seen_source_self_is_the_address_the_probe_sent_from() -> None:
+    """`seen_source: self`: the server saw the probe's own address (with fresh_source, the one
+    picked for it), whatever it was; a constant address, a friend's say, does not do."""
+    def from_(local: str, client: str) -> Callable[[list[str]], dict[str, Any]]:
+        return lambda argv: {**served_to(client)(argv), "local": f"{local}:40000"}
+
+    lab = lab_with({"kind": "http", "expect": {"seen_source": "self"}})
+    assert lab.checks[0].probes[0].expect["seen_source"] == "self"
+    fresh = "198.51.100.77"
+    assert judge("http", {"seen_source": "self"}, from_(fresh, fresh)).outcome is Outcome.PASS
+    bad = judge("http", {"seen_source": "self"}, from_(fresh, "198.51.100.3"))
+    assert bad.outcome is Outcome.FAIL and bad.seen == "wrong-source"
+    assert bad.why == ("the server saw the connection coming from 198.51.100.3, expected "
+                       "198.51.100.77, the address b sent from")
+    from portlab.probes.base import CannotObserve
+    with pytest.raises(CannotObserve, match="did not say which address it sent from"):
+        judge("http", {"seen_source": "self"}, served_to(fresh))
+
+
 @pytest.mark.parametrize(("state", "passed"), [("closed", True), ("filtered", True),
                                                ("open", False), ("unreachable", False)])
 def test_a_tcp_state_any_of(state: str, passed: bool) -> None:

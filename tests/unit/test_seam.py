@@ -226,6 +226,11 @@ ROUTER_RULES = {
 }
 
 
+def sent_from(argv: list[str]) -> str:
+    """The address a probe sends from: `--source ADDR` (fresh_source), or the friend's own."""
+    return argv[argv.index("--source") + 1] if "--source" in argv else "198.51.100.10"
+
+
 def forwarding_table() -> TableBackend:
     """A table backend holding one forwarding instance whose nodes answer as a solved lab's."""
     lab = core.get_lab("forwarding")
@@ -240,8 +245,9 @@ def forwarding_table() -> TableBackend:
                              "answer": served(argv, node, client, token="tok42")}
 
     return TableBackend(info, {
-        ("friend", "minecraft"): answer("gamer-pc", "198.51.100.10:40000", state="open",
-                                        status={"description": "a server"}),
+        ("friend", "minecraft"): lambda argv: answer(  # from its own address, or a fresh one
+            "gamer-pc", f"{sent_from(argv)}:40000", state="open", local=f"{sent_from(argv)}:40000",
+            status={"description": "a server"})(argv),
         ("tv", "http"): answer("gamer-pc", "10.0.0.1:4000", state="open", status=200),
         ("friend", "tcp"): lambda argv: {"state": "filtered"},
         ("friend", "http"): lambda argv: {"state": "error", "error": "not an HTTP answer",
@@ -269,9 +275,10 @@ def test_a_whole_check_runs_through_a_backend_that_is_not_docker(table: TableBac
     assert {node for node, argv in table.ran if tuple(argv) == NAMED_PORTS} == {"router"}
     assert all(argv[:2] == ["portlab-probe", "--save"] for _, argv in sent
                if argv[0] not in ("nmap", "ip"))
-    # the scan and the packet routed at the PC come from fresh addresses, given and taken back
+    # a player, the scan and the packet routed at the PC come from fresh addresses, each given
+    # and taken back
     fresh = [argv[1:3] for node, argv in sent if argv[0] == "ip"]
-    assert fresh.count(["addr", "add"]) == fresh.count(["addr", "del"]) == 2
+    assert fresh.count(["addr", "add"]) == fresh.count(["addr", "del"]) == 3
     assert [i["name"] for i in core.status()[0]["nodes"]] == ["friend", "gamer-pc", "router",
                                                                "tv"]
 
