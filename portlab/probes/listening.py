@@ -26,6 +26,18 @@ def names_of(process: dict[str, Any]) -> set[str]:
     return names - {""}
 
 
+def _held_by(sock: dict[str, Any], name: str) -> bool:
+    return any(name in names_of(p) for p in sock.get("processes") or [])
+
+
+def _where(wrong: list[dict[str, Any]], sockets: list[dict[str, Any]]) -> str:
+    """Which sockets, where only some of the port's are wrong."""
+    if len(wrong) == len(sockets):
+        return ""
+    return (f" (on {', '.join(str(s.get('local')) for s in wrong)}; every socket on the port "
+            "must be, or a client may reach the wrong one)")
+
+
 def describe(data: dict[str, Any], proto: str, port: int | None) -> str:
     sockets = data.get("sockets") or []
     if not sockets:
@@ -70,37 +82,44 @@ def run(job: ProbeRun) -> ProbeResult:
         passed, why, seen = (False, "no program listens on that port, so nothing can answer "
                              "there", "not-listening")
     elif want_process:
-        owners = [p for s in sockets for p in s.get("processes") or []]
-        if not any(want_process in names_of(p) for p in owners):
-            passed, why, seen = (False, f"the program listening there is not {want_process}",
-                                 "wrong-program")
+        # every socket on the port: a decoy of the right name on 127.0.0.1 beside another
+        # program on the address clients reach is not the right program there
+        others = [s for s in sockets if not _held_by(s, want_process)]
+        if others:
+            passed, why, seen = (False, f"the program listening there is not {want_process}"
+                                 + _where(others, sockets), "wrong-program")
     if passed and want_listening and want_program and sockets:
         # The program itself, which a name cannot fake: `cp /usr/bin/socat /tmp/sshd` runs
         # a process called sshd, and its /proc/PID/exe is still socat's bytes.
-        owners = [p for s in sockets for p in s.get("processes") or []
-                  if not want_process or want_process in names_of(p)]
-        if not owners:
-            raise CannotObserve(f"portlab-probe on {job.source} did not say which program "
-                                f"holds {proto.upper()} port {port}",
-                                f"the node's own tools are broken: {FRESH}", data=data)
-        if not any(p.get("same_program") is True for p in owners):
-            programs = sorted({str(p.get("program", "?")) for p in owners})
+        wrong, programs = [], set()
+        for sock in sockets:
+            owners = [p for p in sock.get("processes") or []
+                      if not want_process or want_process in names_of(p)]
+            if not owners:
+                raise CannotObserve(f"portlab-probe on {job.source} did not say which program "
+                                    f"holds {proto.upper()} port {port}",
+                                    f"the node's own tools are broken: {FRESH}", data=data)
+            if not any(p.get("same_program") is True for p in owners):
+                wrong.append(sock)
+                programs |= {str(p.get("program", "?")) for p in owners}
+        if wrong:
             passed, why, seen = (False, f"the program listening there is not "
-                                 f"{want_program} but {', '.join(programs)}, whatever its "
-                                 "name says", "wrong-program")
+                                 f"{want_program} but {', '.join(sorted(programs))}, whatever "
+                                 "its name says" + _where(wrong, sockets), "wrong-program")
     if passed and want_listening and want_user:
         # The socket's owner: /proc/net says it even when the process is another user's and
-        # not visible. With `process:`, the sockets held by a process of that name.
-        socks = [s for s in sockets if not want_process
-                 or any(want_process in names_of(p) for p in s.get("processes") or [])]
-        if not socks or not all("uid" in s for s in socks):
+        # not visible. Every socket on the port: a decoy of that user's on 127.0.0.1 beside
+        # root's server on the address clients reach does not make the server that user's.
+        if not all("uid" in s for s in sockets):
             raise CannotObserve(f"portlab-probe on {job.source} did not say which user runs the "
                                 f"program on {proto.upper()} port {port}",
                                 f"the node's own tools are broken: {FRESH}", data=data)
-        users = sorted({str(s.get("user", s["uid"])) for s in socks})
-        if want_user not in users:
+        wrong = [s for s in sockets if str(s.get("user", s["uid"])) != want_user]
+        if wrong:
+            users = sorted({str(s.get("user", s["uid"])) for s in wrong})
             passed, why, seen = False, (f"the program listening there runs as "
-                                        f"{', '.join(users)}, not as {want_user}"), "wrong-user"
+                                        f"{', '.join(users)}, not as {want_user}"
+                                        + _where(wrong, sockets)), "wrong-user"
     sent = f"nothing: read {job.source}'s own listening sockets and their processes (like ss -lnp)"
     target = f"{job.source}, {proto.upper()} port {port}"
     return ProbeResult(Outcome.of(passed), sent, source_text(job), target, got, why, data,

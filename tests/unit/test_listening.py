@@ -302,3 +302,26 @@ def test_a_program_renamed_sshd_is_not_sshd() -> None:
         run_kind({"state": "listening", "sockets": [{"local": "0.0.0.0:22", "uid": 0,
                                                      "processes": []}]},
                  {"program": "/usr/sbin/sshd"})
+
+
+def test_every_socket_on_the_port_must_be_as_expected() -> None:
+    """A decoy of the right user and name on 127.0.0.1 beside root's server on the address the
+    clients reach: the server is not nobody's, nor sshd."""
+    root_web = {"pid": 70, "name": "python3", "uid": 0, "user": "root",
+                "cmdline": "python3 -m http.server 8080 --bind 10.0.0.5"}
+    decoy = {"pid": 71, "name": "python3", "uid": 65534, "user": "nobody",
+             "cmdline": "python3 -m http.server 8080 --bind 127.0.0.1"}
+    two = {"state": "listening", "sockets": [
+        {"local": "10.0.0.5:8080", "uid": 0, "user": "root", "processes": [root_web]},
+        {"local": "127.0.0.1:8080", "uid": 65534, "user": "nobody", "processes": [decoy]}]}
+    result = run_kind(two, {"user": "nobody"})
+    assert not result.passed and result.seen == "wrong-user"
+    assert result.why == ("the program listening there runs as root, not as nobody (on "
+                          "10.0.0.5:8080; every socket on the port must be, or a client may "
+                          "reach the wrong one)")
+    nc_beside = {"state": "listening", "sockets": [
+        {"local": "0.0.0.0:22", "uid": 0, "processes": [NC]},
+        {"local": "127.0.0.1:22", "uid": 0, "processes": [SSHD]}]}
+    named = run_kind(nc_beside, {"process": "sshd"})
+    assert not named.passed and "not sshd (on 0.0.0.0:22;" in named.why
+    assert run_kind(answer(SSHD), {"process": "sshd", "user": "root"}).passed  # v4 and v6
