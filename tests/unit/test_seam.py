@@ -253,6 +253,8 @@ def forwarding_table() -> TableBackend:
         ("friend", "http"): lambda argv: {"state": "error", "error": "not an HTTP answer",
                                           "nonce": nonce_of(argv)},
         ("gamer-pc", "http"): answer("friend", "198.51.100.1:5000", state="open", status=200),
+        ("gamer-pc", "minecraft"): answer("friend", "198.51.100.1:5001", state="open",
+                                          status={"description": "the friend's server"}),
     })
 
 
