@@ -260,3 +260,41 @@ def test_ports_the_rules_name_get_real_connections_which_a_rule_cannot_tell_from
     assert result.outcome is Outcome.FAIL and "port 8080: expected not-open" in result.why
     connect = next(argv for argv in calls if "-sT" in argv)
     assert "8080" in connect[connect.index("-p") + 1].split(",")
+
+
+@pytest.mark.parametrize(("outputs", "scans", "passed"), [
+    (["", "REPORT"], 2, True),  # lost on the way (Docker), then read
+    (["<nmaprun><host>", "REPORT"], 2, True),  # garbled on the way, then read
+    (["", ""], 2, None),  # lost twice: an error, never a verdict
+])
+def test_a_report_lost_on_its_way_is_scanned_for_once_more(
+        outputs: list[str], scans: int, passed: bool | None) -> None:
+    lab = lab_with(expect={"ports": {3306: "filtered"}})
+    ran: list[list[str]] = []
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        ran.append(argv)
+        out = outputs[len(ran) - 1]
+        return ExecResult(0, _report({3306: "filtered"}) if out == "REPORT" else out, "")
+
+    probe = resolve(lab.checks[0].probes[0], Binding.preview(lab), FakeNodes(answer))
+    if passed is None:
+        with pytest.raises(CannotObserve, match="gave no report to read"):
+            run_for("scan")(probe)
+    else:
+        assert run_for("scan")(probe).outcome is Outcome.PASS
+    assert len(ran) == scans and all(argv[0] == "nmap" for argv in ran)
+
+
+def test_a_failing_nmap_is_not_scanned_for_again() -> None:
+    lab = lab_with(expect={"ports": {3306: "filtered"}})
+    ran: list[list[str]] = []
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        ran.append(argv)
+        return ExecResult(1, "", "nmap: something went wrong")
+
+    with pytest.raises(CannotObserve, match="exit 1"):
+        run_for("scan")(resolve(lab.checks[0].probes[0], Binding.preview(lab),
+                                FakeNodes(answer)))
+    assert len(ran) == 1

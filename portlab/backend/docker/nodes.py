@@ -63,12 +63,29 @@ def exec_in(node: NodeInfo, argv: Sequence[str]) -> ExecResult:
     out, err = Tail(), Tail()
     with docker_api.guard(f"running {argv[0]} on {node.name}"):
         exec_id = api.exec_create(node.ref, list(argv), stdout=True, stderr=True)["Id"]
-        for frame_out, frame_err in api.exec_start(exec_id, stream=True, demux=True):
-            out.add(frame_out)
-            err.add(frame_err)
+        try:
+            for frame_out, frame_err in api.exec_start(exec_id, stream=True, demux=True):
+                out.add(frame_out)
+                err.add(frame_err)
+        except ValueError:
+            # docker-py read a frame header that is none ("52 is not a valid stream"): the
+            # stream lost its framing, seen with 50 labs checked at once. Its output is lost,
+            # as in moby/moby#27289; the command itself runs on. Callers that cannot do
+            # without the output read what the command saved (probes.common.tool_on).
+            out, err = Tail(), Tail()
+            _until_done(api, exec_id)
         code = api.exec_inspect(exec_id).get("ExitCode")
     return ExecResult(exit_code=code if code is not None else -1, stdout=out.text(),
                       stderr=err.text())
+
+
+EXEC_PATIENCE = 900.0  # seconds: a guard, waiting for a command whose output was lost
+
+
+def _until_done(api: Any, exec_id: str) -> None:
+    deadline = time.monotonic() + EXEC_PATIENCE
+    while api.exec_inspect(exec_id).get("Running") and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class DockerStream:
