@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,10 +61,18 @@ NONCED = ("http", "minecraft", "udp")  # the kinds whose server echoes a nonce
 ANSWER_KEYS = ("answers", "token", "seen_source", "served_by", "proxied")
 
 
-def fresh_pick(job: ProbeRun) -> tuple[str, str]:
+# Fresh addresses held right now by a probe of this process, per source node: a lab's checks
+# run at once, and two probes from one node must never pick the same address (the second
+# `ip addr add` would fail, or the first probe's `del` pull it from under the second).
+_HELD: set[tuple[str, str]] = set()
+_HELD_LOCK = threading.Lock()
+FRESH_TRIES = 3  # picks to try when the address is taken on the node already (another process)
+
+
+def fresh_pick(job: ProbeRun, avoid: frozenset[str] = frozenset()) -> tuple[str, str]:
     """(interface, address) to send from an address nobody has seen: a free host address of
     the source's network, picked now at random (a rule naming the probes' addresses does not
-    hold it back)."""
+    hold it back), none of `avoid`."""
     table = {str(k): str(v) for k, v in dict(job.context.get("addr") or {}).items()}
     iface = next((ref.split(".", 1)[1] for ref, address in table.items()
                   if ref.startswith(f"{job.source}.") and address == job.source_address), "")
@@ -75,24 +84,46 @@ def fresh_pick(job: ProbeRun) -> tuple[str, str]:
     # nor the engine's gateway address (the backend keeps it at the top, Docker's default is
     # the bottom): the host never takes it, and no probe should send from it either
     used = set(table.values()) | {str(net.network_address + 1), str(net.broadcast_address - 1)}
-    free = [str(a) for a in net.hosts() if str(a) not in used]
+    free = [str(a) for a in net.hosts() if str(a) not in used and str(a) not in avoid]
+    if not free:
+        raise CannotObserve(f"no free address left in {net} to send from",
+                            "fewer probes from a fresh address at once, or a larger network")
     return iface, random.SystemRandom().choice(free)
+
+
+def _hold(job: ProbeRun, tried: set[str]) -> tuple[str, str]:
+    """Pick an address no other probe of this process holds on the source node, and hold it."""
+    with _HELD_LOCK:
+        held = {address for node, address in _HELD if node == job.source}
+        iface, address = fresh_pick(job, frozenset(held | tried))
+        _HELD.add((job.source, address))
+    return iface, address
 
 
 @contextmanager
 def fresh_address(job: ProbeRun) -> Iterator[tuple[str, str]]:
     """With `fresh_source: true`: a fresh address (fresh_pick) added to the source node for
-    one probe, then removed. Only the source node is touched, never the learner's."""
-    iface, address = fresh_pick(job)
-    added = job.nodes.exec(job.source, ["ip", "addr", "add", f"{address}/32", "dev", iface])
-    if added.exit_code:
-        raise CannotObserve(f"could not give {job.source} the address {address} "
-                            f"({printable(added.stderr.strip()[-200:])})",
-                            f"the node needs `ip` and NET_ADMIN: {FRESH}")
+    one probe, then removed. Only the source node is touched, never the learner's. Probes at
+    once never share one; an address the node holds already is picked again."""
+    tried: set[str] = set()
+    for attempt in range(FRESH_TRIES):
+        iface, address = _hold(job, tried)
+        added = job.nodes.exec(job.source, ["ip", "addr", "add", f"{address}/32", "dev", iface])
+        if not added.exit_code:
+            break
+        with _HELD_LOCK:
+            _HELD.discard((job.source, address))
+        tried.add(address)
+        if "exists" not in added.stderr or attempt == FRESH_TRIES - 1:
+            raise CannotObserve(f"could not give {job.source} the address {address} "
+                                f"({printable(added.stderr.strip()[-200:])})",
+                                f"the node needs `ip` and NET_ADMIN: {FRESH}")
     try:
         yield iface, address
     finally:
         job.nodes.exec(job.source, ["ip", "addr", "del", f"{address}/32", "dev", iface])
+        with _HELD_LOCK:
+            _HELD.discard((job.source, address))
 
 
 def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:

@@ -298,3 +298,55 @@ def test_a_failing_nmap_is_not_scanned_for_again() -> None:
         run_for("scan")(resolve(lab.checks[0].probes[0], Binding.preview(lab),
                                 FakeNodes(answer)))
     assert len(ran) == 1
+
+
+def test_probes_at_once_never_share_a_fresh_address() -> None:
+    """A lab's checks run at once: two probes from one node that picked the same address
+    would break each other (the second `ip addr add` fails, or the first `del` pulls it from
+    under the second). Held addresses are not picked; one the node holds already (another
+    process's probe) is picked again."""
+    import threading
+
+    from portlab.probes.common import _HELD, fresh_address
+
+    data = minimal()
+    data["checks"][0]["probes"] = [{"kind": "tcp", "from": "b", "to": "a.wan", "port": 3306,
+                                    "fresh_source": True, "expect": {"state": "filtered"}}]
+    lab = parse_data(data)
+    binding = Binding.preview(lab)
+    on_node: set[str] = set()
+    lock = threading.Lock()
+    clashes: list[str] = []
+    first = True
+
+    def answer(node: str, argv: list[str]) -> ExecResult:
+        nonlocal first
+        address = argv[3]
+        with lock:
+            if argv[2] == "add":
+                if first:  # another process holds the first pick on the node already
+                    first = False
+                    return ExecResult(2, "", "RTNETLINK answers: File exists\n")
+                if address in on_node:
+                    clashes.append(address)
+                on_node.add(address)
+            else:
+                on_node.discard(address)
+        return ExecResult(0, "", "")
+
+    job = resolve(lab.checks[0].probes[0], binding, FakeNodes(answer))
+    entered = threading.Barrier(40)
+    picked: list[str] = []
+
+    def one() -> None:
+        with fresh_address(job) as (_, address):
+            picked.append(address)
+            entered.wait(timeout=10)  # all 40 hold their address at the same time
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(picked) == 40 and len(set(picked)) == 40 and not clashes
+    assert not on_node and not _HELD  # every address given back
