@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from portlab.backend.base import ExecResult
 from portlab.errors import printable
 from portlab.model.probekinds import SELF
 from portlab.model.types import Match
@@ -63,16 +64,29 @@ ANSWER_KEYS = ("answers", "token", "seen_source", "served_by", "proxied")
 
 # Fresh addresses held right now by a probe of this process, per source node: a lab's checks
 # run at once, and two probes from one node must never pick the same address (the second
-# `ip addr add` would fail, or the first probe's `del` pull it from under the second).
+# could not add it, or the first would remove it from under the second).
 _HELD: set[tuple[str, str]] = set()
 _HELD_LOCK = threading.Lock()
-FRESH_TRIES = 3  # picks to try when the address is taken on the node already (another process)
+FRESH_TOOL = "portlab-fresh"  # on every node: portlab/node/fresh.sh
+FRESH_TAKEN, FRESH_NOT_ADDED = 75, 76  # its exit codes, with "portlab-fresh:" on stderr
 
 
-def fresh_pick(job: ProbeRun, avoid: frozenset[str] = frozenset()) -> tuple[str, str]:
-    """(interface, address) to send from an address nobody has seen: a free host address of
-    the source's network, picked now at random (a rule naming the probes' addresses does not
-    hold it back), none of `avoid`."""
+class Fresh(NamedTuple):
+    """An address picked for one probe, on the source node's interface."""
+    iface: str
+    address: str
+
+    @property
+    def prefix(self) -> list[str]:
+        """What the probe's command is run under: the address added for that one command and
+        removed after it, in the same exec."""
+        return [FRESH_TOOL, self.iface, self.address]
+
+
+def fresh_pick(job: ProbeRun, avoid: frozenset[str] = frozenset()) -> Fresh:
+    """An address to send from that nobody has seen: a free host address of the source's
+    network, picked now at random (a rule naming the probes' addresses does not hold it
+    back), none of `avoid`."""
     table = {str(k): str(v) for k, v in dict(job.context.get("addr") or {}).items()}
     iface = next((ref.split(".", 1)[1] for ref, address in table.items()
                   if ref.startswith(f"{job.source}.") and address == job.source_address), "")
@@ -88,42 +102,38 @@ def fresh_pick(job: ProbeRun, avoid: frozenset[str] = frozenset()) -> tuple[str,
     if not free:
         raise CannotObserve(f"no free address left in {net} to send from",
                             "fewer probes from a fresh address at once, or a larger network")
-    return iface, random.SystemRandom().choice(free)
-
-
-def _hold(job: ProbeRun, tried: set[str]) -> tuple[str, str]:
-    """Pick an address no other probe of this process holds on the source node, and hold it."""
-    with _HELD_LOCK:
-        held = {address for node, address in _HELD if node == job.source}
-        iface, address = fresh_pick(job, frozenset(held | tried))
-        _HELD.add((job.source, address))
-    return iface, address
+    return Fresh(iface, random.SystemRandom().choice(free))
 
 
 @contextmanager
-def fresh_address(job: ProbeRun) -> Iterator[tuple[str, str]]:
-    """With `fresh_source: true`: a fresh address (fresh_pick) added to the source node for
-    one probe, then removed. Only the source node is touched, never the learner's. Probes at
-    once never share one; an address the node holds already is picked again."""
-    tried: set[str] = set()
-    for attempt in range(FRESH_TRIES):
-        iface, address = _hold(job, tried)
-        added = job.nodes.exec(job.source, ["ip", "addr", "add", f"{address}/32", "dev", iface])
-        if not added.exit_code:
-            break
-        with _HELD_LOCK:
-            _HELD.discard((job.source, address))
-        tried.add(address)
-        if "exists" not in added.stderr or attempt == FRESH_TRIES - 1:
-            raise CannotObserve(f"could not give {job.source} the address {address} "
-                                f"({printable(added.stderr.strip()[-200:])})",
-                                f"the node needs `ip` and NET_ADMIN: {FRESH}")
+def fresh_address(job: ProbeRun) -> Iterator[Fresh]:
+    """With `fresh_source: true`: an address (fresh_pick) held for one probe, which runs its
+    commands under `Fresh.prefix` (portlab-fresh adds the address to the source node for
+    each command and removes it after). Only the source node is touched, never the
+    learner's. Probes at once never hold the same one."""
+    with _HELD_LOCK:
+        held = frozenset(address for node, address in _HELD if node == job.source)
+        fresh = fresh_pick(job, held)
+        _HELD.add((job.source, fresh.address))
     try:
-        yield iface, address
+        yield fresh
     finally:
-        job.nodes.exec(job.source, ["ip", "addr", "del", f"{address}/32", "dev", iface])
         with _HELD_LOCK:
-            _HELD.discard((job.source, address))
+            _HELD.discard((job.source, fresh.address))
+
+
+def fresh_failed(job: ProbeRun, result: ExecResult, fresh: Fresh | None) -> None:
+    """CannotObserve when portlab-fresh could not add the address (nothing was sent)."""
+    if fresh is None or result.exit_code not in (FRESH_TAKEN, FRESH_NOT_ADDED) or \
+            "portlab-fresh:" not in result.stderr:
+        return
+    said = printable(result.stderr.strip()[-200:])
+    if result.exit_code == FRESH_TAKEN:
+        raise CannotObserve(f"{job.source} holds the address picked for this probe already "
+                            f"({said}): another check is sending from it right now",
+                            "run `portlab check` again")
+    raise CannotObserve(f"could not give {job.source} the address {fresh.address} ({said})",
+                        f"the node needs `ip` and NET_ADMIN: {FRESH}")
 
 
 def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
@@ -143,8 +153,8 @@ def run_tool(run: ProbeRun, argv: list[str]) -> dict[str, Any]:
     if source_port:
         full += ["--source-port", str(source_port)]
     if run.probe.options.get("fresh_source"):
-        with fresh_address(run) as (_, address):
-            return tool_on(run, run.source, [*full, "--source", address])
+        with fresh_address(run) as fresh:
+            return tool_on(run, run.source, [*full, "--source", fresh.address], fresh)
     return tool_on(run, run.source, full)
 
 
@@ -153,9 +163,11 @@ def nonced(argv: list[str]) -> list[str]:
     return [*argv, "--nonce", secrets.token_hex(8)] if argv[0] in NONCED else argv
 
 
-def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
-    """Run `portlab-probe ARGV` on any node of the instance; return its JSON answer, or raise
-    CannotObserve when there is none to trust.
+def tool_on(run: ProbeRun, node: str, argv: list[str],
+            fresh: Fresh | None = None) -> dict[str, Any]:
+    """Run `portlab-probe ARGV` on any node of the instance (from the `fresh` address, held
+    for it, if given); return its JSON answer, or raise CannotObserve when there is none to
+    trust.
 
     Docker sometimes loses the whole output of a short `docker exec` (moby/moby#27289,
     docker/docker-py#2042; here about one exec in a hundred with 50 labs checked at once).
@@ -164,7 +176,9 @@ def tool_on(run: ProbeRun, node: str, argv: list[str]) -> dict[str, Any]:
     """
     saved = f"{ANSWERS}/{uuid.uuid4().hex}.json"
     argv = nonced(argv)
-    result = run.nodes.exec(node, ["portlab-probe", "--save", saved, *argv])  # no TTY: JSON
+    result = run.nodes.exec(node, [*(fresh.prefix if fresh else ()),
+                                   "portlab-probe", "--save", saved, *argv])  # no TTY: JSON
+    fresh_failed(run, result, fresh)
     said = (result.stderr or result.stdout).strip()[-300:]
     if result.exit_code in MISSING:
         raise CannotObserve(

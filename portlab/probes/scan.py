@@ -26,7 +26,7 @@ from typing import Any
 from portlab.model.probekinds import SECONDS, KindSchema, PortList, PortStates
 from portlab.model.types import Match
 from portlab.probes.base import CannotObserve, Outcome, ProbeKind, ProbeResult, ProbeRun
-from portlab.probes.common import FRESH, MISSING, fresh_address
+from portlab.probes.common import FRESH, MISSING, Fresh, fresh_address, fresh_failed
 
 DEFAULT_SECONDS = 10.0
 
@@ -116,16 +116,18 @@ def states_of(report: str) -> dict[int, str]:
 SCAN_TRIES = 2  # a report lost or garbled on its way from the node: the scan runs once more
 
 
-def _scan(job: ProbeRun, argv: list[str], sent: str) -> dict[int, str]:
+def _scan(job: ProbeRun, argv: list[str], sent: str, fresh: Fresh | None) -> dict[int, str]:
     """port -> nmap's state, for the ports it lists (with --top-ports, the open ones and any
     whose state differs from the rest); CannotObserve when there is no report to read.
 
     With 50 labs checked at once, Docker now and then loses or garbles the output of an exec
     (moby/moby#27289): nmap finished (exit 0), and what arrived is no report, or none at all.
     That is the transport's, not an observation: the scan is made once more, and its report
-    decides. nmap failing (another exit) is never retried."""
+    decides. nmap failing (another exit) is never retried. From a `fresh` address, each scan
+    runs under portlab-fresh (the address added for it alone)."""
     for attempt in range(1, SCAN_TRIES + 1):
-        done = job.nodes.exec(job.source, argv)
+        done = job.nodes.exec(job.source, [*(fresh.prefix if fresh else ()), *argv])
+        fresh_failed(job, done, fresh)
         said = (done.stderr or done.stdout).strip()[-300:]
         if done.exit_code in MISSING:
             raise CannotObserve(f"nmap could not be run on {job.source} (exit "
@@ -161,17 +163,18 @@ def _valid(options: dict[str, Any], expect: dict[str, Any]) -> str | None:
 def run(job: ProbeRun) -> ProbeResult:
     if not job.probe.options.get("fresh_source"):
         return _run(job)
-    with fresh_address(job) as (iface, address):
-        return _run(job, ("-S", address, "-e", iface))
+    with fresh_address(job) as fresh:
+        return _run(job, fresh)
 
 
-def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
+def _run(job: ProbeRun, fresh: Fresh | None = None) -> ProbeResult:
     opts, expect = job.probe.options, job.probe.expect
     wanted: dict[int, Any] = expect["ports"]
     ports = sorted(set(wanted) | set(opts.get("ports") or []))
     proto = str(opts.get("proto", "tcp"))
     every = "others" in expect  # no other port may be open: scan every known one too
     seconds = float(opts.get("timeout") or DEFAULT_SECONDS)
+    spoof = ("-S", fresh.address, "-e", fresh.iface) if fresh else ()
     argv = argv_for(ports, proto, seconds, str(job.target), spoof=spoof)
     sent = f"an nmap {proto.upper()} scan of ports {', '.join(map(str, ports))}" + (
         ", then of every port nmap knows a service for (8,366), and real connections to every "
@@ -180,7 +183,7 @@ def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
         ", an address picked for this scan)" if spoof else ")")
     target = (f"{job.target_name} = {job.target}" if job.target_name != job.target
               else str(job.target))
-    found = _scan(job, argv, sent)
+    found = _scan(job, argv, sent, fresh)
     missing = [p for p in ports if p not in found]
     if missing:
         raise CannotObserve(f"nmap's report names no state for port(s) "
@@ -191,7 +194,7 @@ def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
     if every:
         wait = max(KNOWN_SECONDS, float(opts.get("timeout") or 0))  # 8,366 ports, not a few
         known = _scan(job, argv_for(ports, proto, wait, str(job.target), known=True,
-                                      spoof=spoof), sent)
+                                      spoof=spoof), sent, fresh)
         node = target_node(job)
         named = named_ports(job.nodes.exec(node, NAMED_PORTS).stdout) if node else []
         # Every port the node's own rules and sockets name (beyond nmap's list, and the ports
@@ -200,7 +203,7 @@ def _run(job: ProbeRun, spoof: tuple[str, ...] = ()) -> ProbeResult:
         named = [p for p in named if known.get(p) != "open" and found.get(p) != "open"]
         if named:
             connected = _scan(job, argv_for(named, proto, wait, str(job.target), spoof=spoof,
-                                            fast=True, connect=True), sent)
+                                            fast=True, connect=True), sent, fresh)
             for port, state in connected.items():
                 if port in found:
                     if state == "open":  # a real client got in where the scan's SYN did not

@@ -9,8 +9,16 @@ import sys
 
 from portlab import backend
 from portlab.cli import main
+from portlab.probes import common
 from tests.unit.fakes import nonce_of
 from tests.unit.test_seam import forwarding_table
+
+
+class _Forgets(set[tuple[str, str]]):
+    """Holds no address: every probe picks as if it were alone, the same one on every run."""
+
+    def add(self, item: tuple[str, str]) -> None:
+        pass
 
 
 def run(state: str, args: list[str]) -> None:
@@ -21,6 +29,7 @@ def run(state: str, args: list[str]) -> None:
     backend._backend = table  # noqa: SLF001 (the seam's own switch, as the tests use it)
     # the fresh addresses probes send from, picked the same way on every run: a screen to compare
     random.SystemRandom = lambda: random.Random(7)  # type: ignore[assignment,misc]
+    common._HELD = _Forgets()  # noqa: SLF001 (and whichever probe is at it meanwhile)
     sys.argv = ["portlab", *args]
     main()
 

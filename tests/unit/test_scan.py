@@ -147,22 +147,34 @@ def test_a_port_nmap_does_not_know_is_scanned_when_the_target_names_it() -> None
 
 
 def test_a_fresh_source_is_a_free_address_added_for_the_scan_and_removed() -> None:
+    """The scan runs under portlab-fresh: the address picked for it is added for that one
+    command and removed after it, in the same exec."""
     lab = lab_with(fresh_source=True, expect={"ports": {3306: "filtered"}})
     binding = Binding.preview(lab)
     calls: list[tuple[str, list[str]]] = []
 
     def answer(node: str, argv: list[str]) -> ExecResult:
         calls.append((node, argv))
-        return ExecResult(0, _report({3306: "filtered"}) if argv[0] == "nmap" else "", "")
+        return ExecResult(0, _report({3306: "filtered"}) if argv[3] == "nmap" else "", "")
 
     result = run_for("scan")(resolve(lab.checks[0].probes[0], binding, FakeNodes(answer)))
     assert result.outcome is Outcome.PASS
-    (_, add), (_, nmap), (_, remove) = calls
-    address = add[3].split("/")[0]
-    assert add[:3] == ["ip", "addr", "add"] and remove[:3] == ["ip", "addr", "del"]
-    assert nmap[nmap.index("-S") + 1] == address and "-e" in nmap
+    ((node, argv),) = calls
+    tool, iface, address, nmap = argv[:4]
+    assert (node, tool, iface, nmap) == ("b", "portlab-fresh", "wan", "nmap")
+    assert argv[argv.index("-S") + 1] == address and argv[argv.index("-e") + 1] == iface
     assert address not in {str(a) for a in binding.addresses.values()}
     assert "picked for this scan" in result.source
+
+
+def test_an_address_the_fresh_tool_could_not_add_is_an_error_never_a_verdict() -> None:
+    lab = lab_with(fresh_source=True, expect={"ports": {3306: "filtered"}})
+    for code, said, why in [(75, "portlab-fresh: taken: x is on wan already", "already"),
+                            (76, "portlab-fresh: could not add x: Operation not permitted",
+                             "could not give b the address")]:
+        nodes = FakeNodes(lambda node, argv, c=code, s=said: ExecResult(c, "", s))
+        with pytest.raises(CannotObserve, match=why):
+            run_for("scan")(resolve(lab.checks[0].probes[0], Binding.preview(lab), nodes))
 
 
 def test_named_ports_are_bounded() -> None:
@@ -214,17 +226,15 @@ def test_a_real_connection_can_come_from_a_fresh_address_too() -> None:
 
     def answer(node: str, argv: list[str]) -> ExecResult:
         calls.append(argv)
-        if argv[0] == "portlab-probe":
-            source = argv[argv.index("--source") + 1]
-            return ExecResult(0, '{"kind": "tcp", "state": "filtered", "target": "x:3306", '
-                                 f'"source": "{source}"}}', "")
-        return ExecResult(0, "", "")
+        source = argv[argv.index("--source") + 1]
+        return ExecResult(0, '{"kind": "tcp", "state": "filtered", "target": "x:3306", '
+                             f'"source": "{source}"}}', "")
 
     result = run_for("tcp")(resolve(lab.checks[0].probes[0], binding, FakeNodes(answer)))
     assert result.outcome is Outcome.PASS
-    add, probe, remove = calls
-    address = add[3].split("/")[0]
-    assert add[:3] == ["ip", "addr", "add"] and remove[:4] == ["ip", "addr", "del", add[3]]
+    (probe,) = calls  # one exec: the address added for the probe alone, and removed after it
+    tool, _, address, command = probe[:4]
+    assert (tool, command) == ("portlab-fresh", "portlab-probe")
     assert probe[probe.index("--source") + 1] == address
     assert address not in {str(a) for a in binding.addresses.values()}
     assert "picked for this probe" in result.source
@@ -302,9 +312,9 @@ def test_a_failing_nmap_is_not_scanned_for_again() -> None:
 
 def test_probes_at_once_never_share_a_fresh_address() -> None:
     """A lab's checks run at once: two probes from one node that picked the same address
-    would break each other (the second `ip addr add` fails, or the first `del` pulls it from
-    under the second). Held addresses are not picked; one the node holds already (another
-    process's probe) is picked again."""
+    would break each other (the second could not add it, or the first would take it away
+    from under the second). An address held by a probe is picked by no other until given
+    back."""
     import threading
 
     from portlab.probes.common import _HELD, fresh_address
@@ -313,34 +323,14 @@ def test_probes_at_once_never_share_a_fresh_address() -> None:
     data["checks"][0]["probes"] = [{"kind": "tcp", "from": "b", "to": "a.wan", "port": 3306,
                                     "fresh_source": True, "expect": {"state": "filtered"}}]
     lab = parse_data(data)
-    binding = Binding.preview(lab)
-    on_node: set[str] = set()
-    lock = threading.Lock()
-    clashes: list[str] = []
-    first = True
-
-    def answer(node: str, argv: list[str]) -> ExecResult:
-        nonlocal first
-        address = argv[3]
-        with lock:
-            if argv[2] == "add":
-                if first:  # another process holds the first pick on the node already
-                    first = False
-                    return ExecResult(2, "", "RTNETLINK answers: File exists\n")
-                if address in on_node:
-                    clashes.append(address)
-                on_node.add(address)
-            else:
-                on_node.discard(address)
-        return ExecResult(0, "", "")
-
-    job = resolve(lab.checks[0].probes[0], binding, FakeNodes(answer))
+    job = resolve(lab.checks[0].probes[0], Binding.preview(lab),
+                  FakeNodes(lambda node, argv: ExecResult(0, "", "")))
     entered = threading.Barrier(40)
     picked: list[str] = []
 
     def one() -> None:
-        with fresh_address(job) as (_, address):
-            picked.append(address)
+        with fresh_address(job) as fresh:
+            picked.append(fresh.address)
             entered.wait(timeout=10)  # all 40 hold their address at the same time
 
     threads = [threading.Thread(target=one) for _ in range(40)]
@@ -348,5 +338,5 @@ def test_probes_at_once_never_share_a_fresh_address() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(picked) == 40 and len(set(picked)) == 40 and not clashes
-    assert not on_node and not _HELD  # every address given back
+    assert len(picked) == 40 and len(set(picked)) == 40
+    assert not _HELD  # every address given back

@@ -33,7 +33,7 @@ from portlab.progress import Progress
 # Every node has these; the probe kinds add the modules of portlab-probe that they run
 # (each kind's KIND.node, portlab.model.probekinds.node_tools).
 BASE_TOOLS = ("nodeinit.py", "probe.py", "serve.py", "answers.py", "mcproto.py", "savefile.py",
-              "probeerror.py", "words.py", "portlab.sh", "bashrc")
+              "probeerror.py", "words.py", "portlab.sh", "fresh.sh", "bashrc")
 
 
 def tools() -> tuple[str, ...]:
@@ -44,7 +44,8 @@ def tools() -> tuple[str, ...]:
 LIB = "usr/local/lib/portlab"
 LINKS = {"usr/local/bin/portlab": f"/{LIB}/portlab.sh",  # says to run portlab at home
          "usr/local/bin/portlab-probe": f"/{LIB}/probe.py",
-         "usr/local/bin/portlab-serve": f"/{LIB}/serve.py"}
+         "usr/local/bin/portlab-serve": f"/{LIB}/serve.py",
+         "usr/local/bin/portlab-fresh": f"/{LIB}/fresh.sh"}
 DIRS = ("run/sshd",)
 LABEL_BUILDING = "portlab.building"  # on a node build's container, until it is committed
 # The image's config, set by the commit (the building and import labels cleared).
