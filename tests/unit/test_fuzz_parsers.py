@@ -40,10 +40,12 @@ def _tool(name: str) -> ModuleType:
 
 _tool("probe")  # puts the tools folder on sys.path, as in the node
 serve = _tool("serve")
-mcproto = sys.modules["mcproto"]  # as the tools import it, from their own folder
-sockets = sys.modules["sockets"]
-pcap = sys.modules["pcap"]
-listeners = sys.modules["listeners"]
+# as the tools import them, from their own folder (portlab-probe imports a kind's module only
+# when that kind is asked for)
+sockets = importlib.import_module("sockets")
+mcproto = sys.modules["mcproto"]
+pcap = importlib.import_module("pcap")
+listeners = importlib.import_module("listeners")
 
 # JSON as an attacker writes it: any nesting (deeper than any parser's recursion), any types
 json_values = st.recursive(
