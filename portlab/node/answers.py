@@ -34,14 +34,17 @@ Standard library only: this runs on the node image's python3, and in portlab its
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
 import socket
-from collections.abc import Mapping
-from typing import Any
+
+# hashlib and hmac are imported where a proof is made or checked, and typing only when
+# type-checking: portlab-probe, which seldom needs them, starts anew for every probe
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 KEY_FILE = "/run/portlab/answer.key"
 VERSION = "portlab-answer/1"
@@ -59,6 +62,9 @@ TCP_REPAIR_OFF, TCP_REPAIR_OFF_NO_WP = 0, -1
 
 def node_key(secret: str, node: str) -> bytes:
     """The key of `node` in the instance whose secret this is."""
+    import hashlib
+    import hmac
+
     return hmac.new(secret.encode(), f"portlab node key\0{node}".encode(),
                     hashlib.sha256).digest()
 
@@ -73,6 +79,9 @@ def message(fields: Mapping[str, object]) -> bytes:
 
 
 def proof(key: bytes, fields: Mapping[str, object]) -> str:
+    import hashlib
+    import hmac
+
     return hmac.new(key, message(fields), hashlib.sha256).hexdigest()[:32]
 
 
@@ -95,6 +104,8 @@ def valid(key: bytes, answer: Mapping[str, object]) -> bool:
         if not isinstance(value, str) or len(value) > MAX_FIELD:
             return False
         fields[name] = value
+    import hmac
+
     return hmac.compare_digest(proof(key, fields), given)
 
 

@@ -8,10 +8,13 @@ frame raises ValueError (or ConnectionError when the other side closed), never a
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import Any
 
 from answers import loads
+
+TYPE_CHECKING = False  # typing only for mypy: see answers.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 PROTOCOL = 765  # 1.20.4
 MAX_PACKET = 1 << 20  # the largest status packet read (a real one is a few KiB)

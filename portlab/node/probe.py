@@ -70,9 +70,21 @@ HANDLERS = {"tcp": ("sockets", "probe_tcp"), "http": ("sockets", "probe_http"),
             "capture": ("tcpdump", "probe_capture")}
 
 
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's, told the terminal's width: its own asks shutil, an import that every
+    probe would pay for, though help is seldom printed."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = int(os.environ.get("COLUMNS") or os.get_terminal_size().columns)
+        except (ValueError, OSError):
+            width = 80
+        super().__init__(prog, width=max(width - 2, 20))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portlab-probe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=Formatter)
     parser.add_argument("--save", metavar="FILE",
                         help="also write the JSON answer to FILE (replaced atomically)")
     shown = parser.add_mutually_exclusive_group()
@@ -83,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="print the result in words (the default on a terminal)")
     sub = parser.add_subparsers(dest="kind", required=True)
     for kind in ("tcp", "http", "minecraft", "udp"):
-        p = sub.add_parser(kind)
+        p = sub.add_parser(kind, formatter_class=Formatter)
         p.add_argument("host")
         p.add_argument("port", type=int)
         p.add_argument("--timeout", type=float, default=1.5)
@@ -111,18 +123,22 @@ def main(argv: list[str] | None = None) -> int:
                                 "server of many names, such as a reverse proxy, should answer")
         if kind == "udp":
             p.add_argument("--payload", default="portlab-probe")
-    p = sub.add_parser("listening", help="which process listens on PORT of this very node")
+    p = sub.add_parser("listening", formatter_class=Formatter,
+                       help="which process listens on PORT of this very node")
     p.add_argument("proto", choices=("tcp", "udp"))
     p.add_argument("port", type=int)
     p.add_argument("--program", metavar="PATH",
                    help="also say whether each process runs this very program: the same "
                         "bytes as PATH here (e.g. /usr/sbin/sshd), whatever its name")
-    p = sub.add_parser("capture", help="what this node sees on an interface (tcpdump)")
+    p = sub.add_parser("capture", formatter_class=Formatter,
+                       help="what this node sees on an interface (tcpdump)")
     csub = p.add_subparsers(dest="action", required=True)
-    c = csub.add_parser("start", help="start capturing; prints the capture's id")
+    c = csub.add_parser("start", formatter_class=Formatter,
+                        help="start capturing; prints the capture's id")
     c.add_argument("iface", help="interface name, or 'any'")
     c.add_argument("--filter", default="", help="a tcpdump filter, e.g. 'host 10.0.0.2'")
-    c = csub.add_parser("stop", help="stop a capture and list its packets")
+    c = csub.add_parser("stop", formatter_class=Formatter,
+                        help="stop a capture and list its packets")
     c.add_argument("id")
     args = parser.parse_args(argv)
     if args.save:

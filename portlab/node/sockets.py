@@ -6,10 +6,8 @@ import argparse
 import contextlib
 import errno
 import json
-import random
 import socket
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -89,6 +87,9 @@ def via(target: str, gateway: str | None) -> Iterator[int]:
     if not gateway:
         yield 0
         return
+    import random  # only here: --via is rare, and every probe starts this module
+    import subprocess
+
     six = ["-6"] if ":" in target else []
     mark = random.randint(0x10000, 0x7FFFFFFF)
     table = str(random.randint(1000, 2**31 - 1))
