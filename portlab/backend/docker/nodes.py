@@ -242,31 +242,23 @@ class DockerTerminal:
 
 
 def copy(node: NodeInfo, files: Mapping[str, FileCopy]) -> None:
-    """Put files on the node, as root, making the folders they go in."""
-    folders: dict[str, dict[str, FileCopy]] = {}
-    for path, item in files.items():
+    """Put files on the node, as root, making the folders they go in: one archive, unpacked
+    at the node's `/` (Docker makes a missing folder on the way, root's and 0755, as
+    `mkdir -p` would: no exec is needed first)."""
+    for path in files:
         if not path.startswith("/") or ".." in path.split("/"):
             raise RuntimeProblem(f"cannot copy to '{path}' on {node.name}: not an absolute path")
-        folders.setdefault(posixpath.dirname(path), {})[posixpath.basename(path)] = item
-    api = docker_api.client().api
-    for folder, items in sorted(folders.items()):
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for name, item in sorted(items.items()):
-                info = tarfile.TarInfo(name)
-                info.size = len(item.content)
-                info.mode = item.mode
-                info.mtime = int(time.time())
-                tar.addfile(info, io.BytesIO(item.content))
-        with docker_api.guard(f"copying files to {folder} on {node.name}"):
-            try:
-                api.put_archive(node.ref, folder, archive.getvalue())
-            except docker.errors.NotFound:  # the folder is not there yet: make it first
-                made = exec_in(node, ["mkdir", "-p", folder])
-                if made.exit_code != 0:
-                    raise RuntimeProblem(f"cannot make {folder} on {node.name}: "
-                                         f"{made.stderr.strip()}") from None
-                api.put_archive(node.ref, folder, archive.getvalue())
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for path, item in sorted(files.items()):
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(item.content)
+            info.mode = item.mode
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(item.content))
+    where = ", ".join(sorted({posixpath.dirname(p) for p in files}))
+    with docker_api.guard(f"copying files to {where} on {node.name}"):
+        docker_api.client().api.put_archive(node.ref, "/", archive.getvalue())
 
 
 def logs(node: NodeInfo, *, follow: bool = False, tail: int | None = None) -> Iterator[bytes]:
