@@ -162,27 +162,41 @@ TC_DROP_LINK_LOCAL = ("7,40 0 0 0,21 0 4 384,32 0 0 2,84 0 0 4294967280,21 0 1 3
                       "6 0 0 2,6 0 0 4294967295")
 SEAL_SCRIPT = (
     'set -e; '
-    # hexmac DEV: its MAC as two numbers, its first four bytes and its last two
-    'hexmac() { m=$(cat "/sys/class/net/$1/address"); '
-    'printf "%d %d" "0x$(echo "$m" | cut -d: -f1-4 | tr -d :)" '
-    '"0x$(echo "$m" | cut -d: -f5-6 | tr -d :)"; }; '
+    # mac DEV: its MAC as two numbers, its first four bytes and its last two (shell builtins
+    # only: the script runs for every lab, and each process it starts is CPU on the host)
+    'mac() { IFS=: read -r a b c d e f < "/sys/class/net/$1/address"; '
+    'echo "$((0x$a$b$c$d)) $((0x$e$f))"; }; '
     # from_either A_HI A_LO B_HI B_LO: a cBPF that drops frames whose source MAC is A or B
     'from_either() { echo "10,32 0 0 6,21 0 2 $1,40 0 0 10,21 4 0 $2,32 0 0 6,21 0 3 $3,'
     '40 0 0 10,21 0 1 $4,6 0 0 2,6 0 0 4294967295"; }; '
-    'qdisc() { tc qdisc del dev "$1" clsact 2>/dev/null || true; tc qdisc add dev "$1" clsact; }; '
-    'filter() { tc filter add dev "$1" "$2" pref 1 protocol all bpf da bytecode "$3"; }; '
+    # ports BRIDGE: how many ports the bridge has, in $n
+    'ports() { n=0; for p in "/sys/class/net/$1/brif/"*; do [ -e "$p" ] && n=$((n+1)); '
+    'done; return 0; }; '
+    # the commands for ip and tc, a line each, run as three batches at the end
+    'nl=$(printf "\\n_"); nl=${nl%_}; clear=""; ipb=""; tcb=""; '
     'for spec in "$@"; do br=${spec%:*}; want=${spec#*:}; '
     f'ip link set dev "$br" mtu {SEAL_MTU}; '
     'if [ -e "/proc/sys/net/ipv6/conf/$br" ]; then '
     'echo "the host still has IPv6 on $br" >&2; exit 1; fi; '
-    f'qdisc "$br"; filter "$br" ingress "{TC_DROP_ALL}"; '
-    'i=0; while [ "$(ls "/sys/class/net/$br/brif" | wc -l)" -lt "$want" ]; do i=$((i+1)); '
-    'if [ "$i" -gt 200 ]; then echo "$br has $(ls "/sys/class/net/$br/brif" | wc -l) of its '
-    '$want ports" >&2; exit 1; fi; sleep 0.05; done; '
+    'clear="$clear""qdisc del dev $br clsact${nl}"; '
+    'tcb="$tcb""qdisc add dev $br clsact${nl}'
+    f'filter add dev $br ingress pref 1 protocol all bpf da bytecode \\"{TC_DROP_ALL}\\"${{nl}}"; '
+    'i=0; ports "$br"; while [ "$n" -lt "$want" ]; do i=$((i+1)); '
+    'if [ "$i" -gt 200 ]; then echo "$br has $n of its $want ports" >&2; exit 1; fi; '
+    'sleep 0.05; ports "$br"; done; '
     'for port in "/sys/class/net/$br/brif/"*; do p=${port##*/}; '
-    'ip link set dev "$p" addrgenmode none; ip -6 addr flush dev "$p"; qdisc "$p"; '
-    f'filter "$p" ingress "{TC_DROP_LINK_LOCAL}"; '
-    'filter "$p" egress "$(from_either $(hexmac "$p") $(hexmac "$br"))"; done; done; '
+    'ipb="$ipb""link set dev $p addrgenmode none${nl}addr flush dev $p${nl}"; '
+    'clear="$clear""qdisc del dev $p clsact${nl}"; '
+    'tcb="$tcb""qdisc add dev $p clsact${nl}'
+    'filter add dev $p ingress pref 1 protocol all bpf da bytecode '
+    f'\\"{TC_DROP_LINK_LOCAL}\\"${{nl}}'
+    'filter add dev $p egress pref 1 protocol all bpf da bytecode '
+    '\\"$(from_either $(mac "$p") $(mac "$br"))\\"${nl}"; done; done; '
+    # one ip (IPv6 only: its flush takes the port's IPv6 addresses) and two tc, the first of
+    # which clears what a device may have had already
+    'printf %s "$ipb" | ip -6 -batch -; '
+    'printf %s "$clear" | tc -force -batch - 2>/dev/null || true; '
+    'printf %s "$tcb" | tc -batch -; '
     'echo sealed')
 SEAL_NAME = "seal.host"  # node names have no dot: never a node's service name
 BRIDGE_PREFIX = "pl-"  # the host's names for lab bridges: pl- and 12 hex digits
