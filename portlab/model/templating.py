@@ -7,6 +7,7 @@ an error instead of an empty string.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jinja2
@@ -48,7 +49,15 @@ def is_template(text: str) -> bool:
 def render(text: str, context: dict[str, Any]) -> str:
     if "{" not in text:
         return text
-    return _env.from_string(text).render(context)
+    return _compiled(text).render(context)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(text: str) -> jinja2.Template:
+    """A template compiled once: a lab's texts are the same for every variant and every
+    instance of it (a class graded at once renders each of them once per student). A compiled
+    template keeps no state of a rendering; a syntax error is raised each time, not kept."""
+    return _env.from_string(text)
 
 
 def problem(text: str, context: dict[str, Any]) -> str | None:
