@@ -46,7 +46,7 @@ from portlab import core
 from portlab.backend.docker import models
 from portlab.cli import cli
 from portlab.errors import LabError, PortlabError, printable
-from portlab.model import allocate, templating
+from portlab.model import allocate, templating, yamlsrc
 from portlab.model.context import Binding
 from portlab.model.loader import parse
 from portlab.model.plan import Plan
@@ -827,6 +827,36 @@ def retag(draw: Draw, value: Any) -> str:
     text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=10**6)
     text = text.strip().removesuffix("...").strip()
     return f"{draw(st.sampled_from(TAGS + ['&a', '&b']))} {text}"
+
+
+def composed(text: str, *, libyaml: bool) -> tuple[Any, ...]:
+    """What yamlsrc makes of `text`: its data and lines, or its error, by libyaml's composer
+    (for a plain document) or by portlab's own alone."""
+    saved = yamlsrc._plain
+    if not libyaml:
+        yamlsrc._plain = lambda text: None  # type: ignore[assignment]
+    try:
+        src = yamlsrc._load.__wrapped__(text, FILE)
+        return ("read", src.data, src.lines)
+    except LabError as err:
+        return ("refused", str(err))
+    finally:
+        yamlsrc._plain = saved
+
+
+@FEWER
+@given(st.one_of(flow(), VALUES.map(dump)))
+def test_libyaml_and_portlab_s_own_composer_read_every_document_alike(text: str) -> None:
+    assert composed(text, libyaml=True) == composed(text, libyaml=False)
+
+
+def test_every_lab_is_read_alike_by_both_composers_and_libyaml_is_used() -> None:
+    for path in sorted(Path("labs").glob("*/lab.yaml")):
+        text = path.read_text()
+        assert composed(text, libyaml=True) == composed(text, libyaml=False), path
+        assert yamlsrc._plain(text) is not None, path  # a plain document: the fast path
+    for text in ("a: &x 1\nb: *x\n", "a: &x 1\n", "[" * 40 + "]" * 40, "a: 1\n---\nb: 2\n"):
+        assert yamlsrc._plain(text) is None, text  # portlab's own composer decides
 
 
 @FUZZ
