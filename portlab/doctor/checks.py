@@ -253,7 +253,7 @@ def wireguard_module(w: WireguardHost, probe: NodeProbe | None, remote: bool = F
 
 
 def seal(probe: NodeProbe | None) -> Finding:
-    """The seal of a lab's bridges (backend.docker.render.SEAL_SCRIPT) needs tc's clsact qdisc
+    """The seal of a lab's bridges (backend.docker.models.SEAL_SCRIPT) needs tc's clsact qdisc
     and cls_bpf in direct-action mode; the throwaway node tried both on its own loopback."""
     if probe is None or not probe.ran or probe.seal is None:
         why = probe.problem if probe is not None and probe.problem else "no throwaway node ran"

@@ -208,7 +208,7 @@ def run(*argv):
         return [127, str(exc)]
 out = {"iptables_version": run("iptables", "--version"), "iptables_list": run("iptables", "-S"),
        "wireguard": run("ip", "link", "add", "plwgprobe", "type", "wireguard"), "tun": None,
-       # what the seal of a lab's bridges needs (render.SEAL_SCRIPT): tc's clsact and a
+       # what the seal of a lab's bridges needs (models.SEAL_SCRIPT): tc's clsact and a
        # classic BPF filter in direct-action mode, tried on this node's own loopback
        "seal": run("sh", "-c", "tc qdisc add dev lo clsact && tc filter add dev lo ingress "
                    "pref 1 protocol all bpf da bytecode '1,6 0 0 0' && tc filter add dev lo "

@@ -336,7 +336,7 @@ def manifests(plan: Plan, registry: str | None = None) -> list[dict[str, Any]]:
     if ipv6:
         # The bridge CNI plugin gives each bridge a link-local IPv6 address of the cluster
         # node's, and nothing here can take it away: a node of the lab could reach the
-        # cluster node over IPv6. Docker's backend seals its bridges (render.SEAL_SCRIPT).
+        # cluster node over IPv6. Docker's backend seals its bridges (models.SEAL_SCRIPT).
         raise UsageError(
             f"lab '{plan.lab.name}' has IPv6 networks ({', '.join(ipv6)}), which the "
             "Kubernetes render does not support: it cannot keep the cluster node off their "
