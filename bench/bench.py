@@ -416,6 +416,10 @@ def print_concurrent(rs: list[dict[str, Any]]) -> None:
     for v in versions:
         print(f"    Compose {v} ({COMPOSES[v]['version']}) {' '.join(COMPOSES[v]['up'])} of {n} "
               f"files {spread(f'compose_{v}_up_all_s')}   ratio {spread(f'up_ratio_{v}', 'x')}")
+        if len(rs) > 1:  # each run's pair, measured minutes apart: the ratio to two places
+            print("      each run: " + ", ".join(
+                f"{r['up_all_s']:.1f} s against {r[f'compose_{v}_up_all_s']:.1f} s "
+                f"(x{r[f'up_ratio_{v}']:.2f})" for r in rs))
     print(f"  solve + check all {spread('solve_and_check_all_s')}   "
           f"{', '.join(str(r['passing']) for r in rs)} of {n} passing every check")
     print(f"  down all          {spread('down_all_s')}   " + ", ".join(
