@@ -122,8 +122,8 @@ def _plain(text: str) -> yaml.Node | None:
             elif isinstance(event, _CLOSE):
                 depth -= 1
         node: yaml.Node | None = yaml.compose(text, Loader=_CLoader)
-    except yaml.YAMLError:
-        return None
+    except Exception:  # noqa: BLE001 (invalid YAML, or text libyaml cannot take at all,
+        return None  # such as a lone surrogate: portlab's own composer says what is wrong)
     return node
 
 

@@ -855,8 +855,12 @@ def test_every_lab_is_read_alike_by_both_composers_and_libyaml_is_used() -> None
         text = path.read_text()
         assert composed(text, libyaml=True) == composed(text, libyaml=False), path
         assert yamlsrc._plain(text) is not None, path  # a plain document: the fast path
-    for text in ("a: &x 1\nb: *x\n", "a: &x 1\n", "[" * 40 + "]" * 40, "a: 1\n---\nb: 2\n"):
+    for text in ("a: &x 1\nb: *x\n", "a: &x 1\n", "[" * 40 + "]" * 40, "a: 1\n---\nb: 2\n",
+                 "a: \ud800b\n", "\ud800", "a: \x00\n"):
         assert yamlsrc._plain(text) is None, text  # portlab's own composer decides
+    for text in ("\ufeffa: 1\n", "a: 1\r\nb: [2, {c: 3}]\r\n", "", "# only a comment\n",
+                 "a: \ud800b\n", "a: 'x\n  y'\nb: |\n  z\n"):
+        assert composed(text, libyaml=True) == composed(text, libyaml=False), text
 
 
 @FUZZ
