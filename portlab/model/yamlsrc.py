@@ -66,11 +66,14 @@ def load(text: str, file: str) -> Source:
     """The document in `text`, read from `file`; a LabError that says where when it is not
     one a lab may use. The same text is composed once (a class graded at once loads its lab
     once per student); each caller gets its own copy of the data."""
-    src = _load(text, file)
+    src = _load(text, file) if len(text) <= CACHED else _load.__wrapped__(text, file)
     return Source(src.file, copy.deepcopy(src.data), dict(src.lines))
 
 
-@functools.lru_cache(maxsize=32)  # lab files: a few dozen KiB each
+CACHED = 1 << 20  # characters: a lab file is a few dozen KiB; a larger text is not kept
+
+
+@functools.lru_cache(maxsize=32)
 def _load(text: str, file: str) -> Source:
     node = _plain(text)
     try:
