@@ -313,6 +313,11 @@ class Backend(Protocol):
     def taken_subnets(self) -> list[IPv4Network]:
         """Subnets a new instance must not use: the engine's networks', the host's own."""
 
+    def lab_subnets(self) -> list[IPv4Network]:
+        """Of those, the ones portlab's labs hold, of any scope: free again once their lab is
+        down, so a student's variant that needs one waits for it. Optional: a backend without
+        it makes such a variant fail at once, as any other subnet in its way does."""
+
     def render(self, plan: Plan) -> str:
         """The engine's own description of the plan (a Compose file), as text."""
 

@@ -28,6 +28,8 @@ from portlab.runtime.ready import is_ready, wait_ready
 
 START_ATTEMPTS = 5
 START_BACKOFF = 0.3  # seconds, times the attempt, before allocating again
+VARIANT_WAIT = 120.0  # seconds a variant waits for its subnets while other labs hold them
+VARIANT_POLL = 1.0  # seconds between two looks meanwhile
 
 
 def instances(backend: Backend) -> dict[str, Instance]:
@@ -110,10 +112,38 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
         raise
 
 
+def wait_for_variant(backend: Backend, shape: Shape, progress: Progress) -> None:
+    """A student's variant needs exactly its own subnets. While labs on this machine hold one
+    (another grade, another scope's lab: they are down again soon), wait for it, up to
+    VARIANT_WAIT; anything else in the way is for plan() to say, at once."""
+    held_by_labs = getattr(backend, "lab_subnets", None)  # optional in the seam
+    if not shape.subnets or held_by_labs is None:
+        return
+    deadline = None
+    while True:
+        held = [str(want) for want in shape.subnets.values()
+                if any(want.overlaps(other) for other in held_by_labs())]
+        if not held:
+            return
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + VARIANT_WAIT
+            progress.detail(f"this variant's subnet {', '.join(held)} is held by another lab on "
+                            f"this machine; waiting for it (up to {VARIANT_WAIT:.0f} s)")
+        elif now >= deadline:
+            raise RuntimeProblem(
+                f"this variant's subnet {', '.join(held)} was still held by another lab on this "
+                f"machine after {VARIANT_WAIT:.0f} s",
+                hint="`docker network ls --filter label=portlab.subnet` lists the labs' "
+                     "networks; stop the lab that holds it, then grade again")
+        time.sleep(VARIANT_POLL)
+
+
 def _start(backend: Backend, lab: Lab, instance: str, image: str, progress: Progress,
            early: object | None, shape: Shape) -> Instance:
     problem = ""
     for _attempt in range(START_ATTEMPTS):
+        wait_for_variant(backend, shape, progress)
         # Subnets are allocated inside the slot, so they see the networks of the labs that
         # were created while this one was queued.
         with locks.start_slot(lambda n: progress.detail(

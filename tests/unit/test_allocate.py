@@ -1,4 +1,5 @@
-"""Subnet allocation: preferred when free, never colliding, never in Docker's pools."""
+"""Subnet allocation: preferred when free, never colliding, never in Docker's pools; a
+variant's own subnets waited for while another lab holds them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from portlab.errors import RuntimeProblem
 from portlab.model.allocate import (
     DOCKER_DEFAULT_POOLS,
     AllocationError,
@@ -13,6 +15,9 @@ from portlab.model.allocate import (
     allocate,
     preferred,
 )
+from portlab.progress import Quiet
+from portlab.runtime import lifecycle
+from portlab.runtime.lifecycle import Shape
 
 REQS = [Request("internet", "public", 24, IPv4Network("198.51.100.0/24")),
         Request("home", "private", 24, IPv4Network("10.0.0.0/24"))]
@@ -54,3 +59,53 @@ def test_a_network_someone_else_created_is_respected() -> None:
 def test_exhaustion_is_a_clear_error() -> None:
     with pytest.raises(AllocationError, match="no free /24 subnet left for network 'internet'"):
         allocate([REQS[0]], "x", [IPv4Network("198.0.0.0/8"), IPv4Network("203.0.113.0/24")])
+
+
+class Said(Quiet):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def detail(self, text: str) -> None:
+        self.lines.append(text)
+
+
+class HeldFor:
+    """Labs of this machine that hold one subnet for the first `looks` looks."""
+
+    def __init__(self, subnet: str, looks: int) -> None:
+        self.subnet, self.left, self.asked = IPv4Network(subnet), looks, 0
+
+    def lab_subnets(self) -> list[IPv4Network]:
+        self.asked += 1
+        self.left -= 1
+        return [self.subnet] if self.left >= 0 else []
+
+
+VARIANT = Shape(student="s1", subnets={"internet": IPv4Network("198.19.232.0/24")})
+
+
+def test_a_variant_waits_while_another_lab_holds_its_subnet(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setattr(lifecycle, "VARIANT_POLL", 0)
+    labs, said = HeldFor("198.19.232.0/24", 2), Said()
+    lifecycle.wait_for_variant(labs, VARIANT, said)  # type: ignore[arg-type]
+    assert labs.asked == 3
+    assert said.lines == ["this variant's subnet 198.19.232.0/24 is held by another lab on this "
+                          "machine; waiting for it (up to 120 s)"]
+
+
+def test_a_variant_gives_up_when_its_subnet_stays_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "VARIANT_POLL", 0)
+    monkeypatch.setattr(lifecycle, "VARIANT_WAIT", 0.05)
+    with pytest.raises(RuntimeProblem, match="still held by another lab on this machine after"):
+        lifecycle.wait_for_variant(HeldFor("198.19.0.0/16", 10**6),  # type: ignore[arg-type]
+                                   VARIANT, Said())
+
+
+def test_no_wait_without_a_variant_a_clash_or_the_backend_s_answer() -> None:
+    labs = HeldFor("10.0.0.0/8", 10**6)
+    lifecycle.wait_for_variant(labs, Shape(), Said())  # type: ignore[arg-type]
+    other = HeldFor("10.0.0.0/8", 10**6)  # held, but not this variant's
+    lifecycle.wait_for_variant(other, VARIANT, Said())  # type: ignore[arg-type]
+    lifecycle.wait_for_variant(object(), VARIANT, Said())  # type: ignore[arg-type]
+    assert labs.asked == 0 and other.asked == 1

@@ -84,6 +84,11 @@ class DockerBackend:
 
         return instances.taken_subnets()
 
+    def lab_subnets(self) -> list[IPv4Network]:
+        from portlab.backend.docker import instances
+
+        return instances.lab_subnets()
+
     def render(self, plan: Plan) -> str:
         from portlab.backend.docker import models
 

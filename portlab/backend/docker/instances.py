@@ -149,6 +149,22 @@ def taken_subnets() -> list[IPv4Network]:
     return nets + host_routes()
 
 
+def lab_subnets() -> list[IPv4Network]:
+    """The subnets of portlab's lab networks on this daemon, of every scope (their label)."""
+    c = docker_api.client()
+    nets: list[IPv4Network] = []
+    for net in docker_api.call("listing networks", c.networks.list,
+                               filters={"label": docker_api.LABEL_SUBNET}):
+        try:
+            parsed = ipaddress.ip_network(docker_api.labels_of(net).get(docker_api.LABEL_SUBNET,
+                                                                       ""), strict=False)
+        except ValueError:
+            continue
+        if isinstance(parsed, IPv4Network):
+            nets.append(parsed)
+    return nets
+
+
 def host_routes() -> list[IPv4Network]:
     """The host's own connected IPv4 routes (not the default route), from /proc."""
     nets: list[IPv4Network] = []
