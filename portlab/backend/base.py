@@ -313,10 +313,10 @@ class Backend(Protocol):
     def taken_subnets(self) -> list[IPv4Network]:
         """Subnets a new instance must not use: the engine's networks', the host's own."""
 
-    def lab_subnets(self) -> list[IPv4Network]:
-        """Of those, the ones portlab's labs hold, of any scope: free again once their lab is
-        down, so a student's variant that needs one waits for it. Optional: a backend without
-        it makes such a variant fail at once, as any other subnet in its way does."""
+    def lab_subnets(self) -> list[tuple[IPv4Network, str]]:
+        """Of those, the ones portlab's labs hold, of any scope, each with its instance's name:
+        a grade's is free again when the grade ends, so a student's variant that needs it
+        waits. Optional: without it, such a variant fails at once, as for any other subnet."""
 
     def render(self, plan: Plan) -> str:
         """The engine's own description of the plan (a Compose file), as text."""

@@ -30,6 +30,7 @@ from portlab.model.variant import Variant, variant_lab
 from portlab.probes.runner import run_checks
 from portlab.progress import Progress, Quiet
 from portlab.runtime import Instance
+from portlab.runtime.lifecycle import GRADE_PREFIX
 
 
 def grade(name: str, folder: Path, student: str, *, salt: str = "",
@@ -43,7 +44,7 @@ def grade(name: str, folder: Path, student: str, *, salt: str = "",
     progress = progress or Quiet()
     lab, variant = variant_lab(name, student, salt)
     files = sub.read(lab, folder)
-    instance = f"grade-{_slug(student)}-{secrets.token_hex(3)}"
+    instance = f"{GRADE_PREFIX}{_slug(student)}-{secrets.token_hex(3)}"
     started = time.monotonic()
     inst = runtime.up(lab, instance, progress, shape=shape(lab, variant, settings.limits, True))
     try:

@@ -28,7 +28,8 @@ from portlab.runtime.ready import is_ready, wait_ready
 
 START_ATTEMPTS = 5
 START_BACKOFF = 0.3  # seconds, times the attempt, before allocating again
-VARIANT_WAIT = 120.0  # seconds a variant waits for its subnets while other labs hold them
+GRADE_PREFIX = "grade-"  # a grade's instance (portlab.grading.session), removed when it ends
+VARIANT_WAIT = 120.0  # seconds a variant waits for its subnets while grades hold them
 VARIANT_POLL = 1.0  # seconds between two looks meanwhile
 
 
@@ -113,30 +114,36 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
 
 
 def wait_for_variant(backend: Backend, shape: Shape, progress: Progress) -> None:
-    """A student's variant needs exactly its own subnets. While labs on this machine hold one
-    (another grade, another scope's lab: they are down again soon), wait for it, up to
-    VARIANT_WAIT; anything else in the way is for plan() to say, at once."""
+    """A student's variant needs exactly its own subnets. While other grades on this machine
+    hold one (of any scope: each is removed when it ends), wait for it, up to VARIANT_WAIT;
+    anything else in the way (a lab that is up, a network of someone else's) is for plan()
+    to say, at once."""
     held_by_labs = getattr(backend, "lab_subnets", None)  # optional in the seam
     if not shape.subnets or held_by_labs is None:
         return
     deadline = None
     while True:
+        grades = [net for net, name in held_by_labs() if name.startswith(GRADE_PREFIX)]
         held = [str(want) for want in shape.subnets.values()
-                if any(want.overlaps(other) for other in held_by_labs())]
+                if any(want.overlaps(other) for other in grades)]
         if not held:
             return
         now = time.monotonic()
         if deadline is None:
             deadline = now + VARIANT_WAIT
-            progress.detail(f"this variant's subnet {', '.join(held)} is held by another lab on "
-                            f"this machine; waiting for it (up to {VARIANT_WAIT:.0f} s)")
+            progress.detail(f"this variant's {_subnets(held)} held by another grade on this "
+                            f"machine; waiting (up to {VARIANT_WAIT:.0f} s)")
         elif now >= deadline:
             raise RuntimeProblem(
-                f"this variant's subnet {', '.join(held)} was still held by another lab on this "
-                f"machine after {VARIANT_WAIT:.0f} s",
+                f"this variant's {_subnets(held)} still held by another grade on this machine "
+                f"after {VARIANT_WAIT:.0f} s",
                 hint="`docker network ls --filter label=portlab.subnet` lists the labs' "
-                     "networks; stop the lab that holds it, then grade again")
+                     "networks; grade again once that grade has ended")
         time.sleep(VARIANT_POLL)
+
+
+def _subnets(held: list[str]) -> str:
+    return f"subnet {held[0]} is" if len(held) == 1 else f"subnets {', '.join(held)} are"
 
 
 def _start(backend: Backend, lab: Lab, instance: str, image: str, progress: Progress,

@@ -70,15 +70,17 @@ class Said(Quiet):
 
 
 class HeldFor:
-    """Labs of this machine that hold one subnet for the first `looks` looks."""
+    """A lab of this machine (a grade, unless `instance` says otherwise) that holds one subnet
+    for the first `looks` looks."""
 
-    def __init__(self, subnet: str, looks: int) -> None:
+    def __init__(self, subnet: str, looks: int, instance: str = "grade-bob-1a2b3c") -> None:
         self.subnet, self.left, self.asked = IPv4Network(subnet), looks, 0
+        self.instance = instance
 
-    def lab_subnets(self) -> list[IPv4Network]:
+    def lab_subnets(self) -> list[tuple[IPv4Network, str]]:
         self.asked += 1
         self.left -= 1
-        return [self.subnet] if self.left >= 0 else []
+        return [(self.subnet, self.instance)] if self.left >= 0 else []
 
 
 VARIANT = Shape(student="s1", subnets={"internet": IPv4Network("198.19.232.0/24")})
@@ -90,14 +92,14 @@ def test_a_variant_waits_while_another_lab_holds_its_subnet(monkeypatch: pytest.
     labs, said = HeldFor("198.19.232.0/24", 2), Said()
     lifecycle.wait_for_variant(labs, VARIANT, said)  # type: ignore[arg-type]
     assert labs.asked == 3
-    assert said.lines == ["this variant's subnet 198.19.232.0/24 is held by another lab on this "
-                          "machine; waiting for it (up to 120 s)"]
+    assert said.lines == ["this variant's subnet 198.19.232.0/24 is held by another grade on "
+                          "this machine; waiting (up to 120 s)"]
 
 
 def test_a_variant_gives_up_when_its_subnet_stays_held(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lifecycle, "VARIANT_POLL", 0)
     monkeypatch.setattr(lifecycle, "VARIANT_WAIT", 0.05)
-    with pytest.raises(RuntimeProblem, match="still held by another lab on this machine after"):
+    with pytest.raises(RuntimeProblem, match="is still held by another grade on this machine"):
         lifecycle.wait_for_variant(HeldFor("198.19.0.0/16", 10**6),  # type: ignore[arg-type]
                                    VARIANT, Said())
 
@@ -107,5 +109,7 @@ def test_no_wait_without_a_variant_a_clash_or_the_backend_s_answer() -> None:
     lifecycle.wait_for_variant(labs, Shape(), Said())  # type: ignore[arg-type]
     other = HeldFor("10.0.0.0/8", 10**6)  # held, but not this variant's
     lifecycle.wait_for_variant(other, VARIANT, Said())  # type: ignore[arg-type]
+    up = HeldFor("198.19.232.0/24", 10**6, instance="forwarding")  # a lab that is up: plan() says
+    lifecycle.wait_for_variant(up, VARIANT, Said())  # type: ignore[arg-type]
     lifecycle.wait_for_variant(object(), VARIANT, Said())  # type: ignore[arg-type]
-    assert labs.asked == 0 and other.asked == 1
+    assert labs.asked == 0 and other.asked == 1 and up.asked == 1

@@ -84,7 +84,7 @@ class DockerBackend:
 
         return instances.taken_subnets()
 
-    def lab_subnets(self) -> list[IPv4Network]:
+    def lab_subnets(self) -> list[tuple[IPv4Network, str]]:
         from portlab.backend.docker import instances
 
         return instances.lab_subnets()

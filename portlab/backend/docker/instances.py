@@ -149,19 +149,20 @@ def taken_subnets() -> list[IPv4Network]:
     return nets + host_routes()
 
 
-def lab_subnets() -> list[IPv4Network]:
-    """The subnets of portlab's lab networks on this daemon, of every scope (their label)."""
+def lab_subnets() -> list[tuple[IPv4Network, str]]:
+    """The subnets of portlab's lab networks on this daemon, of every scope (their labels),
+    each with its instance's name."""
     c = docker_api.client()
-    nets: list[IPv4Network] = []
+    nets: list[tuple[IPv4Network, str]] = []
     for net in docker_api.call("listing networks", c.networks.list,
                                filters={"label": docker_api.LABEL_SUBNET}):
+        labels = docker_api.labels_of(net)
         try:
-            parsed = ipaddress.ip_network(docker_api.labels_of(net).get(docker_api.LABEL_SUBNET,
-                                                                       ""), strict=False)
+            parsed = ipaddress.ip_network(labels.get(docker_api.LABEL_SUBNET, ""), strict=False)
         except ValueError:
             continue
         if isinstance(parsed, IPv4Network):
-            nets.append(parsed)
+            nets.append((parsed, labels.get(docker_api.LABEL_INSTANCE, "")))
     return nets
 
 
