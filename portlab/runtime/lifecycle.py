@@ -114,16 +114,19 @@ def _up(backend: Backend, lab: Lab, instance: str, progress: Progress, *,
 
 
 def wait_for_variant(backend: Backend, shape: Shape, progress: Progress) -> None:
-    """A student's variant needs exactly its own subnets. While other grades on this machine
-    hold one (of any scope: each is removed when it ends), wait for it, up to VARIANT_WAIT;
-    anything else in the way (a lab that is up, a network of someone else's) is for plan()
-    to say, at once."""
+    """A student's variant needs exactly its own subnets. While another grade on this machine
+    holds one (of any scope: each is removed when it ends), or a lab of another scope does
+    (another user's, a test worker's), wait for it, up to VARIANT_WAIT; anything else in the
+    way (a lab of this scope that is up, a network not portlab's) is for plan() to say, at
+    once."""
     held_by_labs = getattr(backend, "lab_subnets", None)  # optional in the seam
     if not shape.subnets or held_by_labs is None:
         return
     deadline = None
     while True:
-        grades = [net for net, name in held_by_labs() if name.startswith(GRADE_PREFIX)]
+        mine = set(backend.instances())  # this scope's
+        grades = [net for net, name in held_by_labs()
+                  if name.startswith(GRADE_PREFIX) or name not in mine]
         held = [str(want) for want in shape.subnets.values()
                 if any(want.overlaps(other) for other in grades)]
         if not held:
@@ -131,14 +134,14 @@ def wait_for_variant(backend: Backend, shape: Shape, progress: Progress) -> None
         now = time.monotonic()
         if deadline is None:
             deadline = now + VARIANT_WAIT
-            progress.detail(f"this variant's {_subnets(held)} held by another grade on this "
+            progress.detail(f"this variant's {_subnets(held)} held by another lab on this "
                             f"machine; waiting (up to {VARIANT_WAIT:.0f} s)")
         elif now >= deadline:
             raise RuntimeProblem(
-                f"this variant's {_subnets(held)} still held by another grade on this machine "
+                f"this variant's {_subnets(held)} still held by another lab on this machine "
                 f"after {VARIANT_WAIT:.0f} s",
                 hint="`docker network ls --filter label=portlab.subnet` lists the labs' "
-                     "networks; grade again once that grade has ended")
+                     "networks; grade again once that lab is down")
         time.sleep(VARIANT_POLL)
 
 

@@ -77,6 +77,9 @@ class HeldFor:
         self.subnet, self.left, self.asked = IPv4Network(subnet), looks, 0
         self.instance = instance
 
+    def instances(self) -> dict[str, object]:
+        return {"forwarding": object()}  # this scope's lab that is up
+
     def lab_subnets(self) -> list[tuple[IPv4Network, str]]:
         self.asked += 1
         self.left -= 1
@@ -92,14 +95,14 @@ def test_a_variant_waits_while_another_lab_holds_its_subnet(monkeypatch: pytest.
     labs, said = HeldFor("198.19.232.0/24", 2), Said()
     lifecycle.wait_for_variant(labs, VARIANT, said)  # type: ignore[arg-type]
     assert labs.asked == 3
-    assert said.lines == ["this variant's subnet 198.19.232.0/24 is held by another grade on "
+    assert said.lines == ["this variant's subnet 198.19.232.0/24 is held by another lab on "
                           "this machine; waiting (up to 120 s)"]
 
 
 def test_a_variant_gives_up_when_its_subnet_stays_held(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lifecycle, "VARIANT_POLL", 0)
     monkeypatch.setattr(lifecycle, "VARIANT_WAIT", 0.05)
-    with pytest.raises(RuntimeProblem, match="is still held by another grade on this machine"):
+    with pytest.raises(RuntimeProblem, match="is still held by another lab on this machine"):
         lifecycle.wait_for_variant(HeldFor("198.19.0.0/16", 10**6),  # type: ignore[arg-type]
                                    VARIANT, Said())
 
@@ -109,7 +112,14 @@ def test_no_wait_without_a_variant_a_clash_or_the_backend_s_answer() -> None:
     lifecycle.wait_for_variant(labs, Shape(), Said())  # type: ignore[arg-type]
     other = HeldFor("10.0.0.0/8", 10**6)  # held, but not this variant's
     lifecycle.wait_for_variant(other, VARIANT, Said())  # type: ignore[arg-type]
-    up = HeldFor("198.19.232.0/24", 10**6, instance="forwarding")  # a lab that is up: plan() says
+    up = HeldFor("198.19.232.0/24", 10**6, instance="forwarding")  # this scope's lab: plan() says
     lifecycle.wait_for_variant(up, VARIANT, Said())  # type: ignore[arg-type]
     lifecycle.wait_for_variant(object(), VARIANT, Said())  # type: ignore[arg-type]
     assert labs.asked == 0 and other.asked == 1 and up.asked == 1
+
+
+def test_a_variant_waits_for_a_lab_of_another_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "VARIANT_POLL", 0)
+    labs = HeldFor("198.19.232.0/24", 2, instance="forwarding-of-someone-else")
+    lifecycle.wait_for_variant(labs, VARIANT, Said())  # type: ignore[arg-type]
+    assert labs.asked == 3
