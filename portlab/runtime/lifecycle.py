@@ -29,7 +29,7 @@ from portlab.runtime.ready import is_ready, wait_ready
 START_ATTEMPTS = 5
 START_BACKOFF = 0.3  # seconds, times the attempt, before allocating again
 GRADE_PREFIX = "grade-"  # a grade's instance (portlab.grading.session), removed when it ends
-VARIANT_WAIT = 120.0  # seconds a variant waits for its subnets while grades hold them
+VARIANT_WAIT = 120.0  # seconds a variant waits while other grades or scopes hold its subnets
 VARIANT_POLL = 1.0  # seconds between two looks meanwhile
 
 
